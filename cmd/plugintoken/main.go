@@ -1,0 +1,153 @@
+// Command plugintoken runs the plugin token service.
+//
+//	plugintoken serve [flags]   run the HTTP service (see -help)
+//	plugintoken version         print the version
+//
+// main is thin: flags and environment become a Config, and Main does the
+// wiring, so that end-to-end tests run exactly what the binary runs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `plugintoken issues and manages the tokens of Teable plugins.
+
+Usage:
+  plugintoken serve [flags]   run the HTTP service
+  plugintoken version         print the version
+
+Run 'plugintoken serve -help' for the flags. Every flag can also be set with
+the environment variable PLUGINTOKEN_<FLAG> (upper case, '-' as '_'), for
+example PLUGINTOKEN_AUTH_CODE_TTL=2s; a flag on the command line wins.
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := parseServeFlags(args[1:], os.Getenv, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "plugintoken:", err)
+			return 2
+		}
+		m := NewMain(cfg, stderr)
+		if err := m.Run(ctx); err != nil {
+			fmt.Fprintln(stderr, "plugintoken:", err)
+			return 1
+		}
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "plugintoken", buildVersion())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "plugintoken: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// buildVersion is the -ldflags version, else the module version Go recorded.
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// parseServeFlags turns the serve flags, with PLUGINTOKEN_* environment
+// variables as defaults, into a Config.
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("plugintoken serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on (host:port)")
+	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "bbolt database file (created 0600 if missing)")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "",
+		"file of admin bearer tokens, one per line (default: admin-token beside the database;\n"+
+			"generated there on first start when no token is configured)")
+	fs.DurationVar(&cfg.AuthCodeTTL, "auth-code-ttl", cfg.AuthCodeTTL, "lifetime of an auth code")
+	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", cfg.AccessTokenTTL, "lifetime of an access token")
+	fs.DurationVar(&cfg.RefreshTokenTTL, "refresh-token-ttl", cfg.RefreshTokenTTL, "lifetime of a refresh token")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGINT/SIGTERM waits for in-flight requests")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: plugintoken serve [flags]\n\n"+
+			"Admin bearer tokens come from PLUGINTOKEN_ADMIN_TOKEN (comma-separated) and/or\n"+
+			"the admin token file.\n\nFlags (each also read from PLUGINTOKEN_<FLAG>):\n")
+		fs.PrintDefaults()
+	}
+	// Environment first, so that the command line overrides it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "PLUGINTOKEN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"auth-code-ttl", cfg.AuthCodeTTL}, {"access-token-ttl", cfg.AccessTokenTTL}, {"refresh-token-ttl", cfg.RefreshTokenTTL}} {
+		if d.v < time.Second {
+			return cfg, fmt.Errorf("-%s must be at least 1s, got %s", d.name, d.v)
+		}
+	}
+	if cfg.AdminTokenFile == "" {
+		cfg.AdminTokenFile = defaultAdminTokenFile(cfg.DBPath)
+	}
+	cfg.AdminTokens = splitTokens(getenv("PLUGINTOKEN_ADMIN_TOKEN"))
+	return cfg, nil
+}
+
+// splitTokens splits a comma-separated list, dropping blanks.
+func splitTokens(s string) []string {
+	var out []string
+	for t := range strings.SplitSeq(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}

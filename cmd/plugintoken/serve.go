@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// Config is everything `plugintoken serve` is told.
+type Config struct {
+	Addr            string
+	DBPath          string
+	AdminTokens     []string // from PLUGINTOKEN_ADMIN_TOKEN
+	AdminTokenFile  string
+	AuthCodeTTL     time.Duration
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig is the configuration of a bare `plugintoken serve`.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		DBPath:          filepath.Join("data", "plugintoken.db"),
+		AuthCodeTTL:     server.DefaultAuthCodeTTL,
+		AccessTokenTTL:  server.DefaultAccessTokenTTL,
+		RefreshTokenTTL: server.DefaultRefreshTokenTTL,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// defaultAdminTokenFile is the admin token file beside the database.
+func defaultAdminTokenFile(dbPath string) string {
+	return filepath.Join(filepath.Dir(dbPath), "admin-token")
+}
+
+// Main is the running service: the store, the HTTP server and their
+// lifecycle. Tests use it as the binary does.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+
+	db       *store.DB
+	listener net.Listener
+	http     *http.Server
+	served   chan error
+}
+
+// NewMain returns a Main that logs to logw.
+func NewMain(cfg Config, logw io.Writer) *Main {
+	return &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(logw, nil))}
+}
+
+// Run starts the service and serves until ctx is done, then shuts down.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.Start(); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		m.Log.Info("shutting down", "drain_timeout", m.Config.ShutdownTimeout)
+	case err := <-m.served:
+		_ = m.db.Close()
+		return fmt.Errorf("http server: %w", err)
+	}
+	return m.Close()
+}
+
+// Start opens the store, listens and serves in the background.
+func (m *Main) Start() (err error) {
+	cfg := m.Config
+	admin, err := m.adminAuthenticator()
+	if err != nil {
+		return err
+	}
+	m.db, err = store.Open(cfg.DBPath, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = m.db.Close()
+		}
+	}()
+	srv, err := server.New(server.Config{
+		Store:           m.db,
+		Admin:           admin,
+		Logger:          m.Log,
+		AuthCodeTTL:     cfg.AuthCodeTTL,
+		AccessTokenTTL:  cfg.AccessTokenTTL,
+		RefreshTokenTTL: cfg.RefreshTokenTTL,
+	})
+	if err != nil {
+		return err
+	}
+	h, err := srv.Handler()
+	if err != nil {
+		return err
+	}
+	m.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	m.http = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() {
+		if err := m.http.Serve(m.listener); !errors.Is(err, http.ErrServerClosed) {
+			m.served <- err
+		}
+		close(m.served)
+	}()
+	m.Log.Info("serving", "addr", m.listener.Addr().String(), "db", cfg.DBPath, "version", buildVersion())
+	return nil
+}
+
+// Addr is the address the service listens on (useful with port 0).
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Close drains in-flight requests for up to ShutdownTimeout, then closes the
+// database. New connections are refused from the moment it is called.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	defer cancel()
+	herr := m.http.Shutdown(ctx)
+	if herr != nil {
+		herr = fmt.Errorf("drain requests: %w", herr)
+		_ = m.http.Close()
+	}
+	derr := m.db.Close()
+	if derr == nil {
+		m.Log.Info("database closed", "db", m.Config.DBPath)
+	}
+	return errors.Join(herr, derr)
+}
+
+// adminAuthenticator accepts the tokens of PLUGINTOKEN_ADMIN_TOKEN and of the
+// admin token file. When neither has one, it generates a token into the file
+// (0600) so that a first start gives a working credential, and logs the
+// file's path, never the token.
+func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
+	path := m.Config.AdminTokenFile
+	tokens := append([]string(nil), m.Config.AdminTokens...)
+	fromFile, err := readTokenFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && len(tokens) == 0:
+		tok, err := writeNewTokenFile(path)
+		if err != nil {
+			return nil, err
+		}
+		m.Log.Warn("no admin token configured: generated one", "file", path)
+		tokens = append(tokens, tok)
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		tokens = append(tokens, fromFile...)
+	}
+	auth, err := server.StaticTokens(tokens...)
+	if err != nil {
+		return nil, fmt.Errorf("admin tokens: %w", err)
+	}
+	return auth, nil
+}
+
+// readTokenFile reads one token per line; blank lines and # comments are
+// skipped.
+func readTokenFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+		slog.Warn("admin token file is readable by other users; chmod 600 it", "file", path)
+	}
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read admin token file %s: %w", path, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("admin token file %s holds no token", path)
+	}
+	return out, nil
+}
+
+// writeNewTokenFile creates path (0600, failing if it exists) holding a new
+// random admin token, and returns the token.
+func writeNewTokenFile(path string) (string, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	tok := "ptadmin_" + base64.RawURLEncoding.EncodeToString(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create admin token file: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, tok); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return tok, f.Close()
+}

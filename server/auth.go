@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+	echomiddleware "github.com/oapi-codegen/echo-middleware"
+
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// AdminAuthenticator decides whether a bearer token grants admin access to
+// the protected routes (plugin registration, auth codes). It returns a
+// subject naming the caller, for logs, or an error: an *Error with code
+// CodeUnauthorized (or CodeRestricted) refuses the request with that status;
+// any other error is an internal failure and answers 500.
+//
+// An embedding gateway plugs its own (its session check, say); the binary
+// uses StaticTokens.
+type AdminAuthenticator func(ctx context.Context, bearer string) (subject string, err error)
+
+// ErrUnauthorized is what an AdminAuthenticator returns for a token it does
+// not accept.
+var ErrUnauthorized = errMissingBearer
+
+// StaticTokens returns an AdminAuthenticator that accepts exactly the given
+// tokens. It keeps only their SHA-256 hashes and compares a presented token's
+// hash with every one of them in constant time. The subject is "admin:" and
+// the first 8 hex digits of the token's hash, which tells operators which
+// token was used without revealing it.
+func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
+	var hashes []store.Hash
+	for _, t := range tokens {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if len(t) < 16 {
+			return nil, fmt.Errorf("admin token of %d characters is too short (at least 16)", len(t))
+		}
+		hashes = append(hashes, store.HashOf(t))
+	}
+	if len(hashes) == 0 {
+		return nil, errors.New("no admin token given")
+	}
+	return func(_ context.Context, bearer string) (string, error) {
+		h := store.HashOf(bearer)
+		match := -1
+		for i, want := range hashes {
+			// No early exit: every configured token is compared.
+			if subtle.ConstantTimeCompare(h[:], want[:]) == 1 {
+				match = i
+			}
+		}
+		if match < 0 {
+			return "", ErrUnauthorized
+		}
+		return fmt.Sprintf("admin:%x", hashes[match][:4]), nil
+	}, nil
+}
+
+// contextKeySubject is where the admin subject is kept on the echo context.
+const contextKeySubject = "plugintoken.subject"
+
+// bearerToken extracts the token of an `Authorization: Bearer <token>` header.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// authenticate is the request validator's AuthenticationFunc: the spec, not
+// the handlers, says which routes need the admin bearer.
+func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+	if in.SecuritySchemeName != "bearerAuth" {
+		return &echo.HTTPError{Code: http.StatusInternalServerError,
+			Internal: fmt.Errorf("security scheme %q has no authenticator", in.SecuritySchemeName)}
+	}
+	token, ok := bearerToken(in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization))
+	if !ok {
+		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
+	}
+	c := echomiddleware.GetEchoContext(ctx)
+	subject, err := s.admin(c.Request().Context(), token)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return &echo.HTTPError{Code: e.Status(), Internal: e}
+		}
+		return &echo.HTTPError{Code: http.StatusInternalServerError, Internal: fmt.Errorf("admin authenticator: %w", err)}
+	}
+	c.Set(contextKeySubject, subject)
+	return nil
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugintoken/plugintoken/gen"
+)
+
+// Code is one of Teable's error codes, the `code` of the error body.
+type Code string
+
+// The error codes Teable's clients know.
+const (
+	CodeValidation         Code = "validation_error"
+	CodeUnauthorized       Code = "unauthorized"
+	CodeRestricted         Code = "restricted_resource"
+	CodeNotFound           Code = "not_found"
+	CodeMethodNotAllowed   Code = "method_not_allowed"
+	CodeTooLarge           Code = "payload_too_large"
+	CodeUnsupportedMedia   Code = "unsupported_media_type"
+	CodeTooManyRequests    Code = "too_many_requests"
+	CodeInternal           Code = "internal_server_error"
+	CodeServiceUnavailable Code = "service_unavailable"
+)
+
+// statusOf is the one table from error code to HTTP status.
+var statusOf = map[Code]int{
+	CodeValidation:         http.StatusBadRequest,
+	CodeUnauthorized:       http.StatusUnauthorized,
+	CodeRestricted:         http.StatusForbidden,
+	CodeNotFound:           http.StatusNotFound,
+	CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	CodeTooLarge:           http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMedia:   http.StatusUnsupportedMediaType,
+	CodeTooManyRequests:    http.StatusTooManyRequests,
+	CodeInternal:           http.StatusInternalServerError,
+	CodeServiceUnavailable: http.StatusServiceUnavailable,
+}
+
+// codeOf maps the statuses that echo and the request validator produce back
+// to a code, for errors that did not start as an *Error.
+var codeOf = func() map[int]Code {
+	m := make(map[int]Code, len(statusOf))
+	for c, s := range statusOf {
+		m[s] = c
+	}
+	return m
+}()
+
+// Error is the one error type handlers return. Message is shown to the
+// client; Err is for the operator's log only and never leaves the server.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error
+}
+
+// Errorf returns an *Error with a client-safe message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Status returns the HTTP status for the error's code.
+func (e *Error) Status() int {
+	if s, ok := statusOf[e.Code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// The messages Teable's server uses, which its clients may match on.
+var (
+	errInvalidSecret       = Errorf(CodeValidation, "Invalid secret")
+	errInvalidAuthCode     = Errorf(CodeValidation, "Invalid auth code")
+	errPluginNotFound      = Errorf(CodeNotFound, "Plugin not found")
+	errMissingBearer       = Errorf(CodeUnauthorized, "A valid admin bearer token is required")
+	errInternal            = Errorf(CodeInternal, "Internal server error")
+	errNotFoundRoute       = Errorf(CodeNotFound, "Not found")
+	errMethodNotAllowedMsg = "Method not allowed"
+)
+
+// asError turns any error into the *Error to answer with. Errors that are
+// neither an *Error nor an echo.HTTPError are internal: the client gets a
+// bare 500 and the detail goes to the log.
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		// A nested *Error (for instance from the authenticator, carried
+		// through the request validator) says more than the status.
+		if errors.As(he.Internal, &e) {
+			return e
+		}
+		code, ok := codeOf[he.Code]
+		if !ok {
+			code = CodeInternal
+		}
+		msg := http.StatusText(he.Code)
+		switch m := he.Message.(type) {
+		case string:
+			if code != CodeInternal {
+				msg = m
+			}
+		case error:
+			if code != CodeInternal {
+				msg = m.Error()
+			}
+		}
+		if he.Code == http.StatusMethodNotAllowed {
+			msg = errMethodNotAllowedMsg
+		}
+		return &Error{Code: code, Message: msg, Err: he}
+	}
+	return &Error{Code: CodeInternal, Message: errInternal.Message, Err: err}
+}
+
+// writeError answers the request with err in Teable's error body. It is the
+// only place that turns errors into HTTP responses.
+func writeError(c echo.Context, log *slog.Logger, err error) {
+	e := asError(err)
+	status := e.Status()
+	if status >= 500 {
+		// Only the operator sees the detail. Handlers never put secrets
+		// into error details, so the detail is safe to log.
+		log.ErrorContext(c.Request().Context(), "request failed",
+			"method", c.Request().Method, "route", c.Path(), "err", e.Error())
+	}
+	if c.Response().Committed {
+		return
+	}
+	h := c.Response().Header()
+	if status == http.StatusUnauthorized {
+		h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="plugintoken"`)
+	}
+	body := gen.Error{Message: e.Message, Status: status, Code: string(e.Code)}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if werr := c.JSON(status, body); werr != nil {
+		log.ErrorContext(c.Request().Context(), "writing error response", "err", werr)
+	}
+}

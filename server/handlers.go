@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// CreatePlugin registers a plugin and returns its plaintext secret, once.
+func (s *Server) CreatePlugin(ctx context.Context, req gen.CreatePluginRequestObject) (gen.CreatePluginResponseObject, error) {
+	scopes := s.scopes
+	if req.Body.Scopes != nil {
+		if len(*req.Body.Scopes) == 0 {
+			return nil, Errorf(CodeValidation, "scopes must not be empty: omit it to allow every plugin scope")
+		}
+		if err := s.vocabulary.check(*req.Body.Scopes); err != nil {
+			return nil, err
+		}
+		scopes = dedupe(*req.Body.Scopes)
+	}
+	now := s.now()
+	secret := newSecret()
+	p := store.Plugin{
+		ID:         newPluginID(),
+		Name:       req.Body.Name,
+		SecretHash: store.HashOf(secret),
+		SecretHint: secretHint(secret),
+		Scopes:     scopes,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+	if err := s.store.CreatePlugin(ctx, p); err != nil {
+		return nil, err
+	}
+	return gen.CreatePlugin201JSONResponse{ID: p.ID, Name: p.Name, Secret: secret, Scopes: p.Scopes}, nil
+}
+
+// GetPlugin returns a plugin with its secret masked.
+func (s *Server) GetPlugin(ctx context.Context, req gen.GetPluginRequestObject) (gen.GetPluginResponseObject, error) {
+	p, err := s.store.Plugin(ctx, req.PluginID)
+	if err != nil {
+		return nil, pluginError(err)
+	}
+	return gen.GetPlugin200JSONResponse{ID: p.ID, Name: p.Name, Secret: maskSecret(p.SecretHint), Scopes: p.Scopes}, nil
+}
+
+// DeletePlugin deletes a plugin; its codes and tokens stop working at once.
+func (s *Server) DeletePlugin(ctx context.Context, req gen.DeletePluginRequestObject) (gen.DeletePluginResponseObject, error) {
+	if err := s.store.DeletePlugin(ctx, req.PluginID); err != nil {
+		return nil, pluginError(err)
+	}
+	return gen.DeletePlugin204Response{}, nil
+}
+
+// RegeneratePluginSecret replaces a plugin's secret; the old one fails at once.
+func (s *Server) RegeneratePluginSecret(ctx context.Context, req gen.RegeneratePluginSecretRequestObject) (gen.RegeneratePluginSecretResponseObject, error) {
+	secret := newSecret()
+	if err := s.store.SetPluginSecret(ctx, req.PluginID, store.HashOf(secret), secretHint(secret), s.now()); err != nil {
+		return nil, pluginError(err)
+	}
+	return gen.RegeneratePluginSecret200JSONResponse{ID: req.PluginID, Secret: secret}, nil
+}
+
+// CreateAuthCode issues a single-use code bound to the plugin and the base.
+func (s *Server) CreateAuthCode(ctx context.Context, req gen.CreateAuthCodeRequestObject) (gen.CreateAuthCodeResponseObject, error) {
+	code := randomToken(PrefixAuthCode)
+	now := s.now()
+	err := s.store.CreateAuthCode(ctx, store.AuthCode{
+		Hash:      store.HashOf(code),
+		PluginID:  req.PluginID,
+		BaseID:    req.Body.BaseID,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(s.codeTTL),
+	})
+	if err != nil {
+		return nil, pluginError(err)
+	}
+	return gen.CreateAuthCode200JSONResponse{Code: code, ExpiresIn: s.codeTTL.Seconds()}, nil
+}
+
+// GetPluginToken is Teable's documented GET-with-a-body form of the exchange.
+func (s *Server) GetPluginToken(ctx context.Context, req gen.GetPluginTokenRequestObject) (gen.GetPluginTokenResponseObject, error) {
+	tok, err := s.exchange(ctx, req.PluginID, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetPluginToken200JSONResponse(tok), nil
+}
+
+// PostPluginToken is the POST form of the exchange that Teable's clients send.
+func (s *Server) PostPluginToken(ctx context.Context, req gen.PostPluginTokenRequestObject) (gen.PostPluginTokenResponseObject, error) {
+	tok, err := s.exchange(ctx, req.PluginID, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	return gen.PostPluginToken200JSONResponse(tok), nil
+}
+
+// exchange trades a plugin secret and an auth code for a token pair. Scopes
+// are checked against the vocabulary before the store is touched; the secret,
+// the plugin's allowed scopes and the code are checked, and the code
+// consumed, in one store transaction.
+func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.PluginTokenRequest) (gen.PluginTokenResponse, error) {
+	if err := s.vocabulary.check(body.Scopes); err != nil {
+		return gen.PluginTokenResponse{}, err
+	}
+	scopes := dedupe(body.Scopes)
+	now := s.now()
+	access, refresh := randomToken(PrefixAccessToken), randomToken(PrefixRefreshToken)
+	grant := store.Token{PluginID: pluginID, BaseID: body.BaseID, Scopes: scopes, IssuedAt: now}
+	accessRec, refreshRec := grant, grant
+	accessRec.Kind, accessRec.Hash, accessRec.ExpiresAt = store.KindAccess, store.HashOf(access), now.Add(s.accessTTL)
+	refreshRec.Kind, refreshRec.Hash, refreshRec.ExpiresAt = store.KindRefresh, store.HashOf(refresh), now.Add(s.refreshTTL)
+
+	err := s.store.RedeemAuthCode(ctx, store.Redemption{
+		PluginID: pluginID,
+		BaseID:   body.BaseID,
+		Code:     store.HashOf(body.AuthCode),
+		Now:      now,
+		Authorize: func(p store.Plugin) error {
+			if !secretMatches(p.SecretHash, body.Secret) {
+				return errInvalidSecret
+			}
+			for _, sc := range scopes {
+				if !slices.Contains(p.Scopes, sc) {
+					return Errorf(CodeValidation, "Scope %q is not allowed for this plugin", sc)
+				}
+			}
+			return nil
+		},
+		Access:  accessRec,
+		Refresh: refreshRec,
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return gen.PluginTokenResponse{}, errPluginNotFound
+	case errors.Is(err, store.ErrInvalidCode):
+		return gen.PluginTokenResponse{}, errInvalidAuthCode
+	case err != nil:
+		return gen.PluginTokenResponse{}, err
+	}
+	return gen.PluginTokenResponse{
+		AccessToken:      access,
+		RefreshToken:     refresh,
+		Scopes:           scopes,
+		ExpiresIn:        s.accessTTL.Seconds(),
+		RefreshExpiresIn: s.refreshTTL.Seconds(),
+	}, nil
+}
+
+// pluginError maps the store's not-found to Teable's "Plugin not found".
+func pluginError(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errPluginNotFound
+	}
+	return err
+}

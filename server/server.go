@@ -1,0 +1,231 @@
+// Package server implements plugintoken's HTTP API: the generated strict
+// interface (package gen) over a Store, the admin authentication hook, the
+// one mapping from errors to Teable's error body, and the functions with
+// which a standalone binary or an existing Echo application mounts it.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	echomiddleware "github.com/oapi-codegen/echo-middleware"
+
+	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// Store is the persistence the server needs. *store.DB (bbolt) implements
+// it; another engine must keep the same contract, method by method, as
+// documented on *store.DB: hashes in, never plaintext; the sentinel errors
+// store.ErrNotFound, store.ErrExists and store.ErrInvalidCode; and
+// RedeemAuthCode's check-and-consume as one atomic step.
+type Store interface {
+	CreatePlugin(ctx context.Context, p store.Plugin) error
+	Plugin(ctx context.Context, id string) (store.Plugin, error)
+	DeletePlugin(ctx context.Context, id string) error
+	SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error
+	CreateAuthCode(ctx context.Context, c store.AuthCode) error
+	RedeemAuthCode(ctx context.Context, r store.Redemption) error
+	Ping(ctx context.Context) error
+}
+
+var _ Store = (*store.DB)(nil)
+
+// Default lifetimes, Teable's.
+const (
+	DefaultAuthCodeTTL     = 300 * time.Second
+	DefaultAccessTokenTTL  = 600 * time.Second
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+)
+
+// Config configures a Server. Store and Admin are required.
+type Config struct {
+	Store Store
+	// Admin authenticates the bearer token of the protected routes.
+	Admin AdminAuthenticator
+	// Logger receives error and request logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Lifetimes; zero means the default.
+	AuthCodeTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
+	// Scopes is the plugin scope vocabulary. Default: DefaultScopes().
+	Scopes []string
+}
+
+// Server serves the plugintoken API. Create it with New.
+type Server struct {
+	store      Store
+	admin      AdminAuthenticator
+	log        *slog.Logger
+	now        func() time.Time
+	codeTTL    time.Duration
+	accessTTL  time.Duration
+	refreshTTL time.Duration
+	scopes     []string
+	vocabulary vocabulary
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	if cfg.Admin == nil {
+		return nil, errors.New("server: Config.Admin is required")
+	}
+	s := &Server{
+		store:      cfg.Store,
+		admin:      cfg.Admin,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		codeTTL:    orDefault(cfg.AuthCodeTTL, DefaultAuthCodeTTL),
+		accessTTL:  orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
+		refreshTTL: orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
+		scopes:     cfg.Scopes,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.scopes == nil {
+		s.scopes = DefaultScopes()
+	}
+	for _, d := range []time.Duration{cfg.AuthCodeTTL, cfg.AccessTokenTTL, cfg.RefreshTokenTTL} {
+		if d < 0 {
+			return nil, fmt.Errorf("server: negative lifetime %s", d)
+		}
+	}
+	s.vocabulary = newVocabulary(s.scopes)
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// Mount registers every plugintoken API route on e under prefix (for
+// example "/api", or "/plugins/api" inside a gateway) and returns the group.
+// Requests under the prefix are validated against the overlaid OpenAPI
+// document, admin routes are authenticated with Config.Admin, and every error
+// is answered in Teable's JSON error body, whatever e's own HTTPErrorHandler
+// does. The overlaid document is served at prefix + "/openapi.json".
+func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
+	prefix = "/" + strings.Trim(prefix, "/")
+	if prefix == "/" {
+		prefix = ""
+	}
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("server: load embedded spec: %w", err)
+	}
+	// Advertise where the API really is, not Teable's cloud.
+	spec.Servers = openapi3.Servers{{URL: prefix + "/"}}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("server: encode spec: %w", err)
+	}
+	e.GET(prefix+"/openapi.json", func(c echo.Context) error {
+		return c.JSONBlob(http.StatusOK, specJSON)
+	})
+
+	validator := echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
+		// Servers is the mount prefix alone (no host), so the validator
+		// matches routes by path under it. (Its Prefix option would clone
+		// the request and break bodies read by security checks.)
+		SilenceServersWarning: true,
+		Options: openapi3filter.Options{
+			AuthenticationFunc: s.authenticate,
+			KeepValidatedValue: true,
+		},
+	})
+	g := e.Group(prefix, append([]echo.MiddlewareFunc{s.answerErrors, noStore}, append(mw, validator)...)...)
+	gen.RegisterHandlers(g, gen.NewStrictHandler(s, nil))
+	return g, nil
+}
+
+// answerErrors writes any error returned below it in Teable's error body, so
+// that the embedding application's error handler never sees plugintoken's
+// errors.
+func (s *Server) answerErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := next(c); err != nil {
+			writeError(c, s.log, err)
+		}
+		return nil
+	}
+}
+
+// noStore keeps tokens, secrets and codes out of every cache (RFC 6749 §5.1).
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set(echo.HeaderCacheControl, "no-store")
+		h.Set("Pragma", "no-cache")
+		return next(c)
+	}
+}
+
+// Handler returns a standalone Echo application: the API under /api,
+// GET /healthz, a log line per request, and Teable's error body for
+// everything, unknown routes included.
+func (s *Server) Handler() (*echo.Echo, error) {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) { writeError(c, s.log, err) }
+	e.Use(middleware.Recover(), RequestLogger(s.log))
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	if _, err := s.Mount(e, "/api"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// RequestLogger logs one line per request: method, path, status, latency and
+// client address. It never logs headers, query strings or bodies, which may
+// carry secrets.
+func RequestLogger(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod:    true,
+		LogURIPath:   true,
+		LogStatus:    true,
+		LogLatency:   true,
+		LogRemoteIP:  true,
+		LogRoutePath: true,
+		// Let errors be answered before the status is logged.
+		HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			attrs := []slog.Attr{
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+				slog.String("remote", v.RemoteIP),
+			}
+			if subject, ok := c.Get(contextKeySubject).(string); ok {
+				attrs = append(attrs, slog.String("subject", subject))
+			}
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			return nil
+		},
+	})
+}

@@ -1,0 +1,193 @@
+// Package store keeps plugintoken's plugins, auth codes and tokens in a bbolt
+// file.
+//
+// The store never sees a secret, code or token as given: callers hand it
+// SHA-256 hashes (type Hash), which it uses as keys or compares in constant
+// time. Its record types are its own, so the on-disk format does not change
+// when the HTTP API (package gen) does.
+//
+// Layout of the file, schema version 1:
+//
+//	meta/
+//	    schema            -> "1"
+//	plugins/
+//	    <plugin id>       -> Plugin (JSON; SecretHash, never the secret)
+//	codes/
+//	    <sha256(code)>    -> AuthCode (JSON; RedeemedAt set once redeemed)
+//	tokens/
+//	    <sha256(token)>   -> Token (JSON; access and refresh tokens alike)
+//
+// Every bucket is created when the file is opened. A redeemed code is kept
+// (with RedeemedAt set) rather than deleted, so that a second redemption is
+// recognised as a replay and not mistaken for an unknown code.
+//
+// Deleting a plugin removes only its record: codes and tokens that name a
+// plugin that no longer exists are treated as unknown by every read, and the
+// expiry sweeper removes them for good. This keeps deletion one small write
+// however many tokens a plugin has.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout version written to meta/schema. Open refuses a
+// file with another version rather than misread it.
+const SchemaVersion = "1"
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketPlugins = []byte("plugins")
+	bucketCodes   = []byte("codes")
+	bucketTokens  = []byte("tokens")
+
+	keySchema = []byte("schema")
+)
+
+// Sentinel errors. Every method documents which of them it returns; callers
+// test with errors.Is.
+var (
+	// ErrNotFound means the plugin (or token) does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists means a plugin with that id is already stored.
+	ErrExists = errors.New("store: already exists")
+	// ErrInvalidCode means an auth code is unknown, expired, already
+	// redeemed, or was issued for another plugin or base.
+	ErrInvalidCode = errors.New("store: invalid auth code")
+)
+
+// Hash is the SHA-256 of a secret, code or token. It is the only form in
+// which the store ever receives one.
+type Hash [sha256.Size]byte
+
+// HashOf returns the SHA-256 of s.
+func HashOf(s string) Hash { return sha256.Sum256([]byte(s)) }
+
+// MarshalText encodes the hash as hex, which keeps records readable.
+func (h Hash) MarshalText() ([]byte, error) {
+	out := make([]byte, hex.EncodedLen(len(h)))
+	hex.Encode(out, h[:])
+	return out, nil
+}
+
+// UnmarshalText decodes a hex hash written by MarshalText.
+func (h *Hash) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(h) {
+		return fmt.Errorf("store: hash has %d hex digits, want %d", len(b), 2*len(h))
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout bounds how long Open waits for the file lock held by
+	// another process before it fails. Zero means 2 seconds.
+	LockTimeout time.Duration
+}
+
+// DB is a plugintoken store in one bbolt file. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// ErrLocked is returned (wrapped) by Open when another process holds the file.
+var ErrLocked = errors.New("store: database file is locked by another process")
+
+// Open opens (creating if needed) the store at path. The file and its folder
+// are created readable by the owner only. Writes are fsynced before a method
+// returns, so a nil error means the change is on disk.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create folder for %s: %w", path, err)
+		}
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.LockTimeout,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w (waited %s; is another plugintoken running on it?)", path, ErrLocked, opts.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db := &DB{bolt: b, path: path}
+	if err := db.init(); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// init creates the buckets and checks the schema version, once, at open.
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			if err := meta.Put(keySchema, []byte(SchemaVersion)); err != nil {
+				return err
+			}
+		case string(v) != SchemaVersion:
+			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, SchemaVersion)
+		}
+		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Path returns the file the store was opened on.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the file. Pending writes have already been synced.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Ping reports whether the store can serve a read.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.view(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("store: meta bucket missing")
+		}
+		return nil
+	})
+}
+
+// view runs fn in a read transaction unless ctx is already done.
+func (db *DB) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.View(fn)
+}
+
+// update runs fn in a write transaction unless ctx is already done. The
+// transaction is fsynced before update returns.
+func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Update(fn)
+}
