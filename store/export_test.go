@@ -1,0 +1,22 @@
+package store
+
+import (
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SetSchemaVersionForTest rewrites meta/schema of a closed store file.
+func SetSchemaVersionForTest(tb testing.TB, path, version string) {
+	tb.Helper()
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte(version))
+	}); err != nil {
+		tb.Fatal(err)
+	}
+}

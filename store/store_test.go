@@ -1,0 +1,310 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+)
+
+var (
+	ctx = context.Background()
+	t0  = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+)
+
+// MustOpen opens a store in a fresh temporary folder and closes it when the
+// test ends.
+func MustOpen(tb testing.TB) *store.DB {
+	tb.Helper()
+	return mustOpenAt(tb, filepath.Join(tb.TempDir(), "data", "plugintoken.db"))
+}
+
+func mustOpenAt(tb testing.TB, path string) *store.DB {
+	tb.Helper()
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// seed stores a plugin "plu1" with secret "s3cret" and a code "code1" for
+// base "bse1", issued at t0 and valid for five minutes.
+func seed(tb testing.TB, db *store.DB) {
+	tb.Helper()
+	mustCreatePlugin(tb, db, "plu1")
+	mustCreateCode(tb, db, "code1", "plu1", "bse1")
+}
+
+func mustCreatePlugin(tb testing.TB, db *store.DB, id string) {
+	tb.Helper()
+	err := db.CreatePlugin(ctx, store.Plugin{ID: id, Name: "Chart", SecretHash: store.HashOf("s3cret"),
+		SecretHint: "cret", Scopes: []string{"table|read"}, CreatedAt: t0, UpdatedAt: t0})
+	if err != nil {
+		tb.Fatalf("CreatePlugin: %v", err)
+	}
+}
+
+func mustCreateCode(tb testing.TB, db *store.DB, code, plugin, base string) {
+	tb.Helper()
+	err := db.CreateAuthCode(ctx, store.AuthCode{Hash: store.HashOf(code), PluginID: plugin, BaseID: base,
+		IssuedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)})
+	if err != nil {
+		tb.Fatalf("CreateAuthCode: %v", err)
+	}
+}
+
+// redemption asks for code1 of plu1 on bse1 at t0+1m, minting tokens named
+// after suffix.
+func redemption(suffix string) store.Redemption {
+	tok := func(kind store.TokenKind) store.Token {
+		return store.Token{Hash: store.HashOf(string(kind) + suffix), Kind: kind, PluginID: "plu1",
+			BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
+	}
+	return store.Redemption{
+		PluginID: "plu1", BaseID: "bse1", Code: store.HashOf("code1"), Now: t0.Add(time.Minute),
+		Authorize: func(store.Plugin) error { return nil },
+		Access:    tok(store.KindAccess), Refresh: tok(store.KindRefresh),
+	}
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("FileIsPrivate", func(t *testing.T) {
+		db := MustOpen(t)
+		st, err := os.Stat(db.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := st.Mode().Perm(), os.FileMode(0o600); got != want {
+			t.Errorf("mode = %v, want %v", got, want)
+		}
+		dir, err := os.Stat(filepath.Dir(db.Path()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dir.Mode().Perm(); got&0o077 != 0 {
+			t.Errorf("folder mode = %v, want no group/other access", got)
+		}
+	})
+	t.Run("ErrLocked", func(t *testing.T) {
+		db := MustOpen(t)
+		start := time.Now()
+		_, err := store.Open(db.Path(), store.Options{LockTimeout: 200 * time.Millisecond})
+		if !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("second Open: err = %v, want ErrLocked", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("second Open took %s", d)
+		}
+	})
+	t.Run("ErrSchemaVersion", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "x.db")
+		db := mustOpenAt(t, path)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		store.SetSchemaVersionForTest(t, path, "999")
+		if _, err := store.Open(path, store.Options{}); err == nil {
+			t.Fatal("Open of a file with another schema version succeeded")
+		}
+	})
+}
+
+func TestPlugins(t *testing.T) {
+	db := MustOpen(t)
+	mustCreatePlugin(t, db, "plu1")
+
+	if err := db.CreatePlugin(ctx, store.Plugin{ID: "plu1"}); !errors.Is(err, store.ErrExists) {
+		t.Errorf("CreatePlugin twice: err = %v, want ErrExists", err)
+	}
+	p, err := db.Plugin(ctx, "plu1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "Chart" || p.SecretHash != store.HashOf("s3cret") || !p.CreatedAt.Equal(t0) {
+		t.Errorf("Plugin = %+v", p)
+	}
+	if _, err := db.Plugin(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Plugin(nope): err = %v, want ErrNotFound", err)
+	}
+
+	if err := db.SetPluginSecret(ctx, "plu1", store.HashOf("new"), "new", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := db.Plugin(ctx, "plu1"); p.SecretHash != store.HashOf("new") || !p.UpdatedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("after SetPluginSecret: %+v", p)
+	}
+	if err := db.SetPluginSecret(ctx, "nope", store.Hash{}, "", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetPluginSecret(nope): err = %v, want ErrNotFound", err)
+	}
+
+	if err := db.DeletePlugin(ctx, "plu1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeletePlugin(ctx, "plu1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeletePlugin twice: err = %v, want ErrNotFound", err)
+	}
+	if err := db.CreateAuthCode(ctx, store.AuthCode{Hash: store.HashOf("c"), PluginID: "plu1"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("CreateAuthCode for deleted plugin: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRedeemAuthCode(t *testing.T) {
+	errNo := errors.New("refused")
+	tests := []struct {
+		name   string
+		change func(db *store.DB, r *store.Redemption)
+		want   error
+	}{
+		{"OK", func(*store.DB, *store.Redemption) {}, nil},
+		{"ErrInvalidCodeUnknown", func(_ *store.DB, r *store.Redemption) { r.Code = store.HashOf("other") }, store.ErrInvalidCode},
+		{"ErrInvalidCodeExpired", func(_ *store.DB, r *store.Redemption) { r.Now = t0.Add(5 * time.Minute) }, store.ErrInvalidCode},
+		{"ErrInvalidCodeOtherBase", func(_ *store.DB, r *store.Redemption) { r.BaseID = "bse2" }, store.ErrInvalidCode},
+		{"ErrInvalidCodeOtherPlugin", func(db *store.DB, r *store.Redemption) {
+			mustCreatePlugin(t, db, "plu2")
+			r.PluginID = "plu2"
+		}, store.ErrInvalidCode},
+		{"ErrNotFoundPlugin", func(db *store.DB, r *store.Redemption) { _ = db.DeletePlugin(ctx, "plu1") }, store.ErrNotFound},
+		{"ErrAuthorize", func(_ *store.DB, r *store.Redemption) {
+			r.Authorize = func(store.Plugin) error { return errNo }
+		}, errNo},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := MustOpen(t)
+			seed(t, db)
+			r := redemption("a")
+			tt.change(db, &r)
+			err := db.RedeemAuthCode(ctx, r)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("RedeemAuthCode: err = %v, want %v", err, tt.want)
+			}
+			_, terr := db.Token(ctx, r.Access.Hash)
+			if tt.want != nil {
+				if !errors.Is(terr, store.ErrNotFound) {
+					t.Errorf("after a failed redemption the access token exists (err = %v)", terr)
+				}
+				// A failed attempt leaves the code usable by its owner.
+				if tt.want != store.ErrNotFound {
+					if err := db.RedeemAuthCode(ctx, redemption("b")); err != nil {
+						t.Errorf("code not usable after a failed attempt: %v", err)
+					}
+				}
+				return
+			}
+			access, err := db.Token(ctx, r.Access.Hash)
+			if err != nil {
+				t.Fatalf("Token(access): %v", err)
+			}
+			refresh, err := db.Token(ctx, r.Refresh.Hash)
+			if err != nil {
+				t.Fatalf("Token(refresh): %v", err)
+			}
+			if access.Kind != store.KindAccess || refresh.Kind != store.KindRefresh {
+				t.Errorf("kinds = %s, %s", access.Kind, refresh.Kind)
+			}
+			if access.Code != store.HashOf("code1") || access.Pair != refresh.Hash || refresh.Pair != access.Hash {
+				t.Errorf("family links wrong: access %+v refresh %+v", access, refresh)
+			}
+			c, err := db.AuthCode(ctx, store.HashOf("code1"))
+			if err != nil || !c.RedeemedAt.Equal(r.Now) {
+				t.Errorf("code after redemption: %+v, %v", c, err)
+			}
+			if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrInvalidCode) {
+				t.Errorf("second redemption: err = %v, want ErrInvalidCode", err)
+			}
+		})
+	}
+}
+
+func TestRedeemAuthCodeConcurrent(t *testing.T) {
+	db := MustOpen(t)
+	seed(t, db)
+	const n = 50
+	var ok, invalid atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := db.RedeemAuthCode(ctx, redemption(string(rune('A'+i))))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, store.ErrInvalidCode):
+				invalid.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if ok.Load() != 1 || invalid.Load() != n-1 {
+		t.Errorf("successes = %d, invalid = %d; want 1 and %d", ok.Load(), invalid.Load(), n-1)
+	}
+}
+
+func TestRestartKeepsState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plugintoken.db")
+	db := mustOpenAt(t, path)
+	seed(t, db)
+	r := redemption("a")
+	if err := db.RedeemAuthCode(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateCode(t, db, "code2", "plu1", "bse1")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = mustOpenAt(t, path)
+	if _, err := db.Token(ctx, r.Access.Hash); err != nil {
+		t.Errorf("access token lost across restart: %v", err)
+	}
+	if _, err := db.Token(ctx, r.Refresh.Hash); err != nil {
+		t.Errorf("refresh token lost across restart: %v", err)
+	}
+	if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrInvalidCode) {
+		t.Errorf("consumed code redeemable after restart: err = %v", err)
+	}
+	r2 := redemption("c")
+	r2.Code = store.HashOf("code2")
+	if err := db.RedeemAuthCode(ctx, r2); err != nil {
+		t.Errorf("unused code not redeemable after restart: %v", err)
+	}
+}
+
+func TestTokenOfDeletedPlugin(t *testing.T) {
+	db := MustOpen(t)
+	seed(t, db)
+	r := redemption("a")
+	if err := db.RedeemAuthCode(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeletePlugin(ctx, "plu1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Token(ctx, r.Access.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("token of a deleted plugin: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestHashText(t *testing.T) {
+	h := store.HashOf("x")
+	b, _ := h.MarshalText()
+	var got store.Hash
+	if err := got.UnmarshalText(b); err != nil || got != h {
+		t.Errorf("round trip: %x, %v", got, err)
+	}
+	if err := got.UnmarshalText([]byte("abc")); err == nil {
+		t.Error("UnmarshalText accepted a short hash")
+	}
+}
