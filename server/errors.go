@@ -115,15 +115,14 @@ func asError(err error) *Error {
 		msg := http.StatusText(he.Code)
 		switch m := he.Message.(type) {
 		case string:
-			if code != CodeInternal {
-				msg = m
-			}
+			msg = m
 		case error:
-			if code != CodeInternal {
-				msg = m.Error()
-			}
+			msg = m.Error()
 		}
-		if he.Code == http.StatusMethodNotAllowed {
+		switch code {
+		case CodeInternal:
+			msg = errInternal.Message // the detail stays in the log
+		case CodeMethodNotAllowed:
 			msg = errMethodNotAllowedMsg
 		}
 		return &Error{Code: code, Message: msg, Err: he}
