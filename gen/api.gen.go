@@ -21,6 +21,24 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for IntrospectionTokenType.
+const (
+	Access  IntrospectionTokenType = "access"
+	Refresh IntrospectionTokenType = "refresh"
+)
+
+// Valid indicates whether the value is a known member of the IntrospectionTokenType enum.
+func (e IntrospectionTokenType) Valid() bool {
+	switch e {
+	case Access:
+		return true
+	case Refresh:
+		return true
+	default:
+		return false
+	}
+}
+
 // AuthCode defines model for AuthCode.
 type AuthCode struct {
 	Code string `json:"code"`
@@ -54,6 +72,24 @@ type Error struct {
 	Status int `json:"status"`
 }
 
+// Introspection defines model for Introspection.
+type Introspection struct {
+	Active bool    `json:"active"`
+	BaseID *string `json:"baseId,omitempty"`
+
+	// Exp Expiry, unix seconds.
+	Exp *int64 `json:"exp,omitempty"`
+
+	// Iat Issue time, unix seconds.
+	Iat       *int64                  `json:"iat,omitempty"`
+	PluginID  *string                 `json:"pluginId,omitempty"`
+	Scopes    *[]string               `json:"scopes,omitempty"`
+	TokenType *IntrospectionTokenType `json:"tokenType,omitempty"`
+}
+
+// IntrospectionTokenType defines model for Introspection.TokenType.
+type IntrospectionTokenType string
+
 // PluginSecret defines model for PluginSecret.
 type PluginSecret struct {
 	ID     string `json:"id"`
@@ -68,6 +104,31 @@ type PluginWithSecret struct {
 
 	// Secret Plaintext on create; masked when read back.
 	Secret string `json:"secret"`
+}
+
+// RefreshTokenRequest defines model for RefreshTokenRequest.
+type RefreshTokenRequest struct {
+	RefreshToken string `json:"refreshToken"`
+	Secret       string `json:"secret"`
+}
+
+// RevokeRequest defines model for RevokeRequest.
+type RevokeRequest struct {
+	// PluginID With secret, when the owning plugin revokes; omit both with the admin bearer.
+	PluginID *string `json:"pluginId,omitempty"`
+	Secret   *string `json:"secret,omitempty"`
+	Token    string  `json:"token"`
+}
+
+// Revoked defines model for Revoked.
+type Revoked struct {
+	// Revoked Always true; says nothing about whether the token existed.
+	Revoked bool `json:"revoked"`
+}
+
+// TokenRequest defines model for TokenRequest.
+type TokenRequest struct {
+	Token string `json:"token"`
 }
 
 // PluginID defines model for PluginId.
@@ -102,11 +163,20 @@ type CreatePluginJSONRequestBody = CreatePluginRequest
 // CreateAuthCodeJSONRequestBody defines body for CreateAuthCode for application/json ContentType.
 type CreateAuthCodeJSONRequestBody = AuthCodeRequest
 
+// RefreshPluginTokenJSONRequestBody defines body for RefreshPluginToken for application/json ContentType.
+type RefreshPluginTokenJSONRequestBody = RefreshTokenRequest
+
 // GetPluginTokenJSONRequestBody defines body for GetPluginToken for application/json ContentType.
 type GetPluginTokenJSONRequestBody = GetPluginTokenJSONBody
 
 // PostPluginTokenJSONRequestBody defines body for PostPluginToken for application/json ContentType.
 type PostPluginTokenJSONRequestBody = PostPluginTokenJSONBody
+
+// IntrospectTokenJSONRequestBody defines body for IntrospectToken for application/json ContentType.
+type IntrospectTokenJSONRequestBody = TokenRequest
+
+// RevokeTokenJSONRequestBody defines body for RevokeToken for application/json ContentType.
+type RevokeTokenJSONRequestBody = RevokeRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -232,6 +302,24 @@ type ClientInterface interface {
 	// Corresponds with POST /plugin/{pluginId}/authCode (the `CreateAuthCode` operationId).
 	CreateAuthCode(ctx context.Context, pluginID PluginID, body CreateAuthCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RefreshPluginTokenWithBody Rotate a refresh token into a new token pair
+	//
+	// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+	RefreshPluginTokenWithBody(ctx context.Context, pluginID PluginID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefreshPluginToken Rotate a refresh token into a new token pair
+	//
+	// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+	RefreshPluginToken(ctx context.Context, pluginID PluginID, body RefreshPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RegeneratePluginSecret Regenerate a plugin's secret
 	//
 	// Returns a new plaintext secret; the old one fails at once.
@@ -274,6 +362,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /plugin/{pluginId}/token (the `PostPluginToken` operationId).
 	PostPluginToken(ctx context.Context, pluginID string, body PostPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntrospectTokenWithBody Tell whether a token is active, and what it grants
+	//
+	// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+	IntrospectTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IntrospectToken Tell whether a token is active, and what it grants
+	//
+	// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+	IntrospectToken(ctx context.Context, body IntrospectTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeTokenWithBody Revoke a token
+	//
+	// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+	RevokeTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeToken Revoke a token
+	//
+	// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+	RevokeToken(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CreatePluginWithBody Register a plugin
@@ -386,6 +510,44 @@ func (c *Client) CreateAuthCode(ctx context.Context, pluginID PluginID, body Cre
 	return c.Client.Do(req)
 }
 
+// RefreshPluginTokenWithBody Rotate a refresh token into a new token pair
+//
+// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+func (c *Client) RefreshPluginTokenWithBody(ctx context.Context, pluginID PluginID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshPluginTokenRequestWithBody(c.Server, pluginID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshPluginToken Rotate a refresh token into a new token pair
+//
+// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+func (c *Client) RefreshPluginToken(ctx context.Context, pluginID PluginID, body RefreshPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshPluginTokenRequest(c.Server, pluginID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RegeneratePluginSecret Regenerate a plugin's secret
 //
 // Returns a new plaintext secret; the old one fails at once.
@@ -469,6 +631,82 @@ func (c *Client) PostPluginTokenWithBody(ctx context.Context, pluginID string, c
 // Corresponds with POST /plugin/{pluginId}/token (the `PostPluginToken` operationId).
 func (c *Client) PostPluginToken(ctx context.Context, pluginID string, body PostPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostPluginTokenRequest(c.Server, pluginID, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntrospectTokenWithBody Tell whether a token is active, and what it grants
+//
+// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+func (c *Client) IntrospectTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntrospectTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IntrospectToken Tell whether a token is active, and what it grants
+//
+// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+func (c *Client) IntrospectToken(ctx context.Context, body IntrospectTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIntrospectTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeTokenWithBody Revoke a token
+//
+// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+func (c *Client) RevokeTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeToken Revoke a token
+//
+// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+func (c *Client) RevokeToken(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeTokenRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -634,6 +872,53 @@ func NewCreateAuthCodeRequestWithBody(server string, pluginID PluginID, contentT
 	return req, nil
 }
 
+// NewRefreshPluginTokenRequest calls the generic RefreshPluginToken builder with application/json body
+func NewRefreshPluginTokenRequest(server string, pluginID PluginID, body RefreshPluginTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRefreshPluginTokenRequestWithBody(server, pluginID, "application/json", bodyReader)
+}
+
+// NewRefreshPluginTokenRequestWithBody constructs an http.Request for the RefreshPluginToken method, with any body, and a specified content type
+func NewRefreshPluginTokenRequestWithBody(server string, pluginID PluginID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "pluginId", pluginID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/plugin/%s/refreshToken", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRegeneratePluginSecretRequest constructs an http.Request for the RegeneratePluginSecret method
 func NewRegeneratePluginSecretRequest(server string, pluginID PluginID) (*http.Request, error) {
 	var err error
@@ -762,6 +1047,86 @@ func NewPostPluginTokenRequestWithBody(server string, pluginID string, contentTy
 	return req, nil
 }
 
+// NewIntrospectTokenRequest calls the generic IntrospectToken builder with application/json body
+func NewIntrospectTokenRequest(server string, body IntrospectTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIntrospectTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewIntrospectTokenRequestWithBody constructs an http.Request for the IntrospectToken method, with any body, and a specified content type
+func NewIntrospectTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/token/introspect")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeTokenRequest calls the generic RevokeToken builder with application/json body
+func NewRevokeTokenRequest(server string, body RevokeTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRevokeTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRevokeTokenRequestWithBody constructs an http.Request for the RevokeToken method, with any body, and a specified content type
+func NewRevokeTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/token/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -860,6 +1225,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /plugin/{pluginId}/authCode (the `CreateAuthCode` operationId).
 	CreateAuthCodeWithResponse(ctx context.Context, pluginID PluginID, body CreateAuthCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAuthCodeResponse, error)
 
+	// RefreshPluginTokenWithBodyWithResponse Rotate a refresh token into a new token pair
+	//
+	// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+	RefreshPluginTokenWithBodyWithResponse(ctx context.Context, pluginID PluginID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshPluginTokenResponse, error)
+
+	// RefreshPluginTokenWithResponse Rotate a refresh token into a new token pair
+	//
+	// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+	RefreshPluginTokenWithResponse(ctx context.Context, pluginID PluginID, body RefreshPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshPluginTokenResponse, error)
+
 	// RegeneratePluginSecretWithResponse Regenerate a plugin's secret
 	//
 	// Returns a new plaintext secret; the old one fails at once.
@@ -904,6 +1287,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /plugin/{pluginId}/token (the `PostPluginToken` operationId).
 	PostPluginTokenWithResponse(ctx context.Context, pluginID string, body PostPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*PostPluginTokenResponse, error)
+
+	// IntrospectTokenWithBodyWithResponse Tell whether a token is active, and what it grants
+	//
+	// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+	IntrospectTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntrospectTokenResponse, error)
+
+	// IntrospectTokenWithResponse Tell whether a token is active, and what it grants
+	//
+	// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+	IntrospectTokenWithResponse(ctx context.Context, body IntrospectTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*IntrospectTokenResponse, error)
+
+	// RevokeTokenWithBodyWithResponse Revoke a token
+	//
+	// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+	RevokeTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error)
+
+	// RevokeTokenWithResponse Revoke a token
+	//
+	// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+	RevokeTokenWithResponse(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error)
 }
 
 type CreatePluginResponse struct {
@@ -1154,6 +1573,75 @@ func (r CreateAuthCodeResponse) ContentType() string {
 	return ""
 }
 
+type RefreshPluginTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PluginTokenResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RefreshPluginTokenResponse) GetJSON200() *PluginTokenResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RefreshPluginTokenResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RefreshPluginTokenResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RefreshPluginTokenResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RefreshPluginTokenResponse) GetJSON500() *Error {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RefreshPluginTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RefreshPluginTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefreshPluginTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefreshPluginTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RegeneratePluginSecretResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1354,6 +1842,144 @@ func (r PostPluginTokenResponse) ContentType() string {
 	return ""
 }
 
+type IntrospectTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Introspection
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r IntrospectTokenResponse) GetJSON200() *Introspection {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IntrospectTokenResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IntrospectTokenResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r IntrospectTokenResponse) GetJSON500() *Error {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r IntrospectTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IntrospectTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IntrospectTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IntrospectTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Revoked
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Error
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeTokenResponse) GetJSON200() *Revoked {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeTokenResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeTokenResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RevokeTokenResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RevokeTokenResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RevokeTokenResponse) GetJSON500() *Error {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreatePluginWithBodyWithResponse Register a plugin
 //
 // Registers a plugin and returns its id and secret. The plaintext secret is returned only here and by regenerate-secret; the service keeps only its SHA-256 hash.
@@ -1444,6 +2070,36 @@ func (c *ClientWithResponses) CreateAuthCodeWithResponse(ctx context.Context, pl
 	return ParseCreateAuthCodeResponse(rsp)
 }
 
+// RefreshPluginTokenWithBodyWithResponse Rotate a refresh token into a new token pair
+//
+// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+func (c *ClientWithResponses) RefreshPluginTokenWithBodyWithResponse(ctx context.Context, pluginID PluginID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshPluginTokenResponse, error) {
+	rsp, err := c.RefreshPluginTokenWithBody(ctx, pluginID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshPluginTokenResponse(rsp)
+}
+
+// RefreshPluginTokenWithResponse Rotate a refresh token into a new token pair
+//
+// Returns a new access and refresh token with the same scopes; the presented refresh token and the access token issued with it stop working at once. Presenting a refresh token that was already rotated revokes every token descended from the same auth code.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /plugin/{pluginId}/refreshToken (the `RefreshPluginToken` operationId).
+func (c *ClientWithResponses) RefreshPluginTokenWithResponse(ctx context.Context, pluginID PluginID, body RefreshPluginTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshPluginTokenResponse, error) {
+	rsp, err := c.RefreshPluginToken(ctx, pluginID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshPluginTokenResponse(rsp)
+}
+
 // RegeneratePluginSecretWithResponse Regenerate a plugin's secret
 //
 // Returns a new plaintext secret; the old one fails at once.
@@ -1517,6 +2173,66 @@ func (c *ClientWithResponses) PostPluginTokenWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParsePostPluginTokenResponse(rsp)
+}
+
+// IntrospectTokenWithBodyWithResponse Tell whether a token is active, and what it grants
+//
+// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+func (c *ClientWithResponses) IntrospectTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IntrospectTokenResponse, error) {
+	rsp, err := c.IntrospectTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntrospectTokenResponse(rsp)
+}
+
+// IntrospectTokenWithResponse Tell whether a token is active, and what it grants
+//
+// For a live access or refresh token, its type, plugin, base, scopes and times; for anything else (expired, revoked, rotated, unknown, garbage) exactly {"active": false}.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /token/introspect (the `IntrospectToken` operationId).
+func (c *ClientWithResponses) IntrospectTokenWithResponse(ctx context.Context, body IntrospectTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*IntrospectTokenResponse, error) {
+	rsp, err := c.IntrospectToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIntrospectTokenResponse(rsp)
+}
+
+// RevokeTokenWithBodyWithResponse Revoke a token
+//
+// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+func (c *ClientWithResponses) RevokeTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error) {
+	rsp, err := c.RevokeTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeTokenResponse(rsp)
+}
+
+// RevokeTokenWithResponse Revoke a token
+//
+// Called either by the owning plugin (pluginId and secret in the body) or with the admin bearer. Answers 200 for any well-formed, authenticated request, also when the token is unknown (RFC 7009). Revoking a refresh token also revokes its access token; revoking an access token leaves the refresh token usable.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
+func (c *ClientWithResponses) RevokeTokenWithResponse(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error) {
+	rsp, err := c.RevokeToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeTokenResponse(rsp)
 }
 
 // ParseCreatePluginResponse parses an HTTP response from a CreatePluginWithResponse call
@@ -1710,6 +2426,60 @@ func ParseCreateAuthCodeResponse(rsp *http.Response) (*CreateAuthCodeResponse, e
 	return response, nil
 }
 
+// ParseRefreshPluginTokenResponse parses an HTTP response from a RefreshPluginTokenWithResponse call
+func ParseRefreshPluginTokenResponse(rsp *http.Response) (*RefreshPluginTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefreshPluginTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PluginTokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseRegeneratePluginSecretResponse parses an HTTP response from a RegeneratePluginSecretWithResponse call
 func ParseRegeneratePluginSecretResponse(rsp *http.Response) (*RegeneratePluginSecretResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -1865,6 +2635,114 @@ func ParsePostPluginTokenResponse(rsp *http.Response) (*PostPluginTokenResponse,
 	return response, nil
 }
 
+// ParseIntrospectTokenResponse parses an HTTP response from a IntrospectTokenWithResponse call
+func ParseIntrospectTokenResponse(rsp *http.Response) (*IntrospectTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IntrospectTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Introspection
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRevokeTokenResponse parses an HTTP response from a RevokeTokenWithResponse call
+func ParseRevokeTokenResponse(rsp *http.Response) (*RevokeTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Revoked
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// CreatePlugin Register a plugin
@@ -1879,6 +2757,9 @@ type ServerInterface interface {
 	// CreateAuthCode Issue a single-use auth code
 	// (POST /plugin/{pluginId}/authCode)
 	CreateAuthCode(ctx echo.Context, pluginID PluginID) error
+	// RefreshPluginToken Rotate a refresh token into a new token pair
+	// (POST /plugin/{pluginId}/refreshToken)
+	RefreshPluginToken(ctx echo.Context, pluginID PluginID) error
 	// RegeneratePluginSecret Regenerate a plugin's secret
 	// (POST /plugin/{pluginId}/regenerate-secret)
 	RegeneratePluginSecret(ctx echo.Context, pluginID PluginID) error
@@ -1888,6 +2769,12 @@ type ServerInterface interface {
 	// PostPluginToken Exchange an auth code for a plugin token
 	// (POST /plugin/{pluginId}/token)
 	PostPluginToken(ctx echo.Context, pluginID string) error
+	// IntrospectToken Tell whether a token is active, and what it grants
+	// (POST /token/introspect)
+	IntrospectToken(ctx echo.Context) error
+	// RevokeToken Revoke a token
+	// (POST /token/revoke)
+	RevokeToken(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1952,6 +2839,22 @@ func (w *ServerInterfaceWrapper) CreateAuthCode(ctx echo.Context) error {
 	return err
 }
 
+// RefreshPluginToken converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshPluginToken(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "pluginId" -------------
+	var pluginID PluginID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "pluginId", ctx.Param("pluginId"), &pluginID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter pluginId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshPluginToken(ctx, pluginID)
+	return err
+}
+
 // RegeneratePluginSecret converts echo context to params.
 func (w *ServerInterfaceWrapper) RegeneratePluginSecret(ctx echo.Context) error {
 	var err error
@@ -1997,6 +2900,24 @@ func (w *ServerInterfaceWrapper) PostPluginToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PostPluginToken(ctx, pluginID)
+	return err
+}
+
+// IntrospectToken converts echo context to params.
+func (w *ServerInterfaceWrapper) IntrospectToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.IntrospectToken(ctx)
+	return err
+}
+
+// RevokeToken converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeToken(ctx)
 	return err
 }
 
@@ -2054,6 +2975,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/plugin/:pluginId", wrapper.GetPlugin, options.OperationMiddlewares["getPlugin"]...)
 	router.POST(options.BaseURL+"/plugin/:pluginId/regenerate-secret", wrapper.RegeneratePluginSecret, options.OperationMiddlewares["regeneratePluginSecret"]...)
 	router.POST(options.BaseURL+"/plugin/:pluginId/authCode", wrapper.CreateAuthCode, options.OperationMiddlewares["createAuthCode"]...)
+	router.POST(options.BaseURL+"/plugin/:pluginId/refreshToken", wrapper.RefreshPluginToken, options.OperationMiddlewares["refreshPluginToken"]...)
+	router.POST(options.BaseURL+"/token/introspect", wrapper.IntrospectToken, options.OperationMiddlewares["introspectToken"]...)
+	router.POST(options.BaseURL+"/token/revoke", wrapper.RevokeToken, options.OperationMiddlewares["revokeToken"]...)
 
 }
 
@@ -2324,6 +3248,85 @@ func (response CreateAuthCode500JSONResponse) VisitCreateAuthCodeResponse(w http
 	return err
 }
 
+type RefreshPluginTokenRequestObject struct {
+	PluginID PluginID `json:"pluginId"`
+	Body     *RefreshPluginTokenJSONRequestBody
+}
+
+type RefreshPluginTokenResponseObject interface {
+	VisitRefreshPluginTokenResponse(w http.ResponseWriter) error
+}
+
+type RefreshPluginToken200JSONResponse PluginTokenResponse
+
+func (response RefreshPluginToken200JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshPluginToken400JSONResponse struct{ ErrorJSONResponse }
+
+func (response RefreshPluginToken400JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshPluginToken404JSONResponse Error
+
+func (response RefreshPluginToken404JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshPluginToken429JSONResponse Error
+
+func (response RefreshPluginToken429JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshPluginToken500JSONResponse Error
+
+func (response RefreshPluginToken500JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegeneratePluginSecretRequestObject struct {
 	PluginID PluginID `json:"pluginId"`
 }
@@ -2546,6 +3549,162 @@ func (response PostPluginToken500JSONResponse) VisitPostPluginTokenResponse(w ht
 	return err
 }
 
+type IntrospectTokenRequestObject struct {
+	Body *IntrospectTokenJSONRequestBody
+}
+
+type IntrospectTokenResponseObject interface {
+	VisitIntrospectTokenResponse(w http.ResponseWriter) error
+}
+
+type IntrospectToken200JSONResponse Introspection
+
+func (response IntrospectToken200JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken400JSONResponse struct{ ErrorJSONResponse }
+
+func (response IntrospectToken400JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken401JSONResponse Error
+
+func (response IntrospectToken401JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken500JSONResponse Error
+
+func (response IntrospectToken500JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeTokenRequestObject struct {
+	Body *RevokeTokenJSONRequestBody
+}
+
+type RevokeTokenResponseObject interface {
+	VisitRevokeTokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeToken200JSONResponse Revoked
+
+func (response RevokeToken200JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken400JSONResponse struct{ ErrorJSONResponse }
+
+func (response RevokeToken400JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken401JSONResponse Error
+
+func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken404JSONResponse Error
+
+func (response RevokeToken404JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken429JSONResponse Error
+
+func (response RevokeToken429JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken500JSONResponse Error
+
+func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// CreatePlugin Register a plugin
@@ -2560,6 +3719,9 @@ type StrictServerInterface interface {
 	// CreateAuthCode Issue a single-use auth code
 	// (POST /plugin/{pluginId}/authCode)
 	CreateAuthCode(ctx context.Context, request CreateAuthCodeRequestObject) (CreateAuthCodeResponseObject, error)
+	// RefreshPluginToken Rotate a refresh token into a new token pair
+	// (POST /plugin/{pluginId}/refreshToken)
+	RefreshPluginToken(ctx context.Context, request RefreshPluginTokenRequestObject) (RefreshPluginTokenResponseObject, error)
 	// RegeneratePluginSecret Regenerate a plugin's secret
 	// (POST /plugin/{pluginId}/regenerate-secret)
 	RegeneratePluginSecret(ctx context.Context, request RegeneratePluginSecretRequestObject) (RegeneratePluginSecretResponseObject, error)
@@ -2569,6 +3731,12 @@ type StrictServerInterface interface {
 	// PostPluginToken Exchange an auth code for a plugin token
 	// (POST /plugin/{pluginId}/token)
 	PostPluginToken(ctx context.Context, request PostPluginTokenRequestObject) (PostPluginTokenResponseObject, error)
+	// IntrospectToken Tell whether a token is active, and what it grants
+	// (POST /token/introspect)
+	IntrospectToken(ctx context.Context, request IntrospectTokenRequestObject) (IntrospectTokenResponseObject, error)
+	// RevokeToken Revoke a token
+	// (POST /token/revoke)
+	RevokeToken(ctx context.Context, request RevokeTokenRequestObject) (RevokeTokenResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -2727,6 +3895,54 @@ func (sh *strictHandler) CreateAuthCode(ctx echo.Context, pluginID PluginID) err
 	return nil
 }
 
+// RefreshPluginToken operation middleware
+func (sh *strictHandler) RefreshPluginToken(ctx echo.Context, pluginID PluginID) error {
+	var request RefreshPluginTokenRequestObject
+
+	request.PluginID = pluginID
+
+	var body RefreshPluginTokenJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RefreshPluginToken(ctx.Request().Context(), request.(RefreshPluginTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefreshPluginToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RefreshPluginTokenResponseObject); ok {
+		return validResponse.VisitRefreshPluginTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RegeneratePluginSecret operation middleware
 func (sh *strictHandler) RegeneratePluginSecret(ctx echo.Context, pluginID PluginID) error {
 	var request RegeneratePluginSecretRequestObject
@@ -2848,49 +4064,153 @@ func (sh *strictHandler) PostPluginToken(ctx echo.Context, pluginID string) erro
 	return nil
 }
 
+// IntrospectToken operation middleware
+func (sh *strictHandler) IntrospectToken(ctx echo.Context) error {
+	var request IntrospectTokenRequestObject
+
+	var body IntrospectTokenJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.IntrospectToken(ctx.Request().Context(), request.(IntrospectTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "IntrospectToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(IntrospectTokenResponseObject); ok {
+		return validResponse.VisitIntrospectTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RevokeToken operation middleware
+func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
+	var request RevokeTokenRequestObject
+
+	var body RevokeTokenJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeToken(ctx.Request().Context(), request.(RevokeTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeTokenResponseObject); ok {
+		return validResponse.VisitRevokeTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Flfb9s4Ev8qA+4tbAOynfa6t3cK8pCmuW739rZBYmAfoiBgpLHERiZVkorjC/zdD0NKsmzLTlI0t7uH",
-	"Ig+xyeHMcOY3/+gHFqtZoSRKa1j4wAqu+QwtavftLC9TIT8k9FlIFrKC24wFTPIZ0rd6O2AaP5dCY8JC",
-	"q0sMmIkznHE6NxPyF5SpzVj4KmB2UdBJY7WQKVsul3TUFEoadBJPtVaaPsRKWpSWPvKiyEXMrVBy/Mko",
-	"SWsr/n/ROGUh+268usjY75qx5+akJGhiLQpiwkJ2LAFpLwAhYYL8Jsee8Utwo5LFiNGZig1JOS5tdqIS",
-	"dDbSqkBthdc4rlY3bhYwvC+ERvPB6bsu/gJjJRMDpbQiB5shEBeoToxYYydZzm5QM2+m2sKXXmZbwlVz",
-	"Qt18wtiS/Frlc/xcorHbmt9wg963+320Lrs61SXxRCO36EGzU6rHzgOb8fta5uuDg2C/DuQLVXgG66ac",
-	"ZAh+z9nRQxJmfAF4hxpuEFLNpcXk0C0sAKXVC5iVxtKmkO1jjhHcqZjflDnXixG8wykvcxs6qnmm8rVt",
-	"FjBhcWYetWGzwLXmiy2bOpt0WbQJh41LdyE22AHM9aMfJYKawh3PReJC6roKhFLy0mZKi/9gEoBGUj22",
-	"mFxrNKrUMQYglb2eqlImAVilrmdcLq6197OhSLKoJc+vDeo71J5vC8srW8zQGJ52KPdbxi3MUVqYayXT",
-	"AAyfIlgFJlNz+u9Chec5djM2lttyB0h+mkzOwBPQ9QqCatLiQuqnHbFWK9twD7xlu9zloX+BscYO5Iuk",
-	"M0+Yhnx/4AnKsxXxbuG/CZs9U4E6IvfEXIPyR3Ddvs26C85yTha+t6AkxC5RHMKMm1tMYJ6hBI08gRse",
-	"33Z4tssSTutGXqPstmW8UqUWdnFBCb1Kfsg1asqRTTmhQ355pUFmbeELiJBTtX2tf3PJU4R33HLgBpCb",
-	"Bf1PtJC3wCEuC4o2i5xYCptjE71wXBQsYHeojWf1anQwOmABux/mKnWieG4neG9XR9xGwMhKqaZAPFE5",
-	"5Qf23T8P6M9dVhUoeSFYyP5acaSq7S499nnOIUOZDi+dYyoMVX/gdU7kMgGNttTSgLAGROKWvN1HMHHZ",
-	"s/atXwVhqiOYgJL5AjLU6I7dLEBjihI1tzj05IcurClriBjhFrEw/hSJu/jpePj6h79Bxk1GyCA8u7xF",
-	"lYvFrYpTdSFo7FuVLL5aD9FV1JbriKSWZ7OReX3w6qupsBXZHR3NpKliAcyFzZzxthzTp0QqQckYByMK",
-	"1zcHB7ukN9ep2yiifvUM6h+ewbsVpCy8XA/Py6vlVcBMOZtxvWiBtMEoxRZPDaWGauGKGFZoHz/UferS",
-	"Az5H21F73rn1dhdx6GxIVdG1Z8YB2KpblAaMVQXMlb4VMgVunUW34ellteC5BpA3u5RIRs839hvP7nd2",
-	"jdd/r2MClmJn5vEpptWNNTCuwOurxbaVU7S7THzwO8Xgn9aB79E+4r32hHjZrcGKZNxMkMurzogc8/Zg",
-	"9aWsgx3l7IRaRVd0CFaZMhb69CnlFud8EcBUURYxIpWYDIWE0qAe+H6kKYDCAJVUTGhY4EDzjy97bmYT",
-	"Bm6oEtfdaatq0leiDiDmkoYNjQnizNVEaqeJpjXydVW2Zux8mdq2OSI+qa4dfHXxu2KJDPziVeqPEXcf",
-	"jCnRQVGmOQ5Lg6vC8+TyNt5qrV4kqupUzUHifKvH8N2cygnlCFMucrO7QK4UXhudXjyP78/hdK3dDdOf",
-	"D1znjZWbrNarq+rTweU6H9Kvs377wuFpdhboSbW9AcmXeVq8+vKcuT42t0vUI688T3xS6xytHzkxE/KD",
-	"J321b+r+gqe87SE6WN15a56mATVVQ1ocVs5qOfcFK8mGU+IYjZnUmNz/+rrxmkqKTDWa7PQpRLtlPP99",
-	"ZMMB7UtsyGv5YnWVDsWf7R/vga7U17TgRPhFdfc5ye7N63+8YGpsct/pfZxxmSJwuaqoVd9X9WruvtB/",
-	"fzrxIweHny8+/upeVQcd6ZEMTEwu+KzI0WewnMuUhewiwzwn17kHU+riSp3DcFjlISARURRJgOGQdjJr",
-	"CxOOx7woRtY98Yy4GPNC1On3+x/f1pnw+x/f+RTccMiQJ6ihd1y927rACeGtqwRwfnr2y/HJ6fXb0+Pz",
-	"0/Prycd/nf7a2zpbRZ+DSwibAbiiT7jl0HuIqpwRsTCqQB6xIKoSyNaqQ3DEwsvV8lUQNclljX7ZY8ug",
-	"seTP/I5fOGyumVNJY4EsdwS9LzJe7zCSnotysDdwBA90xRnaTCUh9N6fTnoBrXgTmdDvA2yYubfPzoE/",
-	"smbeXgi9LQMT3dJRE9zClzZxJJeHkYzcTyDuWt4WdQjBEfA5FxamaOOsX+o8qO00OFyROzDUpPXZEd2n",
-	"vyJTOY5ylfaJmFaXEHMbZ9B3vwsMVuKJ0K1VO0TbhsKvNAV8Mts4IADAEVQJte8B0Ru4Cz7Vx8pYSpLe",
-	"NSsY+d1CaRuCLPPcf+U2C6H3KMT+x+ipfVq78jMcOdOMqqzTr6wQwLSUMX2EvkYzaAMgzkp5S3a6vHK8",
-	"gNw6UrLfI/f12kcd6aC+lj84KkqTVTsOAMvBBhuUyRqXFQMnn8APR/C2nE5Rj2IlY249vwp465hyP3hZ",
-	"deFw3R+0ZFaCNX4ezbWw2KdUPvIBIKaL/oMPrhB6fq0XVH3w2ooLqhAu66WrAOqAWtEtnVyShDLpDw7b",
-	"mD1b2EzJNmTFjNDkHRPnAqWtfCZrd/nV0U+TydnFiZISnan6EVtDZsQGdLDgi1zxBI4gYg9R1CSNiAI+",
-	"akI+oiQRNclj165PIpFLI2vbV26/SSbb55cRI3UqtNeBBhtFqRdCxPYgnvTohHy01ROSvGVtugbiEXt/",
-	"OolYABF7LDyJqrJeUEfpwGOG9HdsU7R1WusPIlnlO8KyRp70vQe0kNZlt1GC1A/0I1ba6fDvERsM/HNX",
-	"9/i8b1KiE99Gpf/DUenblPSHnZK+DUhPGpA6H4pcPOm7OjuVOq9+M+9szCkr/jcAAP//",
+	"7Fpvb9s2t/8qB9wdbAOK4/Z2252DvkjbrOvu7lYkBvaiCgJaOra4SKRKUnF8A3/3B4ekZNmW3aRItvV5",
+	"ir6oQ5HnkOf8zl/yjiWqKJVEaQ0b37GSa16gRe3+ep9XcyHfpfRbSDZmJbcZi5jkBdJf9eeIafxYCY0p",
+	"G1tdYcRMkmHBaV0h5K8o5zZj42cRs8uSVhqrhZyz1WpFS02ppEHH8UxrpelHoqRFaeknL8tcJNwKJY//",
+	"NErS2Jr+f2mcsTH75nh9kGP/1Rx7ao5LiibRoiQibMxOJSB9i0BImCCf5tgzfgimKl0OGa0JZIjLaWWz",
+	"1ypFJyOtStRW+B0nYXTrZBHD21JoNO/cfjfZX2CiZGqgklbkYDMEogJhxZA1cpJVMUXNvJhqCX/wPNsc",
+	"LpsVavonJpb411s+x48VGru78yk36HV7WEebvMOqLo6vNXKLHjR7uXrs3LGC39Y8n49G0eE9kC5U6Qls",
+	"inKSIfhvTo4eklDwJeANapgizDWXFtMTN7AElFYvoaiMpY9Ctpc5QnCjEj6tcq6XQ3iDM17lduxmLTKV",
+	"b3xmERMWC/NJGTYDXGu+3JGpk0mXRBtz2Dp0F2KjPcDcXPq7RFAzuOG5SJ1JXQVDqCSvbKa0+H9MI9BI",
+	"W08splcajap0ghFIZa9mqpJpBFapq4LL5ZX2ejZkSRa15PmVQX2D2tNtYXktiwKN4fOOzf2RcQsLlBYW",
+	"Wsl5BIbPEKwCk6kF/e9Mhec5dhM2lttqD0h+nkzeg59AxysJqmmLCm1/3mFr9WYb6pGXbJe63kmrlSkx",
+	"8Xy3oc8TK27azmKqVI5c0tK1MXY5kt0jnZHtL0lt4haM9yd0mpnSBbf+PN+/6DhexAS3u/TeGVMhWFHg",
+	"Z9EsW5HigO021vIJ+4iYVdcoJ27wjqGsCtIFTxI0xoWbmUaTtZSwx1sFkXcpy/upC0w0drgpsecozfTD",
+	"fAUFxTB5P/M/hM0euIHafT6KkNen2QTD+5yTbm8tKAmJ8+onUHBzjSksMpSgkacw5cl1hxl2ScLtuuHX",
+	"bLZLMudetRPS/94goluT7uF81+d8SKTbYHJQm+d4o673B9q2cWw5PGEz8IQjL1nycGohhZzXQUk74uYE",
+	"VCEsTJXNYEHLaCZPCyFhilx7j/g4cgjW91B5+UX75ZN26bH5sJWg5Qu+NEDJ5AkY+imVzUgqfKoqS7Ky",
+	"GWonBMcX8FaYTY/eeNcdvXqmXTs9DLtHFYvXR6WFXV5QohmSMqdLyt2aNNedxQ2vz5ZZW/rEVsiZ2pXf",
+	"/3HJ5whvuOXADSA3S/o/1UJeA4ekKikLsMiJpLA5NlkFnJYli9gNauNJPRuOhiMWsdujXM0dK57bCd7a",
+	"9RL3gWJYcj3XlCC8VjnlLeybn0b0zx1WlSh5KdiY/XegSNWEO/Sxh7oTuDIdDukc56RdbYDXZsFlChpt",
+	"paUBYQ2I1A15iA9h4rK62o35URAmLMEUlMyXkKFGt2y6BI1zlKi5xSM//cShi7IZkSBcI5bGryJ2Fz+f",
+	"Hj3/7nvIuMkIcwQTl0+RmbOklQmH6giNfaXS5aPVNl3J9moTe2Q92wXW89GzR9vCThDrqLQmTXYdebdF",
+	"wttRTJ8SPAlKJjgYkh2+GI32cW+OU5d3NPvZA2Z/9wDaLSNl4w+b5vnhcnUZMVMVBdfLFkgbjJJt8bkh",
+	"JxAGLolgQPvxXR0XVh7wOdqOnPiNG29XNydOhpStu7LROAA7L2PAWFXCQulr5yqtk+guPD2vFjw3APJi",
+	"3ybS4cOF/cKT+5tV4/d/UDERm2On5/EuplUlNjAO4PWJ0a6U52j3iXj0N9ngF6vAt2g/ob125+pD9w7W",
+	"U46bztbqstMij3m74fO5pKM94ew1lbAu6BCsMmUs9OnXnFtc8GUEM0VexIi5xPRISKgM6oFPEJsAKAxQ",
+	"SMUUKBoCFZA+7LlekjAwpUhcV82tqEl/0uwIEk7JI2hMEQsXE6nMpzmtVlRXZGvaYU8T27ZbV/eKa6NH",
+	"Z7/PlkjATx6l/hl259sCBEU5z/GoMrgOPPcOb8fb5dqjG1TtpTlIXIBvE4QM0XEONUJTNxle1G1Dn+WV",
+	"Gg1Ki9sransJJP2gIKGkdRzojrnw3lN0Y1tErWtzcQM8p0J6CVpZ7nm7Ui90Kv1kOijKFFOYaVWsd9+o",
+	"YddGAzcvt7p8fQo77arVn8BWt7topIoGS4f77lt99KZzdHafSft5PLzZstOXWh8i2uk0eOrto3RsfKei",
+	"pBJtro7CYEv750H4Xf6syW9o4mc5tYe4qRfPf3xCp7bOxJ097didkFYFF+EHSi70Q7zYVoH4F7iy7UrJ",
+	"eyuVU6xGmHGRm/1p/nrDG73OJ89GD2eidKz9Zd+XFyLPGyk3uVmvrg3uD66mtdRZhfj01wb/sKfMqN3H",
+	"FiSf5uL28vMjypY7byXan+hK3vPCstM9f2JFIeQ7P/XZoTb5Z1yU7na9o/WZD/nwo6CsDUf+Ncb+Y2Js",
+	"p37+wwLt2W2ScTlH4HKdkIbqNVScPtL2355NfMLM4ZeL339zd9aDDvdIAiYiF7woc/QeLOdyzsbsIsM8",
+	"J9W562iqRSudw9FR8ENALOI4lgBHR/Qls7Y04+NjXpZD6xrVQy6OeSlq9/vtD69qT/jtD2+8C24oZMhT",
+	"1NA7DbfiznDG8MpFAjg/e//r6euzq1dnp+dn51eT3//37LfeztpgfQ4uY9g2wPX8lFsOvbs4+IyYjeMA",
+	"8phFcXAgO6MOwTEbf1gPX0Zx41w25q96bBU1kvyF3/ALh80NcSppLJDkXkLvs4TXO4mlp6Ic7A28hDs6",
+	"YoE2U+kYem/PJr2IRryIzNh/B9gSc++QnCO/ZEO8vTH0dgRM81ZuNsFt/NQijuXqJJaxe2DijuVlUZsQ",
+	"vAS+4MLCDG2S9SudR7WcBifr6Q4M9dR67ZDO019PUzkOczXv02QaXUHCbZJB3726GKzZ00Q3Fr7Q3DYU",
+	"fqMK8k+ziwMCALyE4FD7HhC9gTvgfXWsjCUn6VWzhpH/WiptxyCrPPd/cpuNofdJiP3F6Kl1WqvyI7x0",
+	"ohkGr9MPUohgVkn37gP6Gs2gDYAkq+Q1yenDpaMFpNahkv0eqa/XXuqmDupj+YXDsjJZ+OIAsBpskUGZ",
+	"blBZE3D8CfzwEl5VsxnqYaJkwq2nF4C3iSn3nMiqC4fr/qDFMzDW+HG40MJin1z50BuAmC37d964xtDz",
+	"Y70o5MEbI86oxvChHrqMoDao9byV40ucUKb9wUkbs++XNlOyDVlREJq8YpJcoLRBZ7JWlx8d/jyZvL94",
+	"raT0b3T6MdtAZswGtLDky1zxFF5CzO7iuHEaMRl83Jh8TE4ibpzHvq/eicTOjWx8vnTfG2eyu34VM9pO",
+	"QHttaLAVlHpjiNkBxNM+OiEf7+SExG9Vi66BeMzenk1iFkHMPmWeNCtIL6qtdOAxQ/t3ZOdoa7fWH8Qy",
+	"+DvCskae9r0GtJDWebdhipQP9GNW2dnR/8RsMPBN++7y+VClRCu+lkr/hqXS1yrpayfyyy6Q9jWK3Mdj",
+	"0bwr3f9E5idHMxc3zWWF0pv9z8hdWpNSouZJhr8HDA+o3WWHKNCc+B3KpX9yhblB6HsIuLfB7v1UVF9b",
+	"RFDJa6kWMoI511M+xwHgLU9sTmlweIIZszHMeG5wtdunXB/vKS8rnto3HOK9+TB4T2PU57fGPVLGL/YV",
+	"zATzvHmex5sbM/Aw8LfLi4xbENY/zTct7Ie3ci3oe7Dth324Skfh+IUb9c0HlP06hrceiNUP/10bgiyl",
+	"+0klnEqzoNTr+WhU2wQsMM+PZkoXBH0yapSWYOEu8By8IuC5UesHnY0QgqFA//yn1/DDaPTjYAjucWTX",
+	"NaGjUV8Juic/rUvIE//FrZOb15M58pvwYGiTYGVcmttxT0A8nvaisP1A9i82vvr1aWfMCa6MEMDdI9MA",
+	"1H/Y/f7ThqsDth3dbd92kMRaKfaO6TqC+qbOqSudh/eqne0kyuX/FQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
+	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -65,8 +66,41 @@ func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
 	}, nil
 }
 
-// contextKeySubject is where the admin subject is kept on the echo context.
-const contextKeySubject = "plugintoken.subject"
+// Where authenticate leaves its verdict on the echo context.
+const (
+	contextKeySubject        = "plugintoken.subject"
+	contextKeyBearerRejected = "plugintoken.bearer-rejected"
+)
+
+// caller is who made a request, as far as the admin bearer tells.
+type caller struct {
+	subject        string // the admin subject, when the bearer was accepted
+	bearerRejected bool   // a bearer was presented and refused
+}
+
+type callerKey struct{}
+
+// callerFrom returns the caller put on ctx by withCaller.
+func callerFrom(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// withCaller is a strict middleware that hands authenticate's verdict to the
+// handlers through the request context, for routes (like revocation) where
+// the bearer is optional.
+func withCaller(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+	return func(c echo.Context, request any) (any, error) {
+		who := caller{}
+		who.subject, _ = c.Get(contextKeySubject).(string)
+		who.bearerRejected, _ = c.Get(contextKeyBearerRejected).(bool)
+		if who != (caller{}) {
+			r := c.Request()
+			c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
+		}
+		return f(c, request)
+	}
+}
 
 // bearerToken extracts the token of an `Authorization: Bearer <token>` header.
 func bearerToken(header string) (string, bool) {
@@ -85,13 +119,18 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 		return &echo.HTTPError{Code: http.StatusInternalServerError,
 			Internal: fmt.Errorf("security scheme %q has no authenticator", in.SecuritySchemeName)}
 	}
-	token, ok := bearerToken(in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization))
+	c := echomiddleware.GetEchoContext(ctx)
+	header := in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization)
+	token, ok := bearerToken(header)
 	if !ok {
+		if header != "" {
+			c.Set(contextKeyBearerRejected, true)
+		}
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
 	}
-	c := echomiddleware.GetEchoContext(ctx)
 	subject, err := s.admin(c.Request().Context(), token)
 	if err != nil {
+		c.Set(contextKeyBearerRejected, true)
 		var e *Error
 		if errors.As(err, &e) {
 			return &echo.HTTPError{Code: e.Status(), Internal: e}

@@ -145,7 +145,7 @@ func writeError(c echo.Context, log *slog.Logger, err error) {
 		return
 	}
 	h := c.Response().Header()
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && h.Get(echo.HeaderWWWAuthenticate) == "" {
 		h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="plugintoken"`)
 	}
 	body := gen.Error{Message: e.Message, Status: status, Code: string(e.Code)}

@@ -137,6 +137,9 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return gen.PluginTokenResponse{}, errPluginNotFound
+	case errors.Is(err, store.ErrCodeReplayed):
+		s.log.WarnContext(ctx, "auth code replay detected: tokens issued from it revoked", "plugin", pluginID, "base", body.BaseID)
+		return gen.PluginTokenResponse{}, errInvalidAuthCode
 	case errors.Is(err, store.ErrInvalidCode):
 		return gen.PluginTokenResponse{}, errInvalidAuthCode
 	case err != nil:

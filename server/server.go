@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +28,9 @@ import (
 // Store is the persistence the server needs. *store.DB (bbolt) implements
 // it; another engine must keep the same contract, method by method, as
 // documented on *store.DB: hashes in, never plaintext; the sentinel errors
-// store.ErrNotFound, store.ErrExists and store.ErrInvalidCode; and
-// RedeemAuthCode's check-and-consume as one atomic step.
+// (store.ErrNotFound, ErrExists, ErrInvalidCode, ErrCodeReplayed,
+// ErrInvalidToken, ErrTokenReused); and redemption, rotation and the
+// revocations they trigger each as one atomic step.
 type Store interface {
 	CreatePlugin(ctx context.Context, p store.Plugin) error
 	Plugin(ctx context.Context, id string) (store.Plugin, error)
@@ -36,6 +38,10 @@ type Store interface {
 	SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error
 	CreateAuthCode(ctx context.Context, c store.AuthCode) error
 	RedeemAuthCode(ctx context.Context, r store.Redemption) error
+	RotateRefreshToken(ctx context.Context, r store.Rotation) (access, refresh store.Token, err error)
+	RevokeToken(ctx context.Context, r store.Revocation) error
+	Token(ctx context.Context, hash store.Hash) (store.Token, error)
+	Sweep(ctx context.Context, now time.Time) (store.SweepResult, error)
 	Ping(ctx context.Context) error
 }
 
@@ -61,6 +67,15 @@ type Config struct {
 	AuthCodeTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
 	// Scopes is the plugin scope vocabulary. Default: DefaultScopes().
 	Scopes []string
+	// RefreshReuseGrace lets a refresh token rotated less than this long
+	// ago be presented again and answered with a new pair, instead of
+	// revoking its family. Zero (the default) treats every reuse as theft.
+	RefreshReuseGrace time.Duration
+	// TokenRequiresBearer enforces the upstream document's bearerAuth on
+	// the token and refresh routes: they then also need a bearer accepted
+	// by Admin. Off by default, as in Teable's real server, where the plugin
+	// secret is the credential.
+	TokenRequiresBearer bool
 }
 
 // Server serves the plugintoken API. Create it with New.
@@ -74,6 +89,9 @@ type Server struct {
 	refreshTTL time.Duration
 	scopes     []string
 	vocabulary vocabulary
+	reuseGrace time.Duration
+	// tokenRequiresBearer: see Config.TokenRequiresBearer.
+	tokenRequiresBearer bool
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -95,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 		accessTTL:  orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
 		refreshTTL: orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		scopes:     cfg.Scopes,
+		reuseGrace: cfg.RefreshReuseGrace,
+
+		tokenRequiresBearer: cfg.TokenRequiresBearer,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -105,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if s.scopes == nil {
 		s.scopes = DefaultScopes()
 	}
-	for _, d := range []time.Duration{cfg.AuthCodeTTL, cfg.AccessTokenTTL, cfg.RefreshTokenTTL} {
+	for _, d := range []time.Duration{cfg.AuthCodeTTL, cfg.AccessTokenTTL, cfg.RefreshTokenTTL, cfg.RefreshReuseGrace} {
 		if d < 0 {
 			return nil, fmt.Errorf("server: negative lifetime %s", d)
 		}
@@ -138,6 +159,9 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 	}
 	// Advertise where the API really is, not Teable's cloud.
 	spec.Servers = openapi3.Servers{{URL: prefix + "/"}}
+	if s.tokenRequiresBearer {
+		requireBearer(spec, "getPluginToken", "postPluginToken", "refreshPluginToken")
+	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("server: encode spec: %w", err)
@@ -157,8 +181,20 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 		},
 	})
 	g := e.Group(prefix, append([]echo.MiddlewareFunc{s.answerErrors, noStore}, append(mw, validator)...)...)
-	gen.RegisterHandlers(g, gen.NewStrictHandler(s, nil))
+	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withCaller}))
 	return g, nil
+}
+
+// requireBearer puts the bearerAuth requirement on the named operations.
+func requireBearer(spec *openapi3.T, operationIDs ...string) {
+	req := openapi3.SecurityRequirements{{"bearerAuth": []string{}}}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if slices.Contains(operationIDs, op.OperationID) {
+				op.Security = &req
+			}
+		}
+	}
 }
 
 // answerErrors writes any error returned below it in Teable's error body, so

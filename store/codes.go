@@ -44,14 +44,18 @@ type Redemption struct {
 // redemptions of one code, exactly one succeeds.
 //
 // It returns ErrNotFound when the plugin does not exist; the error of
-// Authorize when that refuses; and ErrInvalidCode when the code is unknown,
-// expired at r.Now, already redeemed, or bound to another plugin or base. In
-// every error case nothing is written.
+// Authorize when that refuses; ErrInvalidCode when the code is unknown,
+// expired at r.Now, or bound to another plugin or base; in those cases
+// nothing is written. It returns ErrCodeReplayed when the plugin's own code
+// was already redeemed: then every token issued from the code (access and
+// refresh, rotated descendants included) has been revoked.
 func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	if r.Authorize == nil {
 		return errors.New("store: Redemption.Authorize is required")
 	}
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	var replayed bool
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		replayed = false
 		p, err := plugin(tx, r.PluginID)
 		if err != nil {
 			return err
@@ -64,8 +68,14 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		switch {
 		case err != nil:
 			return err
-		case !ok, !c.RedeemedAt.IsZero(), !r.Now.Before(c.ExpiresAt),
-			c.PluginID != r.PluginID, c.BaseID != r.BaseID:
+		case !ok, c.PluginID != r.PluginID:
+			return ErrInvalidCode
+		case !c.RedeemedAt.IsZero():
+			// RFC 6749 §4.1.2: deny, and revoke what the code gave. The
+			// revocation must commit, so this is not returned as an error.
+			replayed = true
+			return revokeFamily(tx, r.Code)
+		case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
 			return ErrInvalidCode
 		}
 		c.RedeemedAt = r.Now
@@ -80,33 +90,10 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		}
 		return putToken(tx, refresh)
 	})
-}
-
-// putToken stores t under its hash, refusing to overwrite one.
-func putToken(tx *bolt.Tx, t Token) error {
-	if tx.Bucket(bucketTokens).Get(t.Hash[:]) != nil {
-		return ErrExists
+	if err == nil && replayed {
+		return ErrCodeReplayed
 	}
-	return put(tx, bucketTokens, t.Hash[:], t)
-}
-
-// Token returns the token stored under hash. It returns ErrNotFound when
-// there is no such token or its plugin has been deleted. It does not judge
-// expiry: the caller compares ExpiresAt with its clock.
-func (db *DB) Token(ctx context.Context, hash Hash) (Token, error) {
-	var t Token
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		ok, err := get(tx, bucketTokens, hash[:], &t)
-		if err != nil {
-			return err
-		}
-		if !ok || tx.Bucket(bucketPlugins).Get([]byte(t.PluginID)) == nil {
-			return ErrNotFound
-		}
-		t.Hash = hash
-		return nil
-	})
-	return t, err
+	return err
 }
 
 // AuthCode returns the code stored under hash, redeemed or not, or

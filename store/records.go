@@ -58,6 +58,15 @@ type Token struct {
 	// Pair is the hash of the token issued together with this one (the
 	// refresh token of an access token and the other way round).
 	Pair Hash `json:"pair"`
+	// RotatedAt is zero until a refresh token is exchanged for a new pair;
+	// a rotated token is kept only to recognise its reuse.
+	RotatedAt time.Time `json:"rotatedAt,omitzero"`
+}
+
+// Active reports whether the token may be used at now: not expired and, for
+// a refresh token, not rotated.
+func (t Token) Active(now time.Time) bool {
+	return now.Before(t.ExpiresAt) && t.RotatedAt.IsZero()
 }
 
 // get decodes the JSON record at key in bucket into v. It reports false when
@@ -68,10 +77,15 @@ func get(tx *bolt.Tx, bucket, key []byte, v any) (bool, error) {
 	if raw == nil {
 		return false, nil
 	}
+	return true, decode(bucket, key, raw, v)
+}
+
+// decode decodes the JSON record raw, stored at key in bucket, into v.
+func decode(bucket, key, raw []byte, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("store: decode %s/%x: %w", bucket, key, err)
+		return fmt.Errorf("store: decode %s/%x: %w", bucket, key, err)
 	}
-	return true, nil
+	return nil
 }
 
 // put encodes v as JSON at key in bucket.

@@ -15,16 +15,22 @@
 //	codes/
 //	    <sha256(code)>    -> AuthCode (JSON; RedeemedAt set once redeemed)
 //	tokens/
-//	    <sha256(token)>   -> Token (JSON; access and refresh tokens alike)
+//	    <sha256(token)>   -> Token (JSON; access and refresh tokens alike;
+//	                         RotatedAt set on a refresh token once rotated)
+//	families/
+//	    <sha256(code)><sha256(token)> -> "" (every token descended from a code)
 //
 // Every bucket is created when the file is opened. A redeemed code is kept
-// (with RedeemedAt set) rather than deleted, so that a second redemption is
-// recognised as a replay and not mistaken for an unknown code.
+// (with RedeemedAt set) until its original expiry rather than deleted, so
+// that a second redemption is recognised as a replay and not mistaken for an
+// unknown code; likewise a rotated refresh token is kept until its expiry so
+// that its reuse is recognised. A replay or a reuse revokes the whole family:
+// every token listed under the code in families/ is deleted.
 //
 // Deleting a plugin removes only its record: codes and tokens that name a
-// plugin that no longer exists are treated as unknown by every read, and the
-// expiry sweeper removes them for good. This keeps deletion one small write
-// however many tokens a plugin has.
+// plugin that no longer exists are treated as unknown by every read, and
+// Sweep removes them for good. This keeps deletion one small write however
+// many tokens a plugin has.
 package store
 
 import (
@@ -50,6 +56,7 @@ var (
 	bucketPlugins = []byte("plugins")
 	bucketCodes   = []byte("codes")
 	bucketTokens  = []byte("tokens")
+	bucketFamily  = []byte("families")
 
 	keySchema = []byte("schema")
 )
@@ -61,9 +68,19 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrExists means a plugin with that id is already stored.
 	ErrExists = errors.New("store: already exists")
-	// ErrInvalidCode means an auth code is unknown, expired, already
-	// redeemed, or was issued for another plugin or base.
+	// ErrInvalidCode means an auth code is unknown, expired, or was issued
+	// for another plugin or base.
 	ErrInvalidCode = errors.New("store: invalid auth code")
+	// ErrCodeReplayed means an auth code was redeemed before. The tokens
+	// issued from it have been revoked (and that revocation committed).
+	ErrCodeReplayed = errors.New("store: auth code replayed")
+	// ErrInvalidToken means a token is unknown, expired, of the wrong kind,
+	// or belongs to another plugin.
+	ErrInvalidToken = errors.New("store: invalid token")
+	// ErrTokenReused means a refresh token that was already rotated was
+	// presented again. Its whole family has been revoked (and that
+	// revocation committed).
+	ErrTokenReused = errors.New("store: refresh token reused")
 )
 
 // Hash is the SHA-256 of a secret, code or token. It is the only form in
@@ -150,7 +167,7 @@ func (db *DB) init() error {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, SchemaVersion)
 		}
-		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketTokens} {
+		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketTokens, bucketFamily} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
 			}

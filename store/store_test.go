@@ -217,8 +217,8 @@ func TestRedeemAuthCode(t *testing.T) {
 			if err != nil || !c.RedeemedAt.Equal(r.Now) {
 				t.Errorf("code after redemption: %+v, %v", c, err)
 			}
-			if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrInvalidCode) {
-				t.Errorf("second redemption: err = %v, want ErrInvalidCode", err)
+			if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrCodeReplayed) {
+				t.Errorf("second redemption: err = %v, want ErrCodeReplayed", err)
 			}
 		})
 	}
@@ -238,7 +238,7 @@ func TestRedeemAuthCodeConcurrent(t *testing.T) {
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case errors.Is(err, store.ErrInvalidCode):
+			case errors.Is(err, store.ErrCodeReplayed):
 				invalid.Add(1)
 			default:
 				t.Errorf("unexpected error: %v", err)
@@ -272,8 +272,8 @@ func TestRestartKeepsState(t *testing.T) {
 	if _, err := db.Token(ctx, r.Refresh.Hash); err != nil {
 		t.Errorf("refresh token lost across restart: %v", err)
 	}
-	if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrInvalidCode) {
-		t.Errorf("consumed code redeemable after restart: err = %v", err)
+	if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrCodeReplayed) {
+		t.Errorf("consumed code after restart: err = %v, want ErrCodeReplayed", err)
 	}
 	r2 := redemption("c")
 	r2.Code = store.HashOf("code2")

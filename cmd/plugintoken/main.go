@@ -101,6 +101,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", cfg.AccessTokenTTL, "lifetime of an access token")
 	fs.DurationVar(&cfg.RefreshTokenTTL, "refresh-token-ttl", cfg.RefreshTokenTTL, "lifetime of a refresh token")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long SIGINT/SIGTERM waits for in-flight requests")
+	fs.DurationVar(&cfg.RefreshReuseGrace, "refresh-reuse-grace", cfg.RefreshReuseGrace,
+		"how long a rotated refresh token may be presented again without revoking its family (0: never)")
+	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", cfg.SweepInterval, "how often expired codes and tokens are deleted")
+	fs.BoolVar(&cfg.TokenRequiresBearer, "token-requires-bearer", cfg.TokenRequiresBearer,
+		"also require an admin bearer on the token and refresh routes (the upstream spec's bearerAuth)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: plugintoken serve [flags]\n\n"+
 			"Admin bearer tokens come from PLUGINTOKEN_ADMIN_TOKEN (comma-separated) and/or\n"+
@@ -133,6 +138,12 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		if d.v < time.Second {
 			return cfg, fmt.Errorf("-%s must be at least 1s, got %s", d.name, d.v)
 		}
+	}
+	if cfg.SweepInterval < time.Second {
+		return cfg, fmt.Errorf("-sweep-interval must be at least 1s, got %s", cfg.SweepInterval)
+	}
+	if cfg.RefreshReuseGrace < 0 {
+		return cfg, fmt.Errorf("-refresh-reuse-grace must not be negative, got %s", cfg.RefreshReuseGrace)
 	}
 	if cfg.AdminTokenFile == "" {
 		cfg.AdminTokenFile = defaultAdminTokenFile(cfg.DBPath)

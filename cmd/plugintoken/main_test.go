@@ -45,13 +45,16 @@ func TestParseServeFlags(t *testing.T) {
 			"PLUGINTOKEN_ACCESS_TOKEN_TTL", "5m",
 			"PLUGINTOKEN_ADDR", "127.0.0.1:9999",
 			"PLUGINTOKEN_ADMIN_TOKEN", " tok-aaaaaaaaaaaaaaaa , ,tok-bbbbbbbbbbbbbbbb",
+			"PLUGINTOKEN_TOKEN_REQUIRES_BEARER", "true",
+			"PLUGINTOKEN_REFRESH_REUSE_GRACE", "3s",
 		), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.AuthCodeTTL != 2*time.Second || cfg.AccessTokenTTL != time.Minute || cfg.Addr != "127.0.0.1:9999" ||
 			cfg.DBPath != "/x/y.db" || cfg.AdminTokenFile != "/x/admin-token" ||
-			!slices.Equal(cfg.AdminTokens, []string{"tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"}) {
+			!slices.Equal(cfg.AdminTokens, []string{"tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"}) ||
+			!cfg.TokenRequiresBearer || cfg.RefreshReuseGrace != 3*time.Second {
 			t.Errorf("got %+v", cfg)
 		}
 	})
@@ -63,6 +66,8 @@ func TestParseServeFlags(t *testing.T) {
 		"ErrBadFlag":        {[]string{"-nope"}, nil},
 		"ErrTTLTooShort":    {[]string{"-auth-code-ttl", "10ms"}, nil},
 		"ErrExtraArgument":  {[]string{"extra"}, nil},
+		"ErrSweepTooOften":  {[]string{"-sweep-interval", "1ms"}, nil},
+		"ErrNegativeGrace":  {[]string{"-refresh-reuse-grace", "-1s"}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseServeFlags(tc.args, env(tc.env...), io.Discard); err == nil {
@@ -76,7 +81,8 @@ func equalConfig(a, b Config) bool {
 	return a.Addr == b.Addr && a.DBPath == b.DBPath && a.AdminTokenFile == b.AdminTokenFile &&
 		slices.Equal(a.AdminTokens, b.AdminTokens) && a.AuthCodeTTL == b.AuthCodeTTL &&
 		a.AccessTokenTTL == b.AccessTokenTTL && a.RefreshTokenTTL == b.RefreshTokenTTL &&
-		a.ShutdownTimeout == b.ShutdownTimeout
+		a.ShutdownTimeout == b.ShutdownTimeout && a.RefreshReuseGrace == b.RefreshReuseGrace &&
+		a.SweepInterval == b.SweepInterval && a.TokenRequiresBearer == b.TokenRequiresBearer
 }
 
 func TestRunCommands(t *testing.T) {

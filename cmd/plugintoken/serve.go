@@ -31,6 +31,11 @@ type Config struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	ShutdownTimeout time.Duration
+	// RefreshReuseGrace, SweepInterval and TokenRequiresBearer: see the
+	// flags of the same names.
+	RefreshReuseGrace   time.Duration
+	SweepInterval       time.Duration
+	TokenRequiresBearer bool
 }
 
 // DefaultConfig is the configuration of a bare `plugintoken serve`.
@@ -42,6 +47,7 @@ func DefaultConfig() Config {
 		AccessTokenTTL:  server.DefaultAccessTokenTTL,
 		RefreshTokenTTL: server.DefaultRefreshTokenTTL,
 		ShutdownTimeout: 15 * time.Second,
+		SweepInterval:   time.Minute,
 	}
 }
 
@@ -56,10 +62,12 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	db       *store.DB
-	listener net.Listener
-	http     *http.Server
-	served   chan error
+	db          *store.DB
+	listener    net.Listener
+	http        *http.Server
+	served      chan error
+	stopSweeper context.CancelFunc
+	sweeperDone chan struct{}
 }
 
 // NewMain returns a Main that logs to logw.
@@ -76,6 +84,8 @@ func (m *Main) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		m.Log.Info("shutting down", "drain_timeout", m.Config.ShutdownTimeout)
 	case err := <-m.served:
+		m.stopSweeper()
+		<-m.sweeperDone
 		_ = m.db.Close()
 		return fmt.Errorf("http server: %w", err)
 	}
@@ -105,6 +115,9 @@ func (m *Main) Start() (err error) {
 		AuthCodeTTL:     cfg.AuthCodeTTL,
 		AccessTokenTTL:  cfg.AccessTokenTTL,
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
+
+		RefreshReuseGrace:   cfg.RefreshReuseGrace,
+		TokenRequiresBearer: cfg.TokenRequiresBearer,
 	})
 	if err != nil {
 		return err
@@ -132,6 +145,12 @@ func (m *Main) Start() (err error) {
 		}
 		close(m.served)
 	}()
+	sweepCtx, stop := context.WithCancel(context.Background())
+	m.stopSweeper, m.sweeperDone = stop, make(chan struct{})
+	go func() {
+		defer close(m.sweeperDone)
+		srv.RunSweeper(sweepCtx, cfg.SweepInterval)
+	}()
 	m.Log.Info("serving", "addr", m.listener.Addr().String(), "db", cfg.DBPath, "version", buildVersion())
 	return nil
 }
@@ -149,6 +168,8 @@ func (m *Main) Close() error {
 		herr = fmt.Errorf("drain requests: %w", herr)
 		_ = m.http.Close()
 	}
+	m.stopSweeper()
+	<-m.sweeperDone
 	derr := m.db.Close()
 	if derr == nil {
 		m.Log.Info("database closed", "db", m.Config.DBPath)

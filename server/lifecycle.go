@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+var (
+	errInvalidRefreshToken = Errorf(CodeValidation, "Invalid refresh token")
+	errRevokeNeedsClient   = Errorf(CodeValidation, "pluginId and secret are required without an admin bearer token")
+)
+
+// RefreshPluginToken rotates a refresh token into a new pair (Teable's
+// POST /plugin/{pluginId}/refreshToken).
+func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTokenRequestObject) (gen.RefreshPluginTokenResponseObject, error) {
+	now := s.now()
+	access, refresh := randomToken(PrefixAccessToken), randomToken(PrefixRefreshToken)
+	newAccess, _, err := s.store.RotateRefreshToken(ctx, store.Rotation{
+		PluginID: req.PluginID,
+		Refresh:  store.HashOf(req.Body.RefreshToken),
+		Now:      now,
+		Grace:    s.reuseGrace,
+		Authorize: func(p store.Plugin) error {
+			if !secretMatches(p.SecretHash, req.Body.Secret) {
+				return errInvalidSecret
+			}
+			return nil
+		},
+		NewAccess:  store.Token{Hash: store.HashOf(access), IssuedAt: now, ExpiresAt: now.Add(s.accessTTL)},
+		NewRefresh: store.Token{Hash: store.HashOf(refresh), IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL)},
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errPluginNotFound
+	case errors.Is(err, store.ErrTokenReused):
+		s.log.WarnContext(ctx, "refresh token reuse detected: token family revoked", "plugin", req.PluginID)
+		return nil, errInvalidRefreshToken
+	case errors.Is(err, store.ErrInvalidToken):
+		return nil, errInvalidRefreshToken
+	case err != nil:
+		return nil, err
+	}
+	return gen.RefreshPluginToken200JSONResponse{
+		AccessToken:      access,
+		RefreshToken:     refresh,
+		Scopes:           newAccess.Scopes,
+		ExpiresIn:        s.accessTTL.Seconds(),
+		RefreshExpiresIn: s.refreshTTL.Seconds(),
+	}, nil
+}
+
+// lookupToken returns the stored token for a presented one when it is
+// active at now, and false for anything else: garbage, unknown, expired,
+// rotated, revoked, or a deleted plugin's.
+func (s *Server) lookupToken(ctx context.Context, presented string, now time.Time) (store.Token, bool, error) {
+	if !strings.HasPrefix(presented, PrefixAccessToken) && !strings.HasPrefix(presented, PrefixRefreshToken) {
+		return store.Token{}, false, nil
+	}
+	t, err := s.store.Token(ctx, store.HashOf(presented))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Token{}, false, nil
+	}
+	if err != nil {
+		return store.Token{}, false, err
+	}
+	return t, t.Active(now), nil
+}
+
+// IntrospectToken tells a gateway whether a token is active and what it
+// grants. Anything not active is exactly {"active": false}.
+func (s *Server) IntrospectToken(ctx context.Context, req gen.IntrospectTokenRequestObject) (gen.IntrospectTokenResponseObject, error) {
+	t, active, err := s.lookupToken(ctx, req.Body.Token, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return gen.IntrospectToken200JSONResponse{Active: false}, nil
+	}
+	kind := gen.IntrospectionTokenType(t.Kind)
+	exp, iat := t.ExpiresAt.Unix(), t.IssuedAt.Unix()
+	return gen.IntrospectToken200JSONResponse{
+		Active:    true,
+		TokenType: &kind,
+		PluginID:  &t.PluginID,
+		BaseID:    &t.BaseID,
+		Scopes:    &t.Scopes,
+		Exp:       &exp,
+		Iat:       &iat,
+	}, nil
+}
+
+// RevokeToken revokes a token for its owning plugin or for an admin, and
+// answers 200 whether or not the token existed (RFC 7009 §2.2).
+func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) (gen.RevokeTokenResponseObject, error) {
+	r := store.Revocation{Token: store.HashOf(req.Body.Token)}
+	c := callerFrom(ctx)
+	switch {
+	case c.subject != "":
+		// An admin may revoke any token.
+	case c.bearerRejected:
+		return nil, errMissingBearer
+	case req.Body.PluginID == nil || req.Body.Secret == nil:
+		return nil, errRevokeNeedsClient
+	default:
+		secret := *req.Body.Secret
+		r.PluginID = *req.Body.PluginID
+		r.Authorize = func(p store.Plugin) error {
+			if !secretMatches(p.SecretHash, secret) {
+				return errInvalidSecret
+			}
+			return nil
+		}
+	}
+	if err := s.store.RevokeToken(ctx, r); err != nil {
+		return nil, pluginError(err)
+	}
+	return gen.RevokeToken200JSONResponse{Revoked: true}, nil
+}

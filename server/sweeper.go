@@ -1,0 +1,36 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+// Sweep removes expired codes and tokens (and those of deleted plugins) once.
+func (s *Server) Sweep(ctx context.Context) error {
+	res, err := s.store.Sweep(ctx, s.now())
+	if err != nil {
+		return err
+	}
+	if res.Codes+res.Tokens > 0 {
+		s.log.InfoContext(ctx, "swept expired records", "codes", res.Codes, "tokens", res.Tokens)
+	}
+	return nil
+}
+
+// RunSweeper calls Sweep every interval until ctx is done, so that the
+// database does not grow without bound. Expiry is also decided on every
+// read, so nothing depends on when the sweeper last ran.
+func (s *Server) RunSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "sweep failed", "err", err)
+			}
+		}
+	}
+}
