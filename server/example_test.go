@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -45,14 +47,18 @@ func ExampleServer_Mount() {
 
 	gateway := echo.New()
 	gateway.HTTPErrorHandler = func(err error, c echo.Context) { _ = c.String(599, "gateway error page") }
-	gateway.GET("/status", func(c echo.Context) error { return c.String(http.StatusOK, "gateway up") })
 	if _, err := srv.Mount(gateway, "/teable/api"); err != nil {
 		log.Fatal(err)
 	}
+	// One of the gateway's own routes, for plugins holding record|read.
+	gateway.GET("/records", func(c echo.Context) error {
+		p, _ := server.PrincipalFrom(c)
+		return c.String(http.StatusOK, "records of base "+p.BaseID)
+	}, srv.RequireToken("record|read"))
 	ts := httptest.NewServer(gateway)
 	defer ts.Close()
 
-	call := func(method, path, token, body string) {
+	call := func(method, path, token, body string) map[string]any {
 		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if token != "" {
@@ -62,16 +68,38 @@ func ExampleServer_Mount() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		res.Body.Close()
-		fmt.Println(method, path, res.StatusCode, res.Header.Get("Content-Type"))
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		fmt.Println(method, strings.ReplaceAll(path, idOf(path), "{id}"), res.StatusCode)
+		out := map[string]any{}
+		if json.Unmarshal(raw, &out) != nil {
+			fmt.Println(" ", string(raw))
+		}
+		return out
 	}
-	call("GET", "/status", "", "")
-	call("POST", "/teable/api/plugin", "gateway-session-of-an-admin", `{"name":"Chart"}`)
-	call("POST", "/teable/api/plugin", "", `{"name":"Chart"}`)
-	call("GET", "/teable/api/plugin/pluNoSuchPlugin0000", "gateway-session-of-an-admin", "")
+	admin := "gateway-session-of-an-admin"
+	plugin := call("POST", "/teable/api/plugin", admin, `{"name":"Chart","scopes":["record|read"]}`)
+	id, secret := plugin["id"].(string), plugin["secret"].(string)
+	code := call("POST", "/teable/api/plugin/"+id+"/authCode", admin, `{"baseId":"bseABC"}`)["code"].(string)
+	tok := call("POST", "/teable/api/plugin/"+id+"/token", "",
+		`{"baseId":"bseABC","secret":"`+secret+`","scopes":["record|read"],"authCode":"`+code+`"}`)
+	call("GET", "/records", tok["accessToken"].(string), "")
+	call("GET", "/records", "", "")
 	// Output:
-	// GET /status 200 text/plain; charset=UTF-8
-	// POST /teable/api/plugin 201 application/json
-	// POST /teable/api/plugin 401 application/json
-	// GET /teable/api/plugin/pluNoSuchPlugin0000 404 application/json
+	// POST /teable/api/plugin 201
+	// POST /teable/api/plugin/{id}/authCode 200
+	// POST /teable/api/plugin/{id}/token 200
+	// GET /records 200
+	//   records of base bseABC
+	// GET /records 401
+}
+
+// idOf finds a plugin id in a path, so that the example's output is stable.
+func idOf(path string) string {
+	for _, part := range strings.Split(path, "/") {
+		if strings.HasPrefix(part, "plu") && len(part) == 19 {
+			return part
+		}
+	}
+	return "\x00"
 }

@@ -53,6 +53,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // clients, one anonymous and one with the admin bearer.
 type harness struct {
 	t      *testing.T
+	srv    *server.Server
 	db     *store.DB
 	clock  *clock
 	logs   *syncBuffer
@@ -61,7 +62,7 @@ type harness struct {
 	admin  *gen.ClientWithResponses
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, options ...func(*server.Config)) *harness {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
 	if err != nil {
@@ -73,15 +74,20 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Store:  db,
 		Admin:  auth,
 		Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
 		Now:    h.clock.Now,
-	})
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.srv = srv
 	e, err := srv.Handler()
 	if err != nil {
 		t.Fatal(err)
@@ -214,5 +220,48 @@ func checkNoStore(t *testing.T, h http.Header) {
 	}
 	if got := h.Get("Pragma"); got != "no-cache" {
 		t.Errorf("Pragma = %q, want no-cache", got)
+	}
+}
+
+// token exchanges a fresh code of the plugin for a token pair.
+func (h *harness) token(p gen.PluginWithSecret, scopes ...string) gen.PluginTokenResponse {
+	h.t.Helper()
+	res := h.exchange(p.ID, tokenRequest("bse1", p.Secret, h.authCode(p.ID, "bse1"), scopes...))
+	if res.JSON200 == nil {
+		h.t.Fatalf("exchange: %d %s", res.StatusCode(), res.Body)
+	}
+	return *res.JSON200
+}
+
+// refresh rotates a refresh token and returns the raw answer.
+func (h *harness) refresh(pluginID, secret, refreshToken string) *gen.RefreshPluginTokenResponse {
+	h.t.Helper()
+	res, err := h.client.RefreshPluginTokenWithResponse(ctx, pluginID, gen.RefreshTokenRequest{RefreshToken: refreshToken, Secret: secret})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res
+}
+
+// introspect returns the admin introspection of a token.
+func (h *harness) introspect(token string) gen.Introspection {
+	h.t.Helper()
+	res, err := h.admin.IntrospectTokenWithResponse(ctx, gen.TokenRequest{Token: token})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if res.JSON200 == nil {
+		h.t.Fatalf("introspect: %d %s", res.StatusCode(), res.Body)
+	}
+	return *res.JSON200
+}
+
+// checkActive asserts which of the given tokens introspect active.
+func (h *harness) checkActive(want bool, tokens ...string) {
+	h.t.Helper()
+	for _, tok := range tokens {
+		if got := h.introspect(tok).Active; got != want {
+			h.t.Errorf("token %.8s…: active = %v, want %v", tok, got, want)
+		}
 	}
 }

@@ -74,6 +74,8 @@ func TestTokenTwinsMatch(t *testing.T) {
 		"200 body": {get.Responses.Status(200).Value.Content.Get("application/json").Schema.Value,
 			post.Responses.Status(200).Value.Content.Get("application/json").Schema.Value},
 		"parameters": {get.Parameters, post.Parameters},
+		"refresh 200 body": {get.Responses.Status(200).Value.Content.Get("application/json").Schema.Value,
+			spec.Paths.Value("/plugin/{pluginId}/refreshToken").Post.Responses.Status(200).Value.Content.Get("application/json").Schema.Value},
 	}
 	for name, p := range pairs {
 		if a, b := withoutExtensions(t, p[0]), withoutExtensions(t, p[1]); !reflect.DeepEqual(a, b) {
