@@ -14,7 +14,7 @@ import (
 var (
 	secretRe   = regexp.MustCompile(`^[0-9a-z]{40}$`)
 	pluginIDRe = regexp.MustCompile(`^plu[0-9A-Za-z]{16}$`)
-	authCodeRe = regexp.MustCompile(`^ptc_[A-Za-z0-9_-]{43}$`)
+	authCodeRe = regexp.MustCompile(`^ptc_[A-Za-z0-9_-]{64}$`)
 )
 
 func TestAdminRoutesNeedBearer(t *testing.T) {
@@ -174,7 +174,7 @@ func TestDeletePlugin(t *testing.T) {
 	gone := h.exchange(p.ID, tokenRequest("bse1", p.Secret, unused, "table|read"))
 	checkError(t, gone.StatusCode(), gone.Body, http.StatusNotFound, "not_found", "Plugin not found")
 	for _, token := range []string{tok.AccessToken, tok.RefreshToken} {
-		if _, err := h.db.Token(ctx, store.HashOf(token)); err == nil {
+		if _, err := h.db.Token(ctx, server.RefOf(token)); err == nil {
 			t.Errorf("token of a deleted plugin still found")
 		}
 	}
@@ -198,7 +198,7 @@ func TestCreateAuthCode(t *testing.T) {
 	if !authCodeRe.MatchString(res.JSON200.Code) || res.JSON200.ExpiresIn != 300 {
 		t.Errorf("got %+v", res.JSON200)
 	}
-	c, err := h.db.AuthCode(ctx, store.HashOf(res.JSON200.Code))
+	c, err := h.db.AuthCode(ctx, server.RefOf(res.JSON200.Code).Key)
 	if err != nil {
 		t.Fatalf("code not stored under its hash: %v", err)
 	}

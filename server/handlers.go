@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
@@ -66,10 +67,11 @@ func (s *Server) RegeneratePluginSecret(ctx context.Context, req gen.RegenerateP
 
 // CreateAuthCode issues a single-use code bound to the plugin and the base.
 func (s *Server) CreateAuthCode(ctx context.Context, req gen.CreateAuthCodeRequestObject) (gen.CreateAuthCodeResponseObject, error) {
-	code := randomToken(PrefixAuthCode)
 	now := s.now()
+	code, ref := newCredential(PrefixAuthCode, now)
 	err := s.store.CreateAuthCode(ctx, store.AuthCode{
-		Hash:      store.HashOf(code),
+		Key:       ref.Key,
+		Secret:    ref.Secret,
 		PluginID:  req.PluginID,
 		BaseID:    req.Body.BaseID,
 		IssuedAt:  now,
@@ -109,16 +111,20 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 	}
 	scopes := dedupe(body.Scopes)
 	now := s.now()
-	access, refresh := randomToken(PrefixAccessToken), randomToken(PrefixRefreshToken)
-	grant := store.Token{PluginID: pluginID, BaseID: body.BaseID, Scopes: scopes, IssuedAt: now}
-	accessRec, refreshRec := grant, grant
-	accessRec.Kind, accessRec.Hash, accessRec.ExpiresAt = store.KindAccess, store.HashOf(access), now.Add(s.accessTTL)
-	refreshRec.Kind, refreshRec.Hash, refreshRec.ExpiresAt = store.KindRefresh, store.HashOf(refresh), now.Add(s.refreshTTL)
+	// A string that is no code of ours still goes through the store, so
+	// that the plugin and its secret are checked (and a wrong secret or an
+	// unknown plugin reported) whatever the code looks like.
+	code, _ := parseCredential(body.AuthCode, PrefixAuthCode)
+	access, accessRec := s.mintToken(PrefixAccessToken, store.KindAccess, now, s.accessTTL)
+	refresh, refreshRec := s.mintToken(PrefixRefreshToken, store.KindRefresh, now, s.refreshTTL)
+	for _, t := range []*store.Token{&accessRec, &refreshRec} {
+		t.PluginID, t.BaseID, t.Scopes = pluginID, body.BaseID, scopes
+	}
 
 	err := s.store.RedeemAuthCode(ctx, store.Redemption{
 		PluginID: pluginID,
 		BaseID:   body.BaseID,
-		Code:     store.HashOf(body.AuthCode),
+		Code:     code,
 		Now:      now,
 		Authorize: func(p store.Plugin) error {
 			if !secretMatches(p.SecretHash, body.Secret) {
@@ -152,6 +158,12 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 		ExpiresIn:        s.accessTTL.Seconds(),
 		RefreshExpiresIn: s.refreshTTL.Seconds(),
 	}, nil
+}
+
+// mintToken mints a token of the given kind, and the record that stores it.
+func (s *Server) mintToken(prefix string, kind store.TokenKind, now time.Time, ttl time.Duration) (string, store.Token) {
+	tok, ref := newCredential(prefix, now)
+	return tok, store.Token{Key: ref.Key, Secret: ref.Secret, Kind: kind, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 }
 
 // pluginError maps the store's not-found to Teable's "Plugin not found".

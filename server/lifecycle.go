@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
@@ -19,10 +18,12 @@ var (
 // POST /plugin/{pluginId}/refreshToken).
 func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTokenRequestObject) (gen.RefreshPluginTokenResponseObject, error) {
 	now := s.now()
-	access, refresh := randomToken(PrefixAccessToken), randomToken(PrefixRefreshToken)
+	presented, _ := parseCredential(req.Body.RefreshToken, PrefixRefreshToken)
+	access, accessRec := s.mintToken(PrefixAccessToken, store.KindAccess, now, s.accessTTL)
+	refresh, refreshRec := s.mintToken(PrefixRefreshToken, store.KindRefresh, now, s.refreshTTL)
 	newAccess, _, err := s.store.RotateRefreshToken(ctx, store.Rotation{
 		PluginID: req.PluginID,
-		Refresh:  store.HashOf(req.Body.RefreshToken),
+		Refresh:  presented,
 		Now:      now,
 		Grace:    s.reuseGrace,
 		Authorize: func(p store.Plugin) error {
@@ -31,8 +32,8 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 			}
 			return nil
 		},
-		NewAccess:  store.Token{Hash: store.HashOf(access), IssuedAt: now, ExpiresAt: now.Add(s.accessTTL)},
-		NewRefresh: store.Token{Hash: store.HashOf(refresh), IssuedAt: now, ExpiresAt: now.Add(s.refreshTTL)},
+		NewAccess:  accessRec,
+		NewRefresh: refreshRec,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -58,10 +59,13 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 // active at now, and false for anything else: garbage, unknown, expired,
 // rotated, revoked, or a deleted plugin's.
 func (s *Server) lookupToken(ctx context.Context, presented string, now time.Time) (store.Token, bool, error) {
-	if !strings.HasPrefix(presented, PrefixAccessToken) && !strings.HasPrefix(presented, PrefixRefreshToken) {
-		return store.Token{}, false, nil
+	ref, ok := parseCredential(presented, PrefixAccessToken)
+	if !ok {
+		if ref, ok = parseCredential(presented, PrefixRefreshToken); !ok {
+			return store.Token{}, false, nil
+		}
 	}
-	t, err := s.store.Token(ctx, store.HashOf(presented))
+	t, err := s.store.Token(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Token{}, false, nil
 	}
@@ -97,7 +101,13 @@ func (s *Server) IntrospectToken(ctx context.Context, req gen.IntrospectTokenReq
 // RevokeToken revokes a token for its owning plugin or for an admin, and
 // answers 200 whether or not the token existed (RFC 7009 §2.2).
 func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) (gen.RevokeTokenResponseObject, error) {
-	r := store.Revocation{Token: store.HashOf(req.Body.Token)}
+	// A string that is no token of ours revokes nothing, but the caller is
+	// still authenticated (RFC 7009 §2.2: 200 for unknown tokens).
+	ref, ok := parseCredential(req.Body.Token, PrefixAccessToken)
+	if !ok {
+		ref, _ = parseCredential(req.Body.Token, PrefixRefreshToken)
+	}
+	r := store.Revocation{Token: ref}
 	c := callerFrom(ctx)
 	switch {
 	case c.subject != "":

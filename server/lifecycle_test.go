@@ -13,7 +13,6 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/store"
 )
 
 func TestRefresh(t *testing.T) {
@@ -398,11 +397,11 @@ func TestSweeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{tok.AccessToken, tok.RefreshToken} {
-		if _, err := h.db.Token(ctx, store.HashOf(s)); err == nil {
+		if _, err := h.db.Token(ctx, server.RefOf(s)); err == nil {
 			t.Errorf("expired token %.8s… not swept", s)
 		}
 	}
-	if _, err := h.db.AuthCode(ctx, store.HashOf(unused)); err == nil {
+	if _, err := h.db.AuthCode(ctx, server.RefOf(unused).Key); err == nil {
 		t.Error("expired code not swept")
 	}
 	if !strings.Contains(h.logs.String(), "swept expired records") {

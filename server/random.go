@@ -2,9 +2,12 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"strings"
+	"time"
+	"unsafe"
 
 	"github.com/plugintoken/plugintoken/store"
 )
@@ -30,17 +33,45 @@ const (
 	secretHintLen = 4
 	// pluginIDLen is Teable's format after the "plu" prefix.
 	pluginIDLen = 16
-	// tokenBytes is the randomness of a token or code: 256 bits.
+	// tokenBytes is the randomness of a token's or code's secret part:
+	// 256 bits.
 	tokenBytes = 32
 )
 
-// randomToken returns prefix followed by 256 random bits in unpadded
-// base64url.
-func randomToken(prefix string) string {
-	b := make([]byte, tokenBytes)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+).
-	return prefix + base64.RawURLEncoding.EncodeToString(b)
+// credentialLen is the length of the base64url part of a code or token:
+// a 16-byte store key and a 32-byte secret.
+var credentialLen = base64.RawURLEncoding.EncodedLen(len(store.Key{}) + tokenBytes)
+
+// newCredential mints a code or token: prefix, then base64url of its store
+// key and 256 random bits. The store keeps the key and only the SHA-256 of
+// the random part.
+func newCredential(prefix string, now time.Time) (string, store.Ref) {
+	var raw [len(store.Key{}) + tokenBytes]byte
+	ref := store.Ref{Key: store.NewKey(now)}
+	copy(raw[:], ref.Key[:])
+	_, _ = rand.Read(raw[len(ref.Key):]) // crypto/rand.Read never fails (Go 1.24+).
+	ref.Secret = sha256.Sum256(raw[len(ref.Key):])
+	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), ref
 }
+
+// parseCredential reads a code or token minted by newCredential with the
+// given prefix. It reports false for anything else.
+func parseCredential(s, prefix string) (store.Ref, bool) {
+	var ref store.Ref
+	if len(s) != len(prefix)+credentialLen || s[:len(prefix)] != prefix {
+		return ref, false
+	}
+	var raw [len(store.Key{}) + tokenBytes]byte
+	if n, err := base64.RawURLEncoding.Decode(raw[:], unsafeBytes(s[len(prefix):])); err != nil || n != len(raw) {
+		return ref, false
+	}
+	copy(ref.Key[:], raw[:])
+	ref.Secret = sha256.Sum256(raw[len(ref.Key):])
+	return ref, true
+}
+
+// unsafeBytes views s as bytes without copying, for read-only use.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // randomString returns n characters drawn uniformly from alphabet.
 func randomString(alphabet string, n int) string {

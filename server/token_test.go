@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/server"
 	"github.com/plugintoken/plugintoken/store"
 )
 
 var (
-	accessTokenRe  = regexp.MustCompile(`^pta_[A-Za-z0-9_-]{43}$`) // 256 bits
-	refreshTokenRe = regexp.MustCompile(`^ptr_[A-Za-z0-9_-]{43}$`)
+	accessTokenRe  = regexp.MustCompile(`^pta_[A-Za-z0-9_-]{64}$`) // 128-bit key + 256-bit secret
+	refreshTokenRe = regexp.MustCompile(`^ptr_[A-Za-z0-9_-]{64}$`)
 )
 
 func TestToken(t *testing.T) {
@@ -63,16 +64,16 @@ func TestToken(t *testing.T) {
 			}
 
 			// Stored by hash, with plugin, base, scopes, times and the code.
-			access, err := h.db.Token(ctx, store.HashOf(tok.AccessToken))
+			access, err := h.db.Token(ctx, server.RefOf(tok.AccessToken))
 			if err != nil {
 				t.Fatalf("access token not stored under its hash: %v", err)
 			}
 			if access.Kind != store.KindAccess || access.PluginID != p.ID || access.BaseID != "bse1" ||
-				!slices.Equal(access.Scopes, tok.Scopes) || access.Code != store.HashOf(code) ||
+				!slices.Equal(access.Scopes, tok.Scopes) || access.Code != server.RefOf(code).Key ||
 				!access.IssuedAt.Equal(h.clock.Now()) || !access.ExpiresAt.Equal(h.clock.Now().Add(600*time.Second)) {
 				t.Errorf("stored access token = %+v", access)
 			}
-			refresh, err := h.db.Token(ctx, store.HashOf(tok.RefreshToken))
+			refresh, err := h.db.Token(ctx, server.RefOf(tok.RefreshToken))
 			if err != nil {
 				t.Fatalf("refresh token not stored under its hash: %v", err)
 			}

@@ -9,17 +9,18 @@ import (
 )
 
 // CreateAuthCode stores a new auth code for an existing plugin. It returns
-// ErrNotFound when the plugin does not exist and ErrExists in the (random,
-// 2^-128) case that the code's hash is already stored.
+// ErrNotFound when the plugin does not exist and ErrExists when the code's
+// key is already taken (80 random bits per millisecond make that a bug, not
+// bad luck).
 func (db *DB) CreateAuthCode(ctx context.Context, c AuthCode) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		if _, err := plugin(tx, c.PluginID); err != nil {
-			return err
+			return err, nil
 		}
-		if tx.Bucket(bucketCodes).Get(c.Hash[:]) != nil {
-			return ErrExists
+		if tx.Bucket(bucketCodes).Get(c.Key[:]) != nil {
+			return ErrExists, nil
 		}
-		return put(tx, bucketCodes, c.Hash[:], c)
+		return nil, put(tx, bucketCodes, c.Key[:], &c)
 	})
 }
 
@@ -27,7 +28,7 @@ func (db *DB) CreateAuthCode(ctx context.Context, c AuthCode) error {
 type Redemption struct {
 	PluginID string
 	BaseID   string
-	Code     Hash
+	Code     Ref
 	Now      time.Time
 	// Authorize is called inside the write transaction with the plugin as
 	// stored, before the code is looked at: it checks the caller's secret
@@ -44,68 +45,61 @@ type Redemption struct {
 // redemptions of one code, exactly one succeeds.
 //
 // It returns ErrNotFound when the plugin does not exist; the error of
-// Authorize when that refuses; ErrInvalidCode when the code is unknown,
-// expired at r.Now, or bound to another plugin or base; in those cases
-// nothing is written. It returns ErrCodeReplayed when the plugin's own code
-// was already redeemed: then every token issued from the code (access and
-// refresh, rotated descendants included) has been revoked.
+// Authorize when that refuses; ErrInvalidCode when the code is unknown (or
+// its secret half does not match), expired at r.Now, or bound to another
+// plugin or base; in those cases nothing is written. It returns
+// ErrCodeReplayed when the plugin's own code was already redeemed: then
+// every token issued from the code (access and refresh, rotated descendants
+// included) has been revoked.
 func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	if r.Authorize == nil {
 		return errors.New("store: Redemption.Authorize is required")
 	}
-	var replayed bool
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		replayed = false
+	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		p, err := plugin(tx, r.PluginID)
 		if err != nil {
-			return err
+			return err, nil
 		}
 		if err := r.Authorize(p); err != nil {
-			return err
+			return err, nil
 		}
 		var c AuthCode
-		ok, err := get(tx, bucketCodes, r.Code[:], &c)
+		ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
 		switch {
 		case err != nil:
-			return err
-		case !ok, c.PluginID != r.PluginID:
-			return ErrInvalidCode
+			return nil, err
+		case !ok, !r.Code.matches(c.Secret), c.PluginID != r.PluginID:
+			return ErrInvalidCode, nil
 		case !c.RedeemedAt.IsZero():
-			// RFC 6749 §4.1.2: deny, and revoke what the code gave. The
-			// revocation must commit, so this is not returned as an error.
-			replayed = true
-			return revokeFamily(tx, r.Code)
+			// RFC 6749 §4.1.2: deny, and revoke what the code gave.
+			return ErrCodeReplayed, revokeFamily(tx, r.Code.Key)
 		case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
-			return ErrInvalidCode
+			return ErrInvalidCode, nil
 		}
 		c.RedeemedAt = r.Now
-		if err := put(tx, bucketCodes, r.Code[:], c); err != nil {
-			return err
+		if err := put(tx, bucketCodes, r.Code.Key[:], &c); err != nil {
+			return nil, err
 		}
 		access, refresh := r.Access, r.Refresh
-		access.Code, refresh.Code = r.Code, r.Code
-		access.Pair, refresh.Pair = refresh.Hash, access.Hash
+		access.Code, refresh.Code = r.Code.Key, r.Code.Key
+		access.Pair, refresh.Pair = refresh.Key, access.Key
 		if err := putToken(tx, access); err != nil {
-			return err
+			return nil, err
 		}
-		return putToken(tx, refresh)
+		return nil, putToken(tx, refresh)
 	})
-	if err == nil && replayed {
-		return ErrCodeReplayed
-	}
-	return err
 }
 
-// AuthCode returns the code stored under hash, redeemed or not, or
-// ErrNotFound.
-func (db *DB) AuthCode(ctx context.Context, hash Hash) (AuthCode, error) {
+// AuthCode returns the code stored under key, redeemed or not, or
+// ErrNotFound. It is for operators and tests: it does not check a secret.
+func (db *DB) AuthCode(ctx context.Context, key Key) (AuthCode, error) {
 	var c AuthCode
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		ok, err := get(tx, bucketCodes, hash[:], &c)
+		ok, err := get(tx, bucketCodes, key[:], &c)
 		if err == nil && !ok {
 			err = ErrNotFound
 		}
-		c.Hash = hash
+		c.Key = key
 		return err
 	})
 	return c, err

@@ -22,17 +22,18 @@ func redeemed(t *testing.T) (*store.DB, store.Redemption) {
 
 // rotation rotates the refresh token with hash from into a pair named after
 // suffix, at now.
-func rotation(from store.Hash, suffix string, now time.Time) store.Rotation {
+func rotation(from store.Ref, suffix string, now time.Time) store.Rotation {
+	a, r := ref("access"+suffix), ref("refresh"+suffix)
 	return store.Rotation{
 		PluginID: "plu1", Refresh: from, Now: now,
 		Authorize:  func(store.Plugin) error { return nil },
-		NewAccess:  store.Token{Hash: store.HashOf("access" + suffix), IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)},
-		NewRefresh: store.Token{Hash: store.HashOf("refresh" + suffix), IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
+		NewAccess:  store.Token{Key: a.Key, Secret: a.Secret, IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)},
+		NewRefresh: store.Token{Key: r.Key, Secret: r.Secret, IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
 	}
 }
 
 // live reports whether a token is stored and active at now.
-func live(t *testing.T, db *store.DB, h store.Hash, now time.Time) bool {
+func live(t *testing.T, db *store.DB, h store.Ref, now time.Time) bool {
 	t.Helper()
 	tok, err := db.Token(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
@@ -48,18 +49,18 @@ func TestRotateRefreshToken(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	t.Run("OK", func(t *testing.T) {
 		db, r := redeemed(t)
-		access, refresh, err := db.RotateRefreshToken(ctx, rotation(r.Refresh.Hash, "b", now))
+		access, refresh, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if access.Kind != store.KindAccess || refresh.Kind != store.KindRefresh || access.BaseID != "bse1" ||
-			len(access.Scopes) != 1 || access.Code != r.Code || access.Pair != refresh.Hash {
+			len(access.Scopes) != 1 || access.Code != r.Code.Key || access.Pair != refresh.Key {
 			t.Errorf("new pair: %+v / %+v", access, refresh)
 		}
-		if live(t, db, r.Access.Hash, now) || live(t, db, r.Refresh.Hash, now) {
+		if live(t, db, refOf(r.Access), now) || live(t, db, refOf(r.Refresh), now) {
 			t.Error("old pair still active after rotation")
 		}
-		if !live(t, db, access.Hash, now) || !live(t, db, refresh.Hash, now) {
+		if !live(t, db, refOf(access), now) || !live(t, db, refOf(refresh), now) {
 			t.Error("new pair not active")
 		}
 	})
@@ -68,21 +69,21 @@ func TestRotateRefreshToken(t *testing.T) {
 		change func(*store.Rotation)
 		want   error
 	}{
-		"ErrInvalidTokenUnknown": {func(r *store.Rotation) { r.Refresh = store.HashOf("nope") }, store.ErrInvalidToken},
-		"ErrInvalidTokenAccess":  {func(r *store.Rotation) { r.Refresh = store.HashOf("accessa") }, store.ErrInvalidToken},
+		"ErrInvalidTokenUnknown": {func(r *store.Rotation) { r.Refresh = ref("nope") }, store.ErrInvalidToken},
+		"ErrInvalidTokenAccess":  {func(r *store.Rotation) { r.Refresh = ref("accessa") }, store.ErrInvalidToken},
 		"ErrInvalidTokenExpired": {func(r *store.Rotation) { r.Now = t0.Add(10 * time.Minute) }, store.ErrInvalidToken},
 		"ErrNotFoundPlugin":      {func(r *store.Rotation) { r.PluginID = "plu9" }, store.ErrNotFound},
 		"ErrAuthorize":           {func(r *store.Rotation) { r.Authorize = func(store.Plugin) error { return errNo } }, errNo},
 	} {
 		t.Run(name, func(t *testing.T) {
 			db, r := redeemed(t)
-			rot := rotation(r.Refresh.Hash, "b", now)
+			rot := rotation(refOf(r.Refresh), "b", now)
 			tc.change(&rot)
 			if _, _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			// A failed attempt changes nothing.
-			if !live(t, db, r.Access.Hash, now) || !live(t, db, r.Refresh.Hash, now) {
+			if !live(t, db, refOf(r.Access), now) || !live(t, db, refOf(r.Refresh), now) {
 				t.Error("pair changed by a failed rotation")
 			}
 		})
@@ -90,12 +91,12 @@ func TestRotateRefreshToken(t *testing.T) {
 	t.Run("ErrInvalidTokenOtherPlugin", func(t *testing.T) {
 		db, r := redeemed(t)
 		mustCreatePlugin(t, db, "plu2")
-		rot := rotation(r.Refresh.Hash, "b", now)
+		rot := rotation(refOf(r.Refresh), "b", now)
 		rot.PluginID = "plu2"
 		if _, _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, store.ErrInvalidToken) {
 			t.Fatalf("err = %v", err)
 		}
-		if !live(t, db, r.Refresh.Hash, now) {
+		if !live(t, db, refOf(r.Refresh), now) {
 			t.Error("another plugin's attempt changed the token")
 		}
 	})
@@ -105,44 +106,44 @@ func TestRefreshReuse(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	t.Run("ErrTokenReusedRevokesFamily", func(t *testing.T) {
 		db, r := redeemed(t)
-		_, second, err := db.RotateRefreshToken(ctx, rotation(r.Refresh.Hash, "b", now))
+		_, second, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		third, thirdRefresh, err := db.RotateRefreshToken(ctx, rotation(second.Hash, "c", now))
+		third, thirdRefresh, err := db.RotateRefreshToken(ctx, rotation(refOf(second), "c", now))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The first refresh token comes back: the family dies.
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(r.Refresh.Hash, "d", now)); !errors.Is(err, store.ErrTokenReused) {
+		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "d", now)); !errors.Is(err, store.ErrTokenReused) {
 			t.Fatalf("reuse: err = %v, want ErrTokenReused", err)
 		}
-		for _, h := range []store.Hash{third.Hash, thirdRefresh.Hash, store.HashOf("accessd"), store.HashOf("refreshd")} {
+		for _, h := range []store.Ref{refOf(third), refOf(thirdRefresh), ref("accessd"), ref("refreshd")} {
 			if live(t, db, h, now) {
-				t.Errorf("token %x survived the family revocation", h[:4])
+				t.Errorf("token %s survived the family revocation", h.Key)
 			}
 		}
 	})
 	t.Run("GracePeriod", func(t *testing.T) {
 		db, r := redeemed(t)
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(r.Refresh.Hash, "b", now)); err != nil {
+		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now)); err != nil {
 			t.Fatal(err)
 		}
-		retry := rotation(r.Refresh.Hash, "c", now.Add(5*time.Second))
+		retry := rotation(refOf(r.Refresh), "c", now.Add(5*time.Second))
 		retry.Grace = 10 * time.Second
 		access, _, err := db.RotateRefreshToken(ctx, retry)
 		if err != nil {
 			t.Fatalf("retry within grace: %v", err)
 		}
-		if !live(t, db, access.Hash, now) || !live(t, db, store.HashOf("refreshb"), now) {
+		if !live(t, db, refOf(access), now) || !live(t, db, ref("refreshb"), now) {
 			t.Error("retry within grace revoked tokens")
 		}
-		late := rotation(r.Refresh.Hash, "d", now.Add(10*time.Second))
+		late := rotation(refOf(r.Refresh), "d", now.Add(10*time.Second))
 		late.Grace = 10 * time.Second
 		if _, _, err := db.RotateRefreshToken(ctx, late); !errors.Is(err, store.ErrTokenReused) {
 			t.Fatalf("reuse after grace: err = %v, want ErrTokenReused", err)
 		}
-		if live(t, db, access.Hash, now) || live(t, db, store.HashOf("refreshb"), now) {
+		if live(t, db, refOf(access), now) || live(t, db, ref("refreshb"), now) {
 			t.Error("reuse after grace left the family alive")
 		}
 	})
@@ -151,16 +152,16 @@ func TestRefreshReuse(t *testing.T) {
 func TestCodeReplayRevokesFamily(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	db, r := redeemed(t)
-	access, refresh, err := db.RotateRefreshToken(ctx, rotation(r.Refresh.Hash, "b", now))
+	access, refresh, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := db.RedeemAuthCode(ctx, redemption("z")); !errors.Is(err, store.ErrCodeReplayed) {
 		t.Fatalf("replay: err = %v, want ErrCodeReplayed", err)
 	}
-	for _, h := range []store.Hash{r.Access.Hash, r.Refresh.Hash, access.Hash, refresh.Hash, store.HashOf("accessz")} {
+	for _, h := range []store.Ref{refOf(r.Access), refOf(r.Refresh), refOf(access), refOf(refresh), ref("accessz")} {
 		if _, err := db.Token(ctx, h); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("token %x survived the replay (err = %v)", h[:4], err)
+			t.Errorf("token %s survived the replay (err = %v)", h.Key, err)
 		}
 	}
 }
@@ -169,44 +170,44 @@ func TestRevokeToken(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	t.Run("RefreshTakesAccess", func(t *testing.T) {
 		db, r := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: r.Refresh.Hash}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Refresh)}); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, r.Refresh.Hash, now) || live(t, db, r.Access.Hash, now) {
+		if live(t, db, refOf(r.Refresh), now) || live(t, db, refOf(r.Access), now) {
 			t.Error("revoking the refresh token left a token alive")
 		}
 	})
 	t.Run("AccessLeavesRefresh", func(t *testing.T) {
 		db, r := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: r.Access.Hash, PluginID: "plu1"}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access), PluginID: "plu1"}); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, r.Access.Hash, now) || !live(t, db, r.Refresh.Hash, now) {
+		if live(t, db, refOf(r.Access), now) || !live(t, db, refOf(r.Refresh), now) {
 			t.Error("revoking the access token: wrong survivors")
 		}
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(r.Refresh.Hash, "b", now)); err != nil {
+		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now)); err != nil {
 			t.Errorf("refresh after access revocation: %v", err)
 		}
 	})
 	t.Run("OtherPluginIgnored", func(t *testing.T) {
 		db, r := redeemed(t)
 		mustCreatePlugin(t, db, "plu2")
-		if err := db.RevokeToken(ctx, store.Revocation{Token: r.Access.Hash, PluginID: "plu2"}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access), PluginID: "plu2"}); err != nil {
 			t.Fatal(err)
 		}
-		if !live(t, db, r.Access.Hash, now) {
+		if !live(t, db, refOf(r.Access), now) {
 			t.Error("another plugin revoked the token")
 		}
 	})
 	t.Run("UnknownIsNoError", func(t *testing.T) {
 		db, _ := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: store.HashOf("nope")}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: ref("nope")}); err != nil {
 			t.Error(err)
 		}
 	})
 	t.Run("ErrNotFoundPlugin", func(t *testing.T) {
 		db, r := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: r.Access.Hash, PluginID: "plu9"}); !errors.Is(err, store.ErrNotFound) {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access), PluginID: "plu9"}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -225,14 +226,14 @@ func TestSweep(t *testing.T) {
 	if err != nil || res.Codes != 2 || res.Tokens != 0 {
 		t.Fatalf("sweep at 6m: %+v, %v", res, err)
 	}
-	if _, err := db.AuthCode(ctx, store.HashOf("code1")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.AuthCode(ctx, ref("code1").Key); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired code tombstone kept")
 	}
 	res, err = db.Sweep(ctx, t0.Add(11*time.Minute))
 	if err != nil || res.Tokens != 2 {
 		t.Fatalf("sweep at 11m: %+v, %v", res, err)
 	}
-	if _, err := db.Token(ctx, r.Access.Hash); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Token(ctx, refOf(r.Access)); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired token kept")
 	}
 

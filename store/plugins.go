@@ -13,7 +13,7 @@ func (db *DB) CreatePlugin(ctx context.Context, p Plugin) error {
 		if tx.Bucket(bucketPlugins).Get([]byte(p.ID)) != nil {
 			return ErrExists
 		}
-		return put(tx, bucketPlugins, []byte(p.ID), p)
+		return put(tx, bucketPlugins, []byte(p.ID), &p)
 	})
 }
 
@@ -59,6 +59,6 @@ func (db *DB) SetPluginSecret(ctx context.Context, id string, secret Hash, hint 
 			return err
 		}
 		p.SecretHash, p.SecretHint, p.UpdatedAt = secret, hint, now
-		return put(tx, bucketPlugins, []byte(id), p)
+		return put(tx, bucketPlugins, []byte(id), &p)
 	})
 }

@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -54,7 +56,7 @@ func mustCreatePlugin(tb testing.TB, db *store.DB, id string) {
 
 func mustCreateCode(tb testing.TB, db *store.DB, code, plugin, base string) {
 	tb.Helper()
-	err := db.CreateAuthCode(ctx, store.AuthCode{Hash: store.HashOf(code), PluginID: plugin, BaseID: base,
+	err := db.CreateAuthCode(ctx, store.AuthCode{Key: ref(code).Key, Secret: ref(code).Secret, PluginID: plugin, BaseID: base,
 		IssuedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)})
 	if err != nil {
 		tb.Fatalf("CreateAuthCode: %v", err)
@@ -65,11 +67,12 @@ func mustCreateCode(tb testing.TB, db *store.DB, code, plugin, base string) {
 // after suffix.
 func redemption(suffix string) store.Redemption {
 	tok := func(kind store.TokenKind) store.Token {
-		return store.Token{Hash: store.HashOf(string(kind) + suffix), Kind: kind, PluginID: "plu1",
+		r := ref(string(kind) + suffix)
+		return store.Token{Key: r.Key, Secret: r.Secret, Kind: kind, PluginID: "plu1",
 			BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
 	}
 	return store.Redemption{
-		PluginID: "plu1", BaseID: "bse1", Code: store.HashOf("code1"), Now: t0.Add(time.Minute),
+		PluginID: "plu1", BaseID: "bse1", Code: ref("code1"), Now: t0.Add(time.Minute),
 		Authorize: func(store.Plugin) error { return nil },
 		Access:    tok(store.KindAccess), Refresh: tok(store.KindRefresh),
 	}
@@ -151,7 +154,7 @@ func TestPlugins(t *testing.T) {
 	if err := db.DeletePlugin(ctx, "plu1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeletePlugin twice: err = %v, want ErrNotFound", err)
 	}
-	if err := db.CreateAuthCode(ctx, store.AuthCode{Hash: store.HashOf("c"), PluginID: "plu1"}); !errors.Is(err, store.ErrNotFound) {
+	if err := db.CreateAuthCode(ctx, store.AuthCode{Key: ref("c").Key, PluginID: "plu1"}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("CreateAuthCode for deleted plugin: err = %v, want ErrNotFound", err)
 	}
 }
@@ -164,7 +167,8 @@ func TestRedeemAuthCode(t *testing.T) {
 		want   error
 	}{
 		{"OK", func(*store.DB, *store.Redemption) {}, nil},
-		{"ErrInvalidCodeUnknown", func(_ *store.DB, r *store.Redemption) { r.Code = store.HashOf("other") }, store.ErrInvalidCode},
+		{"ErrInvalidCodeUnknown", func(_ *store.DB, r *store.Redemption) { r.Code = ref("other") }, store.ErrInvalidCode},
+		{"ErrInvalidCodeWrongSecret", func(_ *store.DB, r *store.Redemption) { r.Code.Secret = store.HashOf("guess") }, store.ErrInvalidCode},
 		{"ErrInvalidCodeExpired", func(_ *store.DB, r *store.Redemption) { r.Now = t0.Add(5 * time.Minute) }, store.ErrInvalidCode},
 		{"ErrInvalidCodeOtherBase", func(_ *store.DB, r *store.Redemption) { r.BaseID = "bse2" }, store.ErrInvalidCode},
 		{"ErrInvalidCodeOtherPlugin", func(db *store.DB, r *store.Redemption) {
@@ -186,7 +190,7 @@ func TestRedeemAuthCode(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("RedeemAuthCode: err = %v, want %v", err, tt.want)
 			}
-			_, terr := db.Token(ctx, r.Access.Hash)
+			_, terr := db.Token(ctx, refOf(r.Access))
 			if tt.want != nil {
 				if !errors.Is(terr, store.ErrNotFound) {
 					t.Errorf("after a failed redemption the access token exists (err = %v)", terr)
@@ -199,21 +203,21 @@ func TestRedeemAuthCode(t *testing.T) {
 				}
 				return
 			}
-			access, err := db.Token(ctx, r.Access.Hash)
+			access, err := db.Token(ctx, refOf(r.Access))
 			if err != nil {
 				t.Fatalf("Token(access): %v", err)
 			}
-			refresh, err := db.Token(ctx, r.Refresh.Hash)
+			refresh, err := db.Token(ctx, refOf(r.Refresh))
 			if err != nil {
 				t.Fatalf("Token(refresh): %v", err)
 			}
 			if access.Kind != store.KindAccess || refresh.Kind != store.KindRefresh {
 				t.Errorf("kinds = %s, %s", access.Kind, refresh.Kind)
 			}
-			if access.Code != store.HashOf("code1") || access.Pair != refresh.Hash || refresh.Pair != access.Hash {
+			if access.Code != ref("code1").Key || access.Pair != refresh.Key || refresh.Pair != access.Key {
 				t.Errorf("family links wrong: access %+v refresh %+v", access, refresh)
 			}
-			c, err := db.AuthCode(ctx, store.HashOf("code1"))
+			c, err := db.AuthCode(ctx, ref("code1").Key)
 			if err != nil || !c.RedeemedAt.Equal(r.Now) {
 				t.Errorf("code after redemption: %+v, %v", c, err)
 			}
@@ -266,17 +270,17 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 
 	db = mustOpenAt(t, path)
-	if _, err := db.Token(ctx, r.Access.Hash); err != nil {
+	if _, err := db.Token(ctx, refOf(r.Access)); err != nil {
 		t.Errorf("access token lost across restart: %v", err)
 	}
-	if _, err := db.Token(ctx, r.Refresh.Hash); err != nil {
+	if _, err := db.Token(ctx, refOf(r.Refresh)); err != nil {
 		t.Errorf("refresh token lost across restart: %v", err)
 	}
 	if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrCodeReplayed) {
 		t.Errorf("consumed code after restart: err = %v, want ErrCodeReplayed", err)
 	}
 	r2 := redemption("c")
-	r2.Code = store.HashOf("code2")
+	r2.Code = ref("code2")
 	if err := db.RedeemAuthCode(ctx, r2); err != nil {
 		t.Errorf("unused code not redeemable after restart: %v", err)
 	}
@@ -292,19 +296,28 @@ func TestTokenOfDeletedPlugin(t *testing.T) {
 	if err := db.DeletePlugin(ctx, "plu1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Token(ctx, r.Access.Hash); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Token(ctx, refOf(r.Access)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("token of a deleted plugin: err = %v, want ErrNotFound", err)
 	}
 }
 
-func TestHashText(t *testing.T) {
-	h := store.HashOf("x")
-	b, _ := h.MarshalText()
-	var got store.Hash
-	if err := got.UnmarshalText(b); err != nil || got != h {
-		t.Errorf("round trip: %x, %v", got, err)
+// ref is the Ref of a code or token named name in a test.
+func ref(name string) store.Ref {
+	h := sha256.Sum256([]byte("key:" + name))
+	var k store.Key
+	copy(k[:], h[:])
+	return store.Ref{Key: k, Secret: store.HashOf(name)}
+}
+
+// refOf is the Ref that presents t.
+func refOf(t store.Token) store.Ref { return store.Ref{Key: t.Key, Secret: t.Secret} }
+
+func TestNewKeySortsByTime(t *testing.T) {
+	a, b := store.NewKey(t0), store.NewKey(t0.Add(time.Millisecond))
+	if bytes.Compare(a[:], b[:]) >= 0 {
+		t.Errorf("key of a later token sorts first: %s, %s", a, b)
 	}
-	if err := got.UnmarshalText([]byte("abc")); err == nil {
-		t.Error("UnmarshalText accepted a short hash")
+	if store.NewKey(t0) == store.NewKey(t0) {
+		t.Error("two keys of the same millisecond are equal")
 	}
 }

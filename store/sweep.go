@@ -57,7 +57,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 		if _, err := get(tx, bucketTokens, k, &t); err != nil {
 			return err
 		}
-		copy(t.Hash[:], k)
+		copy(t.Key[:], k)
 		return deleteToken(tx, t)
 	})
 	res.Tokens = n

@@ -10,34 +10,34 @@ import (
 )
 
 // familyKey is the families/ key of a token descended from code.
-func familyKey(code, token Hash) []byte {
-	k := make([]byte, 0, 2*len(code))
+func familyKey(code, token Key) []byte {
+	k := make([]byte, 0, len(code)+len(token))
 	k = append(k, code[:]...)
 	return append(k, token[:]...)
 }
 
-// putToken stores t under its hash and lists it in its family, refusing to
+// putToken stores t under its key and lists it in its family, refusing to
 // overwrite a token.
 func putToken(tx *bolt.Tx, t Token) error {
-	if tx.Bucket(bucketTokens).Get(t.Hash[:]) != nil {
+	if tx.Bucket(bucketTokens).Get(t.Key[:]) != nil {
 		return ErrExists
 	}
-	if err := put(tx, bucketTokens, t.Hash[:], t); err != nil {
+	if err := put(tx, bucketTokens, t.Key[:], &t); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketFamily).Put(familyKey(t.Code, t.Hash), nil)
+	return tx.Bucket(bucketFamily).Put(familyKey(t.Code, t.Key), nil)
 }
 
 // deleteToken removes a token and its family entry.
 func deleteToken(tx *bolt.Tx, t Token) error {
-	if err := tx.Bucket(bucketTokens).Delete(t.Hash[:]); err != nil {
+	if err := tx.Bucket(bucketTokens).Delete(t.Key[:]); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketFamily).Delete(familyKey(t.Code, t.Hash))
+	return tx.Bucket(bucketFamily).Delete(familyKey(t.Code, t.Key))
 }
 
 // revokeFamily deletes every token descended from code.
-func revokeFamily(tx *bolt.Tx, code Hash) error {
+func revokeFamily(tx *bolt.Tx, code Key) error {
 	fam := tx.Bucket(bucketFamily)
 	var keys [][]byte
 	c := fam.Cursor()
@@ -56,29 +56,41 @@ func revokeFamily(tx *bolt.Tx, code Hash) error {
 	return nil
 }
 
-// token reads a token inside tx. It returns ErrNotFound when there is no
-// such token or its plugin has been deleted.
-func token(tx *bolt.Tx, hash Hash) (Token, error) {
+// tokenByKey reads a token inside tx without checking a secret. It returns
+// ErrNotFound when there is no such token or its plugin has been deleted.
+func tokenByKey(tx *bolt.Tx, key Key) (Token, error) {
 	var t Token
-	ok, err := get(tx, bucketTokens, hash[:], &t)
+	ok, err := get(tx, bucketTokens, key[:], &t)
 	if err != nil {
 		return t, err
 	}
 	if !ok || tx.Bucket(bucketPlugins).Get([]byte(t.PluginID)) == nil {
 		return t, ErrNotFound
 	}
-	t.Hash = hash
+	t.Key = key
 	return t, nil
 }
 
-// Token returns the token stored under hash. It returns ErrNotFound when
-// there is no such token or its plugin has been deleted. It does not judge
-// expiry or rotation: the caller asks Token.Active with its clock.
-func (db *DB) Token(ctx context.Context, hash Hash) (Token, error) {
+// token reads the token a presented Ref names. It returns ErrNotFound when
+// there is no such token, its secret half does not match, or its plugin has
+// been deleted.
+func token(tx *bolt.Tx, ref Ref) (Token, error) {
+	t, err := tokenByKey(tx, ref.Key)
+	if err == nil && !ref.matches(t.Secret) {
+		return Token{}, ErrNotFound
+	}
+	return t, err
+}
+
+// Token returns the token a presented Ref names. It returns ErrNotFound when
+// there is no such token, its secret half does not match, or its plugin has
+// been deleted. It does not judge expiry or rotation: the caller asks
+// Token.Active with its clock.
+func (db *DB) Token(ctx context.Context, ref Ref) (Token, error) {
 	var t Token
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		var err error
-		t, err = token(tx, hash)
+		t, err = token(tx, ref)
 		return err
 	})
 	return t, err
@@ -87,8 +99,8 @@ func (db *DB) Token(ctx context.Context, hash Hash) (Token, error) {
 // Rotation asks RotateRefreshToken to exchange a refresh token for a new pair.
 type Rotation struct {
 	PluginID string
-	// Refresh is the hash of the presented refresh token.
-	Refresh Hash
+	// Refresh is the presented refresh token.
+	Refresh Ref
 	Now     time.Time
 	// Grace is how long after its rotation a refresh token may be presented
 	// again and still be answered with a new pair instead of revoking its
@@ -99,8 +111,8 @@ type Rotation struct {
 	// stored, before the token is looked at; when it returns an error,
 	// RotateRefreshToken returns it and nothing is written.
 	Authorize func(Plugin) error
-	// NewAccess and NewRefresh carry the new pair's Hash, IssuedAt and
-	// ExpiresAt. Everything else (plugin, base, scopes, family, pairing) is
+	// NewAccess and NewRefresh carry the new pair's Key, Secret, IssuedAt
+	// and ExpiresAt. Everything else (plugin, base, scopes, family, pairing) is
 	// copied from the presented token: a refresh never changes scopes.
 	NewAccess, NewRefresh Token
 }
@@ -118,39 +130,36 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (access, refre
 	if r.Authorize == nil {
 		return access, refresh, errors.New("store: Rotation.Authorize is required")
 	}
-	var reused bool
-	err = db.update(ctx, func(tx *bolt.Tx) error {
-		reused = false
+	err = db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		p, err := plugin(tx, r.PluginID)
 		if err != nil {
-			return err
+			return err, nil
 		}
 		if err := r.Authorize(p); err != nil {
-			return err
+			return err, nil
 		}
 		old, err := token(tx, r.Refresh)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return ErrInvalidToken
+			return ErrInvalidToken, nil
 		case err != nil:
-			return err
+			return nil, err
 		case old.Kind != KindRefresh, old.PluginID != r.PluginID, !r.Now.Before(old.ExpiresAt):
-			return ErrInvalidToken
+			return ErrInvalidToken, nil
 		case !old.RotatedAt.IsZero() && r.Now.Sub(old.RotatedAt) >= r.Grace:
 			// RFC 9700 §4.14.2: a rotated token came back; one of its two
 			// holders is not the client. Revoke everything it led to.
-			reused = true
-			return revokeFamily(tx, old.Code)
+			return ErrTokenReused, revokeFamily(tx, old.Code)
 		}
 		if old.RotatedAt.IsZero() {
 			old.RotatedAt = r.Now
-			if err := put(tx, bucketTokens, old.Hash[:], old); err != nil {
-				return err
+			if err := put(tx, bucketTokens, old.Key[:], &old); err != nil {
+				return nil, err
 			}
 			// The access token issued with the old refresh token dies now.
-			if pair, err := token(tx, old.Pair); err == nil && pair.Kind == KindAccess {
+			if pair, err := tokenByKey(tx, old.Pair); err == nil && pair.Kind == KindAccess {
 				if err := deleteToken(tx, pair); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
@@ -160,21 +169,21 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (access, refre
 			t.RotatedAt = time.Time{}
 		}
 		access.Kind, refresh.Kind = KindAccess, KindRefresh
-		access.Pair, refresh.Pair = refresh.Hash, access.Hash
+		access.Pair, refresh.Pair = refresh.Key, access.Key
 		if err := putToken(tx, access); err != nil {
-			return err
+			return nil, err
 		}
-		return putToken(tx, refresh)
+		return nil, putToken(tx, refresh)
 	})
-	if err == nil && reused {
-		return Token{}, Token{}, ErrTokenReused
+	if err != nil {
+		return Token{}, Token{}, err
 	}
-	return access, refresh, err
+	return access, refresh, nil
 }
 
 // Revocation asks RevokeToken to revoke one token.
 type Revocation struct {
-	Token Hash
+	Token Ref
 	// PluginID, when set, restricts the revocation to that plugin's tokens
 	// (a token of another plugin is left alone, silently), and Authorize is
 	// called with that plugin inside the transaction. When empty (an
@@ -188,35 +197,35 @@ type Revocation struct {
 // is not an error (RFC 7009). It returns ErrNotFound when r.PluginID names no
 // plugin, and the error of Authorize when that refuses; then nothing changes.
 func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		if r.PluginID != "" {
 			p, err := plugin(tx, r.PluginID)
 			if err != nil {
-				return err
+				return err, nil
 			}
 			if r.Authorize != nil {
 				if err := r.Authorize(p); err != nil {
-					return err
+					return err, nil
 				}
 			}
 		}
 		t, err := token(tx, r.Token)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return nil
+			return nil, nil
 		case err != nil:
-			return err
+			return nil, err
 		case r.PluginID != "" && t.PluginID != r.PluginID:
-			return nil
+			return nil, nil
 		}
 		if err := deleteToken(tx, t); err != nil {
-			return err
+			return nil, err
 		}
 		if t.Kind == KindRefresh && t.RotatedAt.IsZero() {
-			if pair, err := token(tx, t.Pair); err == nil && pair.Kind == KindAccess {
-				return deleteToken(tx, pair)
+			if pair, err := tokenByKey(tx, t.Pair); err == nil && pair.Kind == KindAccess {
+				return nil, deleteToken(tx, pair)
 			}
 		}
-		return nil
+		return nil, nil
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,11 @@ type Config struct {
 	RefreshReuseGrace   time.Duration
 	SweepInterval       time.Duration
 	TokenRequiresBearer bool
+	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
+	DebugAddr string
+	// MaxBatchSize and MaxBatchDelay tune the store's group commit.
+	MaxBatchSize  int
+	MaxBatchDelay time.Duration
 }
 
 // DefaultConfig is the configuration of a bare `plugintoken serve`.
@@ -65,6 +71,7 @@ type Main struct {
 	db          *store.DB
 	listener    net.Listener
 	http        *http.Server
+	debug       *http.Server
 	served      chan error
 	stopSweeper context.CancelFunc
 	sweeperDone chan struct{}
@@ -99,7 +106,7 @@ func (m *Main) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	m.db, err = store.Open(cfg.DBPath, store.Options{})
+	m.db, err = store.Open(cfg.DBPath, store.Options{MaxBatchSize: cfg.MaxBatchSize, MaxBatchDelay: cfg.MaxBatchDelay})
 	if err != nil {
 		return err
 	}
@@ -145,6 +152,22 @@ func (m *Main) Start() (err error) {
 		}
 		close(m.served)
 	}()
+	if cfg.DebugAddr != "" {
+		dl, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			_ = m.listener.Close()
+			return fmt.Errorf("listen on debug address %s: %w", cfg.DebugAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = m.debug.Serve(dl) }()
+		m.Log.Info("serving pprof", "addr", dl.Addr().String())
+	}
 	sweepCtx, stop := context.WithCancel(context.Background())
 	m.stopSweeper, m.sweeperDone = stop, make(chan struct{})
 	go func() {
@@ -167,6 +190,9 @@ func (m *Main) Close() error {
 	if herr != nil {
 		herr = fmt.Errorf("drain requests: %w", herr)
 		_ = m.http.Close()
+	}
+	if m.debug != nil {
+		_ = m.debug.Close()
 	}
 	m.stopSweeper()
 	<-m.sweeperDone

@@ -1,0 +1,429 @@
+// Command plugintoken-bench measures the real plugintoken binary on loopback,
+// in one run, so that its figures can be compared with each other:
+//
+//  1. GET /healthz, the baseline: what the HTTP stack and this load
+//     generator cost on their own;
+//  2. the token exchange (POST /api/plugin/{id}/token), each request with a
+//     fresh auth code issued before the timed run;
+//  3. introspection of a live token (POST /api/token/introspect).
+//
+// Each runs with -conns concurrent keep-alive connections for -duration,
+// after a warm-up. The server runs with its defaults: a fresh bbolt file,
+// fsync on. It prints requests/s, p50/p99 latency, errors, each route's
+// throughput as a ratio to the baseline, and the server's peak RSS.
+//
+// Only loopback is used: the server is started here on 127.0.0.1.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		bin      = flag.String("bin", "", "plugintoken binary (default: build ./cmd/plugintoken)")
+		duration = flag.Duration("duration", 10*time.Second, "timed length of each scenario")
+		warmup   = flag.Duration("warmup", 2*time.Second, "untimed warm-up before each scenario")
+		conns    = flag.Int("conns", 64, "concurrent keep-alive connections")
+		codes    = flag.Int("codes", 250000, "auth codes to pre-issue for the exchange (the run stops early if they run out)")
+		extra    = flag.String("server-args", "", "extra arguments for plugintoken serve")
+		profile  = flag.String("profile", "", "folder to save a CPU profile of the server per scenario (via --debug-addr)")
+	)
+	flag.Parse()
+	log.SetFlags(0)
+	if err := run(*bin, *duration, *warmup, *conns, *codes, strings.Fields(*extra), *profile); err != nil {
+		log.Fatal("plugintoken-bench: ", err)
+	}
+}
+
+func run(bin string, duration, warmup time.Duration, conns, codes int, extra []string, profileDir string) error {
+	dir, err := os.MkdirTemp("", "plugintoken-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if bin == "" {
+		bin = filepath.Join(dir, "plugintoken")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/plugintoken")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+	}
+	var debugAddr string
+	if profileDir != "" {
+		debugAddr = freeAddr()
+		extra = append(extra, "--debug-addr", debugAddr)
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	srv, err := startServer(bin, dir, extra)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+
+	c := newClient(conns)
+	c.profile = func(name string, d time.Duration) {
+		if debugAddr == "" {
+			return
+		}
+		file := filepath.Join(profileDir, strings.Fields(name)[1][1:]+".pprof")
+		file = strings.NewReplacer("/", "_", "{", "", "}", "").Replace(filepath.Base(file))
+		go func() {
+			secs := max(1, int(d.Seconds())-1)
+			res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, secs))
+			if err != nil {
+				log.Print("profile: ", err)
+				return
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			_ = os.WriteFile(filepath.Join(profileDir, file), b, 0o644)
+		}()
+	}
+	p, err := c.createPlugin(srv)
+	if err != nil {
+		return err
+	}
+	tok, err := c.exchangeOnce(srv, p)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("plugintoken-bench: %d connections, %s per scenario after %s warm-up, %d CPUs shared by server and load generator\n",
+		conns, duration, warmup, runtime.NumCPU())
+
+	var results []result
+	healthz := func(int) (*http.Request, bool) {
+		r, _ := http.NewRequest("GET", srv.url+"/healthz", nil)
+		return r, true
+	}
+	results = append(results, c.load("GET /healthz (baseline)", conns, warmup, duration, healthz))
+
+	fmt.Printf("pre-issuing %d auth codes...\n", codes)
+	start := time.Now()
+	issued, err := c.issueCodes(srv, p, codes, conns)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("issued %d codes in %s (%.0f/s)\n", len(issued), time.Since(start).Round(time.Millisecond), float64(len(issued))/time.Since(start).Seconds())
+	var next atomic.Int64
+	exchange := func(int) (*http.Request, bool) {
+		i := next.Add(1) - 1
+		if i >= int64(len(issued)) {
+			return nil, false
+		}
+		body := fmt.Sprintf(`{"baseId":"bseBench","secret":%q,"scopes":["table|read","record|read"],"authCode":%q}`, p.Secret, issued[i])
+		r, _ := http.NewRequest("POST", srv.url+"/api/plugin/"+p.ID+"/token", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		return r, true
+	}
+	results = append(results, c.load("POST /api/plugin/{id}/token (exchange)", conns, warmup, duration, exchange))
+	rssExchange := srv.peakRSS()
+
+	introspectBody := fmt.Sprintf(`{"token":%q}`, tok)
+	introspect := func(int) (*http.Request, bool) {
+		r, _ := http.NewRequest("POST", srv.url+"/api/token/introspect", strings.NewReader(introspectBody))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+srv.admin)
+		return r, true
+	}
+	results = append(results, c.load("POST /api/token/introspect", conns, warmup, duration, introspect))
+
+	fmt.Println()
+	fmt.Printf("%-42s %10s %7s %10s %9s %9s %8s\n", "scenario", "requests", "errors", "req/s", "p50", "p99", "ratio")
+	base := results[0].rps()
+	for _, r := range results {
+		fmt.Printf("%-42s %10d %7d %10.0f %9s %9s %7.2fx\n", r.name, r.n, r.errors, r.rps(),
+			r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.rps()/base)
+	}
+	fmt.Printf("\nserver peak RSS after the exchange load: %s\n", rssExchange)
+	fmt.Printf("database file after the run: %.1f MiB\n", float64(fileSize(filepath.Join(dir, "plugintoken.db")))/(1<<20))
+	for _, r := range results {
+		if r.errors > 0 {
+			fmt.Printf("first error of %s: %s\n", r.name, r.firstErr)
+		}
+	}
+	return nil
+}
+
+// server is the plugintoken process under test.
+type server struct {
+	cmd   *exec.Cmd
+	url   string
+	admin string
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startServer(bin, dir string, extra []string) (*server, error) {
+	addr := freeAddr()
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	admin := "bench-admin-" + hex.EncodeToString(b)
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve", "--addr", addr, "--db", filepath.Join(dir, "plugintoken.db")}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "PLUGINTOKEN_ADMIN_TOKEN="+admin)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, url: "http://" + addr, admin: admin}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(s.url + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, errors.New("server did not become healthy")
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+	}
+}
+
+// peakRSS is the server's VmHWM, with its anonymous and file-backed parts
+// now.
+func (s *server) peakRSS() string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	fields := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	return fmt.Sprintf("VmHWM %s (now: RssAnon %s, RssFile %s)", fields["VmHWM"], fields["RssAnon"], fields["RssFile"])
+}
+
+// client is the load generator's HTTP side.
+type client struct {
+	http *http.Client
+	// profile, when set, starts a CPU profile of the server for a timed phase.
+	profile func(name string, d time.Duration)
+}
+
+func newClient(conns int) *client {
+	tr := &http.Transport{
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		DisableCompression:  true,
+		IdleConnTimeout:     time.Minute,
+	}
+	return &client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+type plugin struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+func (c *client) postJSON(url, bearer, body string, out any) error {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %d %s", url, res.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func (c *client) createPlugin(s *server) (plugin, error) {
+	var p plugin
+	err := c.postJSON(s.url+"/api/plugin", s.admin, `{"name":"bench"}`, &p)
+	return p, err
+}
+
+func (c *client) issueCode(s *server, p plugin) (string, error) {
+	var out struct{ Code string }
+	err := c.postJSON(s.url+"/api/plugin/"+p.ID+"/authCode", s.admin, `{"baseId":"bseBench"}`, &out)
+	return out.Code, err
+}
+
+func (c *client) exchangeOnce(s *server, p plugin) (string, error) {
+	code, err := c.issueCode(s, p)
+	if err != nil {
+		return "", err
+	}
+	var out struct{ AccessToken string }
+	body := fmt.Sprintf(`{"baseId":"bseBench","secret":%q,"scopes":["table|read"],"authCode":%q}`, p.Secret, code)
+	err = c.postJSON(s.url+"/api/plugin/"+p.ID+"/token", "", body, &out)
+	return out.AccessToken, err
+}
+
+// issueCodes issues n auth codes with conns concurrent requests.
+func (c *client) issueCodes(s *server, p plugin, n, conns int) ([]string, error) {
+	out := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range conns {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || firstErr.Load() != nil {
+					return
+				}
+				code, err := c.issueCode(s, p)
+				if err != nil {
+					firstErr.Store(err)
+					return
+				}
+				out[i] = code
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return nil, err
+	}
+	return out, nil
+}
+
+// result is one scenario's measurements.
+type result struct {
+	name      string
+	n, errors int
+	elapsed   time.Duration
+	latencies []time.Duration
+	firstErr  string
+}
+
+func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) pct(p int) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[(len(r.latencies)-1)*p/100]
+}
+
+// load runs makeReq in a closed loop on conns workers: untimed for warmup,
+// then timed for duration (or until makeReq says there is no more work).
+func (c *client) load(name string, conns int, warmup, duration time.Duration, makeReq func(worker int) (*http.Request, bool)) result {
+	fmt.Printf("running %s...\n", name)
+	phase := func(d time.Duration, record bool) result {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		per := make([][]time.Duration, conns)
+		errs := make([]int, conns)
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range conns {
+			wg.Go(func() {
+				lat := make([]time.Duration, 0, 1<<14)
+				for ctx.Err() == nil {
+					req, ok := makeReq(w)
+					if !ok {
+						break
+					}
+					t0 := time.Now()
+					res, err := c.http.Do(req)
+					if err == nil {
+						_, err = io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+						if err == nil && res.StatusCode/100 != 2 {
+							err = fmt.Errorf("status %d", res.StatusCode)
+						}
+					}
+					lat = append(lat, time.Since(t0))
+					if err != nil {
+						errs[w]++
+						firstErr.CompareAndSwap(nil, err.Error())
+					}
+				}
+				per[w] = lat
+			})
+		}
+		wg.Wait()
+		r := result{name: name, elapsed: time.Since(start)}
+		if !record {
+			return r
+		}
+		for w := range conns {
+			r.latencies = append(r.latencies, per[w]...)
+			r.errors += errs[w]
+		}
+		r.n = len(r.latencies)
+		slices.Sort(r.latencies)
+		if s, ok := firstErr.Load().(string); ok {
+			r.firstErr = s
+		}
+		return r
+	}
+	phase(warmup, false)
+	if c.profile != nil {
+		c.profile(name, duration)
+	}
+	return phase(duration, true)
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
