@@ -52,7 +52,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // harness is a real server (real bbolt file, real HTTP stack) and generated
 // clients, one anonymous and one with the admin bearer.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *server.Server
 	db     *store.DB
 	clock  *clock
@@ -62,7 +62,7 @@ type harness struct {
 	admin  *gen.ClientWithResponses
 }
 
-func newHarness(t *testing.T, options ...func(*server.Config)) *harness {
+func newHarness(t testing.TB, options ...func(*server.Config)) *harness {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
 	if err != nil {
@@ -100,7 +100,7 @@ func newHarness(t *testing.T, options ...func(*server.Config)) *harness {
 	return h
 }
 
-func mustClient(t *testing.T, url string, opts ...gen.ClientOption) *gen.ClientWithResponses {
+func mustClient(t testing.TB, url string, opts ...gen.ClientOption) *gen.ClientWithResponses {
 	t.Helper()
 	c, err := gen.NewClientWithResponses(url, opts...)
 	if err != nil {

@@ -56,33 +56,35 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 }
 
 // lookupToken returns the stored token for a presented one when it is
-// active at now, and false for anything else: garbage, unknown, expired,
-// rotated, revoked, or a deleted plugin's.
-func (s *Server) lookupToken(ctx context.Context, presented string, now time.Time) (store.Token, bool, error) {
+// active at now, and nil for anything else: garbage, unknown, expired,
+// rotated, revoked, or a deleted plugin's. The token is shared: read only.
+func (s *Server) lookupToken(ctx context.Context, presented string, now time.Time) (*store.Token, error) {
 	ref, ok := parseCredential(presented, PrefixAccessToken)
 	if !ok {
 		if ref, ok = parseCredential(presented, PrefixRefreshToken); !ok {
-			return store.Token{}, false, nil
+			return nil, nil
 		}
 	}
 	t, err := s.store.Token(ctx, ref)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Token{}, false, nil
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !t.Active(now):
+		return nil, nil
 	}
-	if err != nil {
-		return store.Token{}, false, err
-	}
-	return t, t.Active(now), nil
+	return t, nil
 }
 
 // IntrospectToken tells a gateway whether a token is active and what it
 // grants. Anything not active is exactly {"active": false}.
 func (s *Server) IntrospectToken(ctx context.Context, req gen.IntrospectTokenRequestObject) (gen.IntrospectTokenResponseObject, error) {
-	t, active, err := s.lookupToken(ctx, req.Body.Token, s.now())
+	t, err := s.lookupToken(ctx, req.Body.Token, s.now())
 	if err != nil {
 		return nil, err
 	}
-	if !active {
+	if t == nil {
 		return gen.IntrospectToken200JSONResponse{Active: false}, nil
 	}
 	kind := gen.IntrospectionTokenType(t.Kind)

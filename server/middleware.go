@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/plugintoken/plugintoken/store"
 )
 
 // Principal is what a valid access token grants: the plugin acting, the base
-// it acts in and the scopes it holds.
+// it acts in and the scopes it holds (shared: do not modify them).
 type Principal struct {
 	PluginID  string
 	BaseID    string
@@ -19,14 +21,17 @@ type Principal struct {
 	ExpiresAt time.Time
 }
 
-// contextKeyPrincipal is where RequireToken leaves the Principal.
+// contextKeyPrincipal is where RequireToken leaves the token it admitted.
 const contextKeyPrincipal = "plugintoken.principal"
 
 // PrincipalFrom returns the Principal that RequireToken admitted the request
 // with.
 func PrincipalFrom(c echo.Context) (Principal, bool) {
-	p, ok := c.Get(contextKeyPrincipal).(Principal)
-	return p, ok
+	t, ok := c.Get(contextKeyPrincipal).(*store.Token)
+	if !ok {
+		return Principal{}, false
+	}
+	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt}, true
 }
 
 // RequireToken returns Echo middleware for an embedding gateway's own routes:
@@ -45,12 +50,12 @@ func (s *Server) RequireToken(scopes ...string) echo.MiddlewareFunc {
 			if !ok || !strings.HasPrefix(token, PrefixAccessToken) {
 				return s.refuse(c, http.StatusUnauthorized, `Bearer realm="plugintoken", error="invalid_token"`, errInvalidAccessToken)
 			}
-			t, active, err := s.lookupToken(c.Request().Context(), token, s.now())
+			t, err := s.lookupToken(c.Request().Context(), token, s.now())
 			if err != nil {
 				writeError(c, s.log, err)
 				return nil
 			}
-			if !active {
+			if t == nil || t.Kind != store.KindAccess {
 				return s.refuse(c, http.StatusUnauthorized, `Bearer realm="plugintoken", error="invalid_token"`, errInvalidAccessToken)
 			}
 			for _, want := range scopes {
@@ -58,7 +63,9 @@ func (s *Server) RequireToken(scopes ...string) echo.MiddlewareFunc {
 					return s.refuse(c, http.StatusForbidden, insufficient, errInsufficientScope)
 				}
 			}
-			c.Set(contextKeyPrincipal, Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt})
+			// The shared token itself, not a Principal built from it:
+			// storing a pointer costs no allocation.
+			c.Set(contextKeyPrincipal, t)
 			return next(c)
 		}
 	}

@@ -40,7 +40,7 @@ type Store interface {
 	RedeemAuthCode(ctx context.Context, r store.Redemption) error
 	RotateRefreshToken(ctx context.Context, r store.Rotation) (access, refresh store.Token, err error)
 	RevokeToken(ctx context.Context, r store.Revocation) error
-	Token(ctx context.Context, ref store.Ref) (store.Token, error)
+	Token(ctx context.Context, ref store.Ref) (*store.Token, error)
 	Sweep(ctx context.Context, now time.Time) (store.SweepResult, error)
 	Ping(ctx context.Context) error
 }

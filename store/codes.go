@@ -55,7 +55,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	if r.Authorize == nil {
 		return errors.New("store: Redemption.Authorize is required")
 	}
-	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		p, err := plugin(tx, r.PluginID)
 		if err != nil {
 			return err, nil
@@ -88,6 +88,10 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		}
 		return nil, putToken(tx, refresh)
 	})
+	if errors.Is(err, ErrCodeReplayed) {
+		db.cache.invalidate()
+	}
+	return err
 }
 
 // AuthCode returns the code stored under key, redeemed or not, or

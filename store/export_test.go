@@ -20,3 +20,6 @@ func SetSchemaVersionForTest(tb testing.TB, path, version string) {
 		tb.Fatal(err)
 	}
 }
+
+// BoltStats exposes bbolt's statistics to benchmarks.
+func BoltStats(db *DB) bolt.Stats { return db.bolt.Stats() }

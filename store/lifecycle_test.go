@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,4 +261,116 @@ func TestSweep(t *testing.T) {
 			t.Fatalf("sweep: %+v, %v", res, err)
 		}
 	})
+}
+
+// TestCacheFollowsWrites looks tokens up (so that they are cached) before
+// every kind of write that ends them, and checks that the lookup after the
+// write sees the change.
+func TestCacheFollowsWrites(t *testing.T) {
+	now := t0.Add(2 * time.Minute)
+	warm := func(t *testing.T, db *store.DB, refs ...store.Ref) {
+		t.Helper()
+		for _, r := range refs {
+			if !live(t, db, r, now) {
+				t.Fatalf("token %s not live before the write", r.Key)
+			}
+		}
+	}
+	t.Run("Revoke", func(t *testing.T) {
+		db, r := redeemed(t)
+		warm(t, db, refOf(r.Access), refOf(r.Refresh))
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Refresh)}); err != nil {
+			t.Fatal(err)
+		}
+		if live(t, db, refOf(r.Access), now) || live(t, db, refOf(r.Refresh), now) {
+			t.Error("revoked tokens still served from the cache")
+		}
+	})
+	t.Run("Rotate", func(t *testing.T) {
+		db, r := redeemed(t)
+		warm(t, db, refOf(r.Access), refOf(r.Refresh))
+		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now)); err != nil {
+			t.Fatal(err)
+		}
+		if live(t, db, refOf(r.Access), now) || live(t, db, refOf(r.Refresh), now) {
+			t.Error("rotated pair still served from the cache")
+		}
+	})
+	t.Run("Replay", func(t *testing.T) {
+		db, r := redeemed(t)
+		warm(t, db, refOf(r.Access))
+		_ = db.RedeemAuthCode(ctx, redemption("z"))
+		if live(t, db, refOf(r.Access), now) {
+			t.Error("token of a replayed code still served from the cache")
+		}
+	})
+	t.Run("Reuse", func(t *testing.T) {
+		db, r := redeemed(t)
+		access, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		warm(t, db, refOf(access))
+		_, _, _ = db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "c", now))
+		if live(t, db, refOf(access), now) {
+			t.Error("token of a reused family still served from the cache")
+		}
+	})
+	t.Run("DeletePlugin", func(t *testing.T) {
+		db, r := redeemed(t)
+		warm(t, db, refOf(r.Access))
+		if err := db.DeletePlugin(ctx, "plu1"); err != nil {
+			t.Fatal(err)
+		}
+		if live(t, db, refOf(r.Access), now) {
+			t.Error("token of a deleted plugin still served from the cache")
+		}
+	})
+	t.Run("WrongSecretMisses", func(t *testing.T) {
+		db, r := redeemed(t)
+		warm(t, db, refOf(r.Access))
+		guess := refOf(r.Access)
+		guess.Secret = store.HashOf("guess")
+		if _, err := db.Token(ctx, guess); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("cached token found with a wrong secret: %v", err)
+		}
+	})
+}
+
+// TestCacheNoStaleFill revokes a token while other goroutines keep looking
+// it up: once RevokeToken has returned, no lookup may find it, even one
+// that read the file before the revocation and fills the cache after.
+func TestCacheNoStaleFill(t *testing.T) {
+	now := t0.Add(2 * time.Minute)
+	for range 20 {
+		db, r := redeemed(t)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						_, _ = db.Token(ctx, refOf(r.Access))
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access)}); err != nil {
+			t.Fatal(err)
+		}
+		for range 200 {
+			if live(t, db, refOf(r.Access), now) {
+				t.Fatal("revoked token found after RevokeToken returned")
+			}
+		}
+		close(stop)
+		wg.Wait()
+		if live(t, db, refOf(r.Access), now) {
+			t.Fatal("revoked token found after the readers stopped")
+		}
+	}
 }

@@ -27,9 +27,13 @@ func MustOpen(tb testing.TB) *store.DB {
 	return mustOpenAt(tb, filepath.Join(tb.TempDir(), "data", "plugintoken.db"))
 }
 
-func mustOpenAt(tb testing.TB, path string) *store.DB {
+func mustOpenAt(tb testing.TB, path string, opts ...store.Options) *store.DB {
 	tb.Helper()
-	db, err := store.Open(path, store.Options{})
+	var o store.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	db, err := store.Open(path, o)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

@@ -61,6 +61,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 		return deleteToken(tx, t)
 	})
 	res.Tokens = n
+	db.cache.evictExpired(now)
 	return res, err
 }
 

@@ -16,16 +16,17 @@ func familyKey(code, token Key) []byte {
 	return append(k, token[:]...)
 }
 
-// putToken stores t under its key and lists it in its family, refusing to
-// overwrite a token.
+// putToken stores t under its key and lists it in its family. Keys carry
+// 80 random bits per millisecond (NewKey), so it does not look for a token
+// already there: that would cost two B+tree descents per exchange, inside
+// the group commit, for an event that does not happen.
 func putToken(tx *bolt.Tx, t Token) error {
-	if tx.Bucket(bucketTokens).Get(t.Key[:]) != nil {
-		return ErrExists
-	}
 	if err := put(tx, bucketTokens, t.Key[:], &t); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketFamily).Put(familyKey(t.Code, t.Key), nil)
+	fam := tx.Bucket(bucketFamily)
+	fam.FillPercent = 0.9
+	return fam.Put(familyKey(t.Code, t.Key), nil)
 }
 
 // deleteToken removes a token and its family entry.
@@ -86,14 +87,26 @@ func token(tx *bolt.Tx, ref Ref) (Token, error) {
 // there is no such token, its secret half does not match, or its plugin has
 // been deleted. It does not judge expiry or rotation: the caller asks
 // Token.Active with its clock.
-func (db *DB) Token(ctx context.Context, ref Ref) (Token, error) {
+//
+// The token is shared with other callers (it may come from the cache): read
+// it, never modify it. Sharing it is what lets a repeated lookup allocate
+// nothing.
+func (db *DB) Token(ctx context.Context, ref Ref) (*Token, error) {
+	if t, ok := db.cache.get(ref); ok {
+		return t, nil
+	}
+	epoch := db.cache.epoch.Load()
 	var t Token
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		t, err = token(tx, ref)
 		return err
 	})
-	return t, err
+	if err != nil {
+		return nil, err
+	}
+	db.cache.fill(&t, epoch)
+	return &t, nil
 }
 
 // Rotation asks RotateRefreshToken to exchange a refresh token for a new pair.
@@ -130,7 +143,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (access, refre
 	if r.Authorize == nil {
 		return access, refresh, errors.New("store: Rotation.Authorize is required")
 	}
+	var stale []Key // tokens this rotation changes, to drop from the cache
 	err = db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+		stale = stale[:0]
 		p, err := plugin(tx, r.PluginID)
 		if err != nil {
 			return err, nil
@@ -152,6 +167,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (access, refre
 			return ErrTokenReused, revokeFamily(tx, old.Code)
 		}
 		if old.RotatedAt.IsZero() {
+			stale = append(stale, old.Key, old.Pair)
 			old.RotatedAt = r.Now
 			if err := put(tx, bucketTokens, old.Key[:], &old); err != nil {
 				return nil, err
@@ -175,6 +191,12 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (access, refre
 		}
 		return nil, putToken(tx, refresh)
 	})
+	switch {
+	case errors.Is(err, ErrTokenReused):
+		db.cache.invalidate()
+	case err == nil && len(stale) > 0:
+		db.cache.invalidate(stale...)
+	}
 	if err != nil {
 		return Token{}, Token{}, err
 	}
@@ -197,7 +219,9 @@ type Revocation struct {
 // is not an error (RFC 7009). It returns ErrNotFound when r.PluginID names no
 // plugin, and the error of Authorize when that refuses; then nothing changes.
 func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
-	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+	var stale []Key
+	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+		stale = stale[:0]
 		if r.PluginID != "" {
 			p, err := plugin(tx, r.PluginID)
 			if err != nil {
@@ -218,14 +242,20 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 		case r.PluginID != "" && t.PluginID != r.PluginID:
 			return nil, nil
 		}
+		stale = append(stale, t.Key)
 		if err := deleteToken(tx, t); err != nil {
 			return nil, err
 		}
 		if t.Kind == KindRefresh && t.RotatedAt.IsZero() {
 			if pair, err := tokenByKey(tx, t.Pair); err == nil && pair.Kind == KindAccess {
+				stale = append(stale, pair.Key)
 				return nil, deleteToken(tx, pair)
 			}
 		}
 		return nil, nil
 	})
+	if err == nil && len(stale) > 0 {
+		db.cache.invalidate(stale...)
+	}
+	return err
 }

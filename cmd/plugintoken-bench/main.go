@@ -87,6 +87,7 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 	defer srv.stop()
 
 	c := newClient(conns)
+	c.serverPID = srv.cmd.Process.Pid
 	c.profile = func(name string, d time.Duration) {
 		if debugAddr == "" {
 			return
@@ -155,11 +156,11 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 	results = append(results, c.load("POST /api/token/introspect", conns, warmup, duration, introspect))
 
 	fmt.Println()
-	fmt.Printf("%-42s %10s %7s %10s %9s %9s %8s\n", "scenario", "requests", "errors", "req/s", "p50", "p99", "ratio")
+	fmt.Printf("%-42s %9s %6s %8s %9s %9s %7s %11s\n", "scenario", "requests", "errors", "req/s", "p50", "p99", "ratio", "CPU srv/gen")
 	base := results[0].rps()
 	for _, r := range results {
-		fmt.Printf("%-42s %10d %7d %10.0f %9s %9s %7.2fx\n", r.name, r.n, r.errors, r.rps(),
-			r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.rps()/base)
+		fmt.Printf("%-42s %9d %6d %8.0f %9s %9s %6.2fx %5.2f/%.2f\n", r.name, r.n, r.errors, r.rps(),
+			r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.rps()/base, r.serverCPU, r.loadCPU)
 	}
 	fmt.Printf("\nserver peak RSS after the exchange load: %s\n", rssExchange)
 	fmt.Printf("database file after the run: %.1f MiB\n", float64(fileSize(filepath.Join(dir, "plugintoken.db")))/(1<<20))
@@ -194,6 +195,9 @@ func startServer(bin, dir string, extra []string) (*server, error) {
 	_, _ = rand.Read(b)
 	admin := "bench-admin-" + hex.EncodeToString(b)
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if os.Getenv("BENCH_SERVER_LOG") != "" {
+		logf, err = os.Create(os.Getenv("BENCH_SERVER_LOG"))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +257,25 @@ type client struct {
 	http *http.Client
 	// profile, when set, starts a CPU profile of the server for a timed phase.
 	profile func(name string, d time.Duration)
+	// serverPID is the server's process, whose CPU time is measured.
+	serverPID int
+}
+
+// cpuTime is the user+system CPU time of a process so far, from /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func newClient(conns int) *client {
@@ -348,6 +371,9 @@ type result struct {
 	elapsed   time.Duration
 	latencies []time.Duration
 	firstErr  string
+	// serverCPU and loadCPU are the CPU time the server and this load
+	// generator used during the timed phase, in cores.
+	serverCPU, loadCPU float64
 }
 
 func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -417,7 +443,11 @@ func (c *client) load(name string, conns int, warmup, duration time.Duration, ma
 	if c.profile != nil {
 		c.profile(name, duration)
 	}
-	return phase(duration, true)
+	srv0, self0 := cpuTime(c.serverPID), cpuTime(os.Getpid())
+	r := phase(duration, true)
+	r.serverCPU = (cpuTime(c.serverPID) - srv0).Seconds() / r.elapsed.Seconds()
+	r.loadCPU = (cpuTime(os.Getpid()) - self0).Seconds() / r.elapsed.Seconds()
+	return r
 }
 
 func fileSize(path string) int64 {

@@ -104,8 +104,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&cfg.RefreshReuseGrace, "refresh-reuse-grace", cfg.RefreshReuseGrace,
 		"how long a rotated refresh token may be presented again without revoking its family (0: never)")
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", cfg.SweepInterval, "how often expired codes and tokens are deleted")
-	fs.IntVar(&cfg.MaxBatchSize, "max-batch-size", cfg.MaxBatchSize, "group commit: most writes per transaction (0: the store's default)")
-	fs.DurationVar(&cfg.MaxBatchDelay, "max-batch-delay", cfg.MaxBatchDelay, "group commit: longest wait for a batch to fill (0: the store's default)")
+	fs.IntVar(&cfg.MaxBatchSize, "max-batch-size", cfg.MaxBatchSize, "group commit: most writes per transaction (0: 256)")
+	fs.DurationVar(&cfg.MaxBatchDelay, "max-batch-delay", cfg.MaxBatchDelay, "group commit: wait this long before each transaction to gather writes (0: commit as soon as the previous commit is done)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	fs.BoolVar(&cfg.TokenRequiresBearer, "token-requires-bearer", cfg.TokenRequiresBearer,
 		"also require an admin bearer on the token and refresh routes (the upstream spec's bearerAuth)")
