@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run build test generate check-generated vet fmt
+.PHONY: run build test bench generate check-generated vet fmt
 
 ## run: build and serve on 127.0.0.1:8080 with the database in ./data
 run: build
@@ -16,6 +16,11 @@ build:
 ## test: the whole test suite, with the race detector
 test:
 	$(GO) test -race -count=1 ./...
+
+## bench: Go benchmarks, then the real binary under load on loopback (about 2 minutes)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./store ./server
+	$(GO) run ./cmd/plugintoken-bench
 
 ## generate: regenerate gen/ from openapi/ (upstream document + overlay)
 generate:

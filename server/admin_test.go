@@ -126,6 +126,7 @@ func TestGetPlugin(t *testing.T) {
 func TestRegeneratePluginSecret(t *testing.T) {
 	h := newHarness(t)
 	p := h.createPlugin()
+	h.token(p, "table|read") // the plugin has been used (and may be cached) before
 	res, err := h.admin.RegeneratePluginSecretWithResponse(ctx, p.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 // bad luck).
 func (db *DB) CreateAuthCode(ctx context.Context, c AuthCode) error {
 	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
-		if _, err := plugin(tx, c.PluginID); err != nil {
+		if _, err := db.plugins.inWrite(tx, c.PluginID); err != nil {
 			return err, nil
 		}
 		if tx.Bucket(bucketCodes).Get(c.Key[:]) != nil {
@@ -56,7 +56,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		return errors.New("store: Redemption.Authorize is required")
 	}
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
-		p, err := plugin(tx, r.PluginID)
+		p, err := db.plugins.inWrite(tx, r.PluginID)
 		if err != nil {
 			return err, nil
 		}

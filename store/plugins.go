@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +29,47 @@ func (db *DB) Plugin(ctx context.Context, id string) (Plugin, error) {
 	return p, err
 }
 
+// pluginCache keeps decoded plugins for write transactions: every exchange,
+// refresh and revocation reads its plugin (40-odd scopes) inside the group
+// commit, where a decode costs all callers. Only write transactions use it,
+// and they run one at a time with the plugin writes, which forget the
+// plugin inside their own transaction: so a write transaction never sees an
+// entry older than the data it could read itself.
+type pluginCache struct {
+	mu sync.Mutex
+	m  map[string]*Plugin
+}
+
+// inWrite returns the plugin id inside the write transaction tx, from the
+// cache when it can, or ErrNotFound. The plugin's Scopes are shared: read
+// only.
+func (c *pluginCache) inWrite(tx *bolt.Tx, id string) (Plugin, error) {
+	c.mu.Lock()
+	p, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return *p, nil
+	}
+	fresh, err := plugin(tx, id)
+	if err != nil {
+		return fresh, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= 4096 {
+		clear(c.m)
+	}
+	c.m[id] = &fresh
+	c.mu.Unlock()
+	return fresh, nil
+}
+
+// forget drops a plugin; plugin writes call it inside their transaction.
+func (c *pluginCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
 // plugin reads a plugin inside tx, or returns ErrNotFound.
 func plugin(tx *bolt.Tx, id string) (Plugin, error) {
 	var p Plugin
@@ -46,6 +88,7 @@ func (db *DB) DeletePlugin(ctx context.Context, id string) error {
 		if b.Get([]byte(id)) == nil {
 			return ErrNotFound
 		}
+		db.plugins.forget(id)
 		return b.Delete([]byte(id))
 	})
 	if err == nil {
@@ -62,6 +105,7 @@ func (db *DB) SetPluginSecret(ctx context.Context, id string, secret Hash, hint 
 		if err != nil {
 			return err
 		}
+		db.plugins.forget(id)
 		p.SecretHash, p.SecretHint, p.UpdatedAt = secret, hint, now
 		return put(tx, bucketPlugins, []byte(id), &p)
 	})

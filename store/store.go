@@ -117,10 +117,11 @@ const DefaultMaxBatchSize = 256
 
 // DB is a plugintoken store in one bbolt file. It is safe for concurrent use.
 type DB struct {
-	bolt   *bolt.DB
-	path   string
-	commit *committer
-	cache  *tokenCache
+	bolt    *bolt.DB
+	path    string
+	commit  *committer
+	cache   *tokenCache
+	plugins *pluginCache
 }
 
 // ErrLocked is returned (wrapped) by Open when another process holds the file.
@@ -165,6 +166,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.TokenCacheSize = DefaultTokenCacheSize
 	}
 	db.cache = newTokenCache(opts.TokenCacheSize)
+	db.plugins = &pluginCache{m: make(map[string]*Plugin)}
 	return db, nil
 }
 

@@ -146,7 +146,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (access, refre
 	var stale []Key // tokens this rotation changes, to drop from the cache
 	err = db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		stale = stale[:0]
-		p, err := plugin(tx, r.PluginID)
+		p, err := db.plugins.inWrite(tx, r.PluginID)
 		if err != nil {
 			return err, nil
 		}
@@ -223,7 +223,7 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		stale = stale[:0]
 		if r.PluginID != "" {
-			p, err := plugin(tx, r.PluginID)
+			p, err := db.plugins.inWrite(tx, r.PluginID)
 			if err != nil {
 				return err, nil
 			}
