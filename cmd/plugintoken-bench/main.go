@@ -143,8 +143,9 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 		r.Header.Set("Content-Type", "application/json")
 		return r, true
 	}
+	stopRSS := srv.sampleRSS()
 	results = append(results, c.load("POST /api/plugin/{id}/token (exchange)", conns, warmup, duration, exchange))
-	rssExchange := srv.peakRSS()
+	rssExchange := stopRSS()
 
 	introspectBody := fmt.Sprintf(`{"token":%q}`, tok)
 	introspect := func(int) (*http.Request, bool) {
@@ -166,7 +167,8 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 			r.pct(50).Round(time.Microsecond), r.pct(99).Round(time.Microsecond), r.rps()/base, r.serverCPU, r.loadCPU)
 	}
 	fmt.Printf("\nratios are to the mean baseline, %.0f req/s\n", base)
-	fmt.Printf("server peak RSS after the exchange load: %s\n", rssExchange)
+	fmt.Printf("server RSS during the exchange load (sampled every 50 ms): peak %s\n", rssExchange)
+	fmt.Printf("server memory at the end: %s\n", srv.peakRSS())
 	fmt.Printf("database file after the run: %.1f MiB\n", float64(fileSize(filepath.Join(dir, "plugintoken.db")))/(1<<20))
 	for _, r := range results {
 		if r.errors > 0 {
@@ -238,12 +240,41 @@ func (s *server) stop() {
 	}
 }
 
-// peakRSS is the server's VmHWM, with its anonymous and file-backed parts
-// now.
-func (s *server) peakRSS() string {
+// sampleRSS samples the server's VmRSS until the returned function is
+// called, which reports the largest sample with its anonymous and file
+// parts (the file part is bbolt's memory map of the database).
+func (s *server) sampleRSS() func() string {
+	done := make(chan struct{})
+	out := make(chan string, 1)
+	go func() {
+		var peak int64
+		var at map[string]string
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if f := s.status(); f != nil {
+				var kb int64
+				fmt.Sscan(strings.TrimSuffix(f["VmRSS"], " kB"), &kb)
+				if kb > peak {
+					peak, at = kb, f
+				}
+			}
+			select {
+			case <-done:
+				out <- fmt.Sprintf("%.1f MiB (RssAnon %s, RssFile %s)", float64(peak)/1024, at["RssAnon"], at["RssFile"])
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() string { close(done); return <-out }
+}
+
+// status reads the server's /proc status fields.
+func (s *server) status() map[string]string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
-		return "unknown (" + err.Error() + ")"
+		return nil
 	}
 	fields := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -253,7 +284,17 @@ func (s *server) peakRSS() string {
 			fields[k] = strings.TrimSpace(v)
 		}
 	}
-	return fmt.Sprintf("VmHWM %s (now: RssAnon %s, RssFile %s)", fields["VmHWM"], fields["RssAnon"], fields["RssFile"])
+	return fields
+}
+
+// peakRSS is the server's VmHWM, with its anonymous and file-backed parts
+// now.
+func (s *server) peakRSS() string {
+	f := s.status()
+	if f == nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("VmHWM (peak over its life, code pre-issuing included) %s, now RssAnon %s, RssFile %s", f["VmHWM"], f["RssAnon"], f["RssFile"])
 }
 
 // client is the load generator's HTTP side.
