@@ -14,7 +14,7 @@ import (
 var (
 	secretRe   = regexp.MustCompile(`^[0-9a-z]{40}$`)
 	pluginIDRe = regexp.MustCompile(`^plu[0-9A-Za-z]{16}$`)
-	authCodeRe = regexp.MustCompile(`^ptc_[A-Za-z0-9_-]{64}$`)
+	authCodeRe = regexp.MustCompile(`^ptc_[A-Za-z0-9_-]{75}$`)
 )
 
 func TestAdminRoutesNeedBearer(t *testing.T) {

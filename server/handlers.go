@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
@@ -115,11 +114,8 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 	// that the plugin and its secret are checked (and a wrong secret or an
 	// unknown plugin reported) whatever the code looks like.
 	code, _ := parseCredential(body.AuthCode, PrefixAuthCode)
-	access, accessRec := s.mintToken(PrefixAccessToken, store.KindAccess, now, s.accessTTL)
-	refresh, refreshRec := s.mintToken(PrefixRefreshToken, store.KindRefresh, now, s.refreshTTL)
-	for _, t := range []*store.Token{&accessRec, &refreshRec} {
-		t.PluginID, t.BaseID, t.Scopes = pluginID, body.BaseID, scopes
-	}
+	access, refresh, grant := newTokenPair(code.Key, now, s.accessTTL, s.refreshTTL)
+	grant.PluginID, grant.BaseID, grant.Scopes = pluginID, body.BaseID, scopes
 
 	err := s.store.RedeemAuthCode(ctx, store.Redemption{
 		PluginID: pluginID,
@@ -137,8 +133,7 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 			}
 			return nil
 		},
-		Access:  accessRec,
-		Refresh: refreshRec,
+		Grant: grant,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -158,12 +153,6 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 		ExpiresIn:        s.accessTTL.Seconds(),
 		RefreshExpiresIn: s.refreshTTL.Seconds(),
 	}, nil
-}
-
-// mintToken mints a token of the given kind, and the record that stores it.
-func (s *Server) mintToken(prefix string, kind store.TokenKind, now time.Time, ttl time.Duration) (string, store.Token) {
-	tok, ref := newCredential(prefix, now)
-	return tok, store.Token{Key: ref.Key, Secret: ref.Secret, Kind: kind, IssuedAt: now, ExpiresAt: now.Add(ttl)}
 }
 
 // pluginError maps the store's not-found to Teable's "Plugin not found".

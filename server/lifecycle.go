@@ -19,9 +19,8 @@ var (
 func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTokenRequestObject) (gen.RefreshPluginTokenResponseObject, error) {
 	now := s.now()
 	presented, _ := parseCredential(req.Body.RefreshToken, PrefixRefreshToken)
-	access, accessRec := s.mintToken(PrefixAccessToken, store.KindAccess, now, s.accessTTL)
-	refresh, refreshRec := s.mintToken(PrefixRefreshToken, store.KindRefresh, now, s.refreshTTL)
-	newAccess, _, err := s.store.RotateRefreshToken(ctx, store.Rotation{
+	access, refresh, grant := newTokenPair(presented.Key, now, s.accessTTL, s.refreshTTL)
+	fresh, err := s.store.RotateRefreshToken(ctx, store.Rotation{
 		PluginID: req.PluginID,
 		Refresh:  presented,
 		Now:      now,
@@ -32,8 +31,7 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 			}
 			return nil
 		},
-		NewAccess:  accessRec,
-		NewRefresh: refreshRec,
+		New: grant,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -49,7 +47,7 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 	return gen.RefreshPluginToken200JSONResponse{
 		AccessToken:      access,
 		RefreshToken:     refresh,
-		Scopes:           newAccess.Scopes,
+		Scopes:           fresh.Scopes,
 		ExpiresIn:        s.accessTTL.Seconds(),
 		RefreshExpiresIn: s.refreshTTL.Seconds(),
 	}, nil
@@ -109,7 +107,7 @@ func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObje
 	if !ok {
 		ref, _ = parseCredential(req.Body.Token, PrefixRefreshToken)
 	}
-	r := store.Revocation{Token: ref}
+	r := store.Revocation{Token: ref, Now: s.now()}
 	c := callerFrom(ctx)
 	switch {
 	case c.subject != "":

@@ -42,16 +42,34 @@ const (
 // a 16-byte store key and a 32-byte secret.
 var credentialLen = base64.RawURLEncoding.EncodedLen(len(store.Key{}) + tokenBytes)
 
-// newCredential mints a code or token: prefix, then base64url of its store
+// newCredential mints an auth code: prefix, then base64url of its store
 // key and 256 random bits. The store keeps the key and only the SHA-256 of
 // the random part.
 func newCredential(prefix string, now time.Time) (string, store.Ref) {
-	var raw [len(store.Key{}) + tokenBytes]byte
 	ref := store.Ref{Key: store.NewKey(now)}
-	copy(raw[:], ref.Key[:])
-	_, _ = rand.Read(raw[len(ref.Key):]) // crypto/rand.Read never fails (Go 1.24+).
-	ref.Secret = sha256.Sum256(raw[len(ref.Key):])
-	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), ref
+	s, secret := credential(prefix, ref.Key)
+	ref.Secret = secret
+	return s, ref
+}
+
+// newTokenPair mints an access and a refresh token that share the grant
+// key, in the family of parent (the code, or the refresh token being
+// rotated), and the grant record that stores them.
+func newTokenPair(parent store.Key, now time.Time, accessTTL, refreshTTL time.Duration) (access, refresh string, g store.Grant) {
+	g.Key = store.NewGrantKey(parent)
+	access, g.AccessSecret = credential(PrefixAccessToken, g.Key)
+	refresh, g.RefreshSecret = credential(PrefixRefreshToken, g.Key)
+	g.IssuedAt, g.AccessExpiresAt, g.RefreshExpiresAt = now, now.Add(accessTTL), now.Add(refreshTTL)
+	return access, refresh, g
+}
+
+// credential returns prefix + base64url(key ‖ 256 random bits), and the
+// SHA-256 of the random bits.
+func credential(prefix string, key store.Key) (string, store.Hash) {
+	var raw [len(store.Key{}) + tokenBytes]byte
+	copy(raw[:], key[:])
+	_, _ = rand.Read(raw[len(key):]) // crypto/rand.Read never fails (Go 1.24+).
+	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), sha256.Sum256(raw[len(key):])
 }
 
 // parseCredential reads a code or token minted by newCredential with the

@@ -38,7 +38,7 @@ type Store interface {
 	SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error
 	CreateAuthCode(ctx context.Context, c store.AuthCode) error
 	RedeemAuthCode(ctx context.Context, r store.Redemption) error
-	RotateRefreshToken(ctx context.Context, r store.Rotation) (access, refresh store.Token, err error)
+	RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error)
 	RevokeToken(ctx context.Context, r store.Revocation) error
 	Token(ctx context.Context, ref store.Ref) (*store.Token, error)
 	Sweep(ctx context.Context, now time.Time) (store.SweepResult, error)

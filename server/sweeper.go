@@ -11,8 +11,8 @@ func (s *Server) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if res.Codes+res.Tokens > 0 {
-		s.log.InfoContext(ctx, "swept expired records", "codes", res.Codes, "tokens", res.Tokens)
+	if res.Codes+res.Grants > 0 {
+		s.log.InfoContext(ctx, "swept expired records", "codes", res.Codes, "token_pairs", res.Grants)
 	}
 	return nil
 }

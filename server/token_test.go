@@ -15,8 +15,8 @@ import (
 )
 
 var (
-	accessTokenRe  = regexp.MustCompile(`^pta_[A-Za-z0-9_-]{64}$`) // 128-bit key + 256-bit secret
-	refreshTokenRe = regexp.MustCompile(`^ptr_[A-Za-z0-9_-]{64}$`)
+	accessTokenRe  = regexp.MustCompile(`^pta_[A-Za-z0-9_-]{75}$`) // 24-byte key + 256-bit secret
+	refreshTokenRe = regexp.MustCompile(`^ptr_[A-Za-z0-9_-]{75}$`)
 )
 
 func TestToken(t *testing.T) {
@@ -69,7 +69,7 @@ func TestToken(t *testing.T) {
 				t.Fatalf("access token not stored under its hash: %v", err)
 			}
 			if access.Kind != store.KindAccess || access.PluginID != p.ID || access.BaseID != "bse1" ||
-				!slices.Equal(access.Scopes, tok.Scopes) || access.Code != server.RefOf(code).Key ||
+				!slices.Equal(access.Scopes, tok.Scopes) || access.Key.Family() != server.RefOf(code).Key.Family() ||
 				!access.IssuedAt.Equal(h.clock.Now()) || !access.ExpiresAt.Equal(h.clock.Now().Add(600*time.Second)) {
 				t.Errorf("stored access token = %+v", access)
 			}

@@ -63,13 +63,12 @@ func BenchmarkRedeemAuthCode(b *testing.B) {
 		for pb.Next() {
 			i := next.Add(1) - 1
 			now := time.Now()
-			tok := func(kind store.TokenKind) store.Token {
-				return store.Token{Key: store.NewKey(now), Secret: store.HashOf(fmt.Sprint(kind, i)), Kind: kind,
-					PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
-			}
 			err := db.RedeemAuthCode(ctx, store.Redemption{PluginID: "plu1", BaseID: "bse1", Code: refs[i], Now: now,
 				Authorize: func(store.Plugin) error { return nil },
-				Access:    tok(store.KindAccess), Refresh: tok(store.KindRefresh)})
+				Grant: store.Grant{Key: store.NewGrantKey(refs[i].Key),
+					AccessSecret: store.HashOf(fmt.Sprint("access", i)), RefreshSecret: store.HashOf(fmt.Sprint("refresh", i)),
+					PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: now,
+					AccessExpiresAt: now.Add(time.Hour), RefreshExpiresAt: now.Add(time.Hour)}})
 			if err != nil {
 				b.Error(err)
 				return
@@ -97,7 +96,7 @@ func BenchmarkToken(b *testing.B) {
 			if err := db.RedeemAuthCode(ctx, r); err != nil {
 				b.Fatal(err)
 			}
-			ref := refOf(r.Access)
+			ref := accessRef(r.Grant)
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

@@ -6,12 +6,13 @@ import (
 	"time"
 )
 
-// tokenCache keeps the tokens that lookups found, so that a token presented
-// again (the gateway middleware checks the same access token on every call)
-// costs a map lookup instead of a read transaction and a decode.
+// tokenCache keeps the grants that lookups found, as ready-made views of
+// their two tokens, so that a token presented again (the gateway middleware
+// checks the same access token on every call) costs a map lookup instead of
+// a read transaction and a decode.
 //
 // It is safe because this process is the only writer of the file (bbolt's
-// lock): every write that changes or deletes a token, or deletes a plugin,
+// lock): every write that changes or deletes a grant, or deletes a plugin,
 // invalidates what it touched before it returns. A lookup that read the
 // file before such a write committed must not put its stale copy back: it
 // notes the epoch before reading and fills only if no invalidation happened
@@ -21,35 +22,58 @@ type tokenCache struct {
 	max   int
 
 	mu sync.RWMutex
-	m  map[Key]*Token
+	m  map[Key]*cachedGrant
+}
+
+// cachedGrant is a grant's two tokens, and the secret hashes that present
+// them.
+type cachedGrant struct {
+	accessSecret, refreshSecret Hash
+	access, refresh             Token
+}
+
+func (c *cachedGrant) token(kind TokenKind) *Token {
+	if kind == KindAccess {
+		return &c.access
+	}
+	return &c.refresh
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[Key]*Token)}
+	return &tokenCache{max: max, m: make(map[Key]*cachedGrant)}
 }
 
-// get returns the cached token that ref presents, if any. The secret half
-// is compared in constant time, as on a read from the file.
+// get returns the cached token that ref presents, if any. Both secret
+// halves are compared in constant time, as on a read from the file.
 func (c *tokenCache) get(ref Ref) (*Token, bool) {
 	c.mu.RLock()
-	t := c.m[ref.Key]
+	e := c.m[ref.Key]
 	c.mu.RUnlock()
-	if t == nil || !ref.matches(t.Secret) {
+	if e == nil {
 		return nil, false
 	}
-	return t, true
+	access, refresh := ref.matches(e.accessSecret), ref.matches(e.refreshSecret)
+	switch {
+	case access:
+		return &e.access, true
+	case refresh:
+		return &e.refresh, true
+	}
+	return nil, false
 }
 
-// fill caches t, read at epoch, unless an invalidation happened since.
-// t must not be modified afterwards.
-func (c *tokenCache) fill(t *Token, epoch uint64) {
+// fill makes the views of g, read at epoch, and caches them unless an
+// invalidation happened since. It returns the views either way.
+func (c *tokenCache) fill(g *Grant, epoch uint64) *cachedGrant {
+	e := &cachedGrant{accessSecret: g.AccessSecret, refreshSecret: g.RefreshSecret,
+		access: g.view(KindAccess), refresh: g.view(KindRefresh)}
 	if c.max <= 0 {
-		return
+		return e
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epoch.Load() != epoch {
-		return
+		return e
 	}
 	if len(c.m) >= c.max {
 		for k := range c.m { // map order is random: evict an arbitrary entry
@@ -57,7 +81,8 @@ func (c *tokenCache) fill(t *Token, epoch uint64) {
 			break
 		}
 	}
-	c.m[t.Key] = t
+	c.m[g.Key] = e
+	return e
 }
 
 // invalidate forgets keys; with no keys it forgets everything (a plugin
@@ -76,12 +101,13 @@ func (c *tokenCache) invalidate(keys ...Key) {
 	}
 }
 
-// evictExpired drops tokens expired at now, to give their memory back.
+// evictExpired drops grants whose tokens have both expired at now, to give
+// their memory back.
 func (c *tokenCache) evictExpired(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, t := range c.m {
-		if !now.Before(t.ExpiresAt) {
+	for k, e := range c.m {
+		if !now.Before(e.access.ExpiresAt) && !now.Before(e.refresh.ExpiresAt) {
 			delete(c.m, k)
 		}
 	}

@@ -148,44 +148,29 @@ func (c *AuthCode) unmarshal(raw []byte) error {
 	return d.err
 }
 
-func (t *Token) marshal() []byte {
-	e := encoder{b: make([]byte, 0, 160)}
+func (g *Grant) marshal() []byte {
+	e := encoder{b: make([]byte, 0, 176)}
 	e.byte(formatV1)
-	e.byte(t.Kind.code())
-	e.bytes(t.Secret[:])
-	e.bytes(t.Code[:])
-	e.bytes(t.Pair[:])
-	e.time(t.IssuedAt)
-	e.time(t.ExpiresAt)
-	e.time(t.RotatedAt)
-	e.string(t.PluginID)
-	e.string(t.BaseID)
-	e.strings(t.Scopes)
+	e.bytes(g.AccessSecret[:])
+	e.bytes(g.RefreshSecret[:])
+	e.time(g.IssuedAt)
+	e.time(g.AccessExpiresAt)
+	e.time(g.RefreshExpiresAt)
+	e.time(g.RotatedAt)
+	e.time(g.AccessRevokedAt)
+	e.string(g.PluginID)
+	e.string(g.BaseID)
+	e.strings(g.Scopes)
 	return e.b
 }
 
-func (t *Token) unmarshal(raw []byte) error {
+func (g *Grant) unmarshal(raw []byte) error {
 	d := newDecoder(raw)
-	t.Kind = kindOf(d.byte())
-	d.fixed(t.Secret[:])
-	d.fixed(t.Code[:])
-	d.fixed(t.Pair[:])
-	t.IssuedAt, t.ExpiresAt, t.RotatedAt = d.time(), d.time(), d.time()
-	t.PluginID, t.BaseID = d.string(), d.string()
-	t.Scopes = d.strings()
+	d.fixed(g.AccessSecret[:])
+	d.fixed(g.RefreshSecret[:])
+	g.IssuedAt, g.AccessExpiresAt, g.RefreshExpiresAt = d.time(), d.time(), d.time()
+	g.RotatedAt, g.AccessRevokedAt = d.time(), d.time()
+	g.PluginID, g.BaseID = d.string(), d.string()
+	g.Scopes = d.strings()
 	return d.err
-}
-
-func (k TokenKind) code() byte {
-	if k == KindRefresh {
-		return 2
-	}
-	return 1
-}
-
-func kindOf(b byte) TokenKind {
-	if b == 2 {
-		return KindRefresh
-	}
-	return KindAccess
 }

@@ -35,9 +35,9 @@ type Redemption struct {
 	// and the requested scopes. When it returns an error, RedeemAuthCode
 	// returns that error and nothing is written, so the code stays usable.
 	Authorize func(Plugin) error
-	// Access and Refresh are stored when the code is valid. Their Code and
-	// Pair fields are set by RedeemAuthCode.
-	Access, Refresh Token
+	// Grant is stored when the code is valid. Its Key must come from
+	// NewGrantKey(Code.Key), so that it belongs to the code's family.
+	Grant Grant
 }
 
 // RedeemAuthCode checks and consumes an auth code and stores the token pair
@@ -49,11 +49,14 @@ type Redemption struct {
 // its secret half does not match), expired at r.Now, or bound to another
 // plugin or base; in those cases nothing is written. It returns
 // ErrCodeReplayed when the plugin's own code was already redeemed: then
-// every token issued from the code (access and refresh, rotated descendants
-// included) has been revoked.
+// every token issued from the code (rotated descendants included) has been
+// revoked.
 func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	if r.Authorize == nil {
 		return errors.New("store: Redemption.Authorize is required")
+	}
+	if r.Grant.Key.Family() != r.Code.Key.Family() {
+		return errors.New("store: the grant must be in the code's family")
 	}
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		p, err := db.plugins.inWrite(tx, r.PluginID)
@@ -72,7 +75,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 			return ErrInvalidCode, nil
 		case !c.RedeemedAt.IsZero():
 			// RFC 6749 §4.1.2: deny, and revoke what the code gave.
-			return ErrCodeReplayed, revokeFamily(tx, r.Code.Key)
+			return ErrCodeReplayed, revokeFamily(tx, r.Code.Key.Family())
 		case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
 			return ErrInvalidCode, nil
 		}
@@ -80,13 +83,8 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		if err := put(tx, bucketCodes, r.Code.Key[:], &c); err != nil {
 			return nil, err
 		}
-		access, refresh := r.Access, r.Refresh
-		access.Code, refresh.Code = r.Code.Key, r.Code.Key
-		access.Pair, refresh.Pair = refresh.Key, access.Key
-		if err := putToken(tx, access); err != nil {
-			return nil, err
-		}
-		return nil, putToken(tx, refresh)
+		g := r.Grant
+		return nil, putGrant(tx, &g)
 	})
 	if errors.Is(err, ErrCodeReplayed) {
 		db.cache.invalidate()

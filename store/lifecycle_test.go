@@ -21,15 +21,15 @@ func redeemed(t *testing.T) (*store.DB, store.Redemption) {
 	return db, r
 }
 
-// rotation rotates the refresh token with hash from into a pair named after
-// suffix, at now.
+// rotation rotates the refresh token from into a grant whose secrets are
+// named after suffix, at now.
 func rotation(from store.Ref, suffix string, now time.Time) store.Rotation {
-	a, r := ref("access"+suffix), ref("refresh"+suffix)
 	return store.Rotation{
 		PluginID: "plu1", Refresh: from, Now: now,
-		Authorize:  func(store.Plugin) error { return nil },
-		NewAccess:  store.Token{Key: a.Key, Secret: a.Secret, IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)},
-		NewRefresh: store.Token{Key: r.Key, Secret: r.Secret, IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
+		Authorize: func(store.Plugin) error { return nil },
+		New: store.Grant{Key: store.NewGrantKey(from.Key),
+			AccessSecret: store.HashOf("access" + suffix), RefreshSecret: store.HashOf("refresh" + suffix),
+			IssuedAt: now, AccessExpiresAt: now.Add(10 * time.Minute), RefreshExpiresAt: now.Add(time.Hour)},
 	}
 }
 
@@ -50,41 +50,47 @@ func TestRotateRefreshToken(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	t.Run("OK", func(t *testing.T) {
 		db, r := redeemed(t)
-		access, refresh, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
+		g, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if access.Kind != store.KindAccess || refresh.Kind != store.KindRefresh || access.BaseID != "bse1" ||
-			len(access.Scopes) != 1 || access.Code != r.Code.Key || access.Pair != refresh.Key {
-			t.Errorf("new pair: %+v / %+v", access, refresh)
+		if g.BaseID != "bse1" || g.PluginID != "plu1" || len(g.Scopes) != 1 || g.Key.Family() != r.Code.Key.Family() {
+			t.Errorf("new grant: %+v", g)
 		}
-		if live(t, db, refOf(r.Access), now) || live(t, db, refOf(r.Refresh), now) {
+		if live(t, db, accessRef(r.Grant), now) || live(t, db, refreshRef(r.Grant), now) {
 			t.Error("old pair still active after rotation")
 		}
-		if !live(t, db, refOf(access), now) || !live(t, db, refOf(refresh), now) {
-			t.Error("new pair not active")
+		access, _ := db.Token(ctx, accessRef(g))
+		refresh, _ := db.Token(ctx, refreshRef(g))
+		if access == nil || refresh == nil || access.Kind != store.KindAccess || refresh.Kind != store.KindRefresh ||
+			!access.Active(now) || !refresh.Active(now) {
+			t.Errorf("new pair not active: %+v / %+v", access, refresh)
 		}
 	})
 	errNo := errors.New("refused")
 	for name, tc := range map[string]struct {
-		change func(*store.Rotation)
+		change func(r store.Redemption, rot *store.Rotation)
 		want   error
 	}{
-		"ErrInvalidTokenUnknown": {func(r *store.Rotation) { r.Refresh = ref("nope") }, store.ErrInvalidToken},
-		"ErrInvalidTokenAccess":  {func(r *store.Rotation) { r.Refresh = ref("accessa") }, store.ErrInvalidToken},
-		"ErrInvalidTokenExpired": {func(r *store.Rotation) { r.Now = t0.Add(10 * time.Minute) }, store.ErrInvalidToken},
-		"ErrNotFoundPlugin":      {func(r *store.Rotation) { r.PluginID = "plu9" }, store.ErrNotFound},
-		"ErrAuthorize":           {func(r *store.Rotation) { r.Authorize = func(store.Plugin) error { return errNo } }, errNo},
+		"ErrInvalidTokenUnknown": {func(_ store.Redemption, rot *store.Rotation) { *rot = rotation(ref("nope"), "b", rot.Now) }, store.ErrInvalidToken},
+		"ErrInvalidTokenAccess": {func(r store.Redemption, rot *store.Rotation) {
+			*rot = rotation(accessRef(r.Grant), "b", rot.Now)
+		}, store.ErrInvalidToken},
+		"ErrInvalidTokenExpired": {func(_ store.Redemption, rot *store.Rotation) { rot.Now = t0.Add(10 * time.Minute) }, store.ErrInvalidToken},
+		"ErrNotFoundPlugin":      {func(_ store.Redemption, rot *store.Rotation) { rot.PluginID = "plu9" }, store.ErrNotFound},
+		"ErrAuthorize": {func(_ store.Redemption, rot *store.Rotation) {
+			rot.Authorize = func(store.Plugin) error { return errNo }
+		}, errNo},
 	} {
 		t.Run(name, func(t *testing.T) {
 			db, r := redeemed(t)
-			rot := rotation(refOf(r.Refresh), "b", now)
-			tc.change(&rot)
-			if _, _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, tc.want) {
+			rot := rotation(refreshRef(r.Grant), "b", now)
+			tc.change(r, &rot)
+			if _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			// A failed attempt changes nothing.
-			if !live(t, db, refOf(r.Access), now) || !live(t, db, refOf(r.Refresh), now) {
+			if !live(t, db, accessRef(r.Grant), now) || !live(t, db, refreshRef(r.Grant), now) {
 				t.Error("pair changed by a failed rotation")
 			}
 		})
@@ -92,60 +98,92 @@ func TestRotateRefreshToken(t *testing.T) {
 	t.Run("ErrInvalidTokenOtherPlugin", func(t *testing.T) {
 		db, r := redeemed(t)
 		mustCreatePlugin(t, db, "plu2")
-		rot := rotation(refOf(r.Refresh), "b", now)
+		rot := rotation(refreshRef(r.Grant), "b", now)
 		rot.PluginID = "plu2"
-		if _, _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, store.ErrInvalidToken) {
+		if _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, store.ErrInvalidToken) {
 			t.Fatalf("err = %v", err)
 		}
-		if !live(t, db, refOf(r.Refresh), now) {
+		if !live(t, db, refreshRef(r.Grant), now) {
 			t.Error("another plugin's attempt changed the token")
 		}
 	})
+	t.Run("ErrOtherFamily", func(t *testing.T) {
+		db, r := redeemed(t)
+		rot := rotation(refreshRef(r.Grant), "b", now)
+		rot.New.Key = store.NewGrantKey(ref("elsewhere").Key)
+		if _, err := db.RotateRefreshToken(ctx, rot); err == nil {
+			t.Fatal("a new grant outside the family was accepted")
+		}
+	})
+}
+
+// refs are the Refs of both tokens of grants.
+func refs(grants ...store.Grant) []store.Ref {
+	var out []store.Ref
+	for _, g := range grants {
+		out = append(out, accessRef(g), refreshRef(g))
+	}
+	return out
 }
 
 func TestRefreshReuse(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	t.Run("ErrTokenReusedRevokesFamily", func(t *testing.T) {
 		db, r := redeemed(t)
-		_, second, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
+		second, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		third, thirdRefresh, err := db.RotateRefreshToken(ctx, rotation(refOf(second), "c", now))
+		third, err := db.RotateRefreshToken(ctx, rotation(refreshRef(second), "c", now))
 		if err != nil {
+			t.Fatal(err)
+		}
+		mustCreateCode(t, db, "code2", "plu1", "bse1")
+		other := redemptionOf("code2", "o")
+		if err := db.RedeemAuthCode(ctx, other); err != nil {
 			t.Fatal(err)
 		}
 		// The first refresh token comes back: the family dies.
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "d", now)); !errors.Is(err, store.ErrTokenReused) {
+		if _, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "d", now)); !errors.Is(err, store.ErrTokenReused) {
 			t.Fatalf("reuse: err = %v, want ErrTokenReused", err)
 		}
-		for _, h := range []store.Ref{refOf(third), refOf(thirdRefresh), ref("accessd"), ref("refreshd")} {
+		for _, h := range refs(second, third) {
 			if live(t, db, h, now) {
 				t.Errorf("token %s survived the family revocation", h.Key)
+			}
+		}
+		for _, h := range refs(other.Grant) {
+			if !live(t, db, h, now) {
+				t.Errorf("token %s of another family was revoked", h.Key)
 			}
 		}
 	})
 	t.Run("GracePeriod", func(t *testing.T) {
 		db, r := redeemed(t)
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now)); err != nil {
+		second, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now))
+		if err != nil {
 			t.Fatal(err)
 		}
-		retry := rotation(refOf(r.Refresh), "c", now.Add(5*time.Second))
+		retry := rotation(refreshRef(r.Grant), "c", now.Add(5*time.Second))
 		retry.Grace = 10 * time.Second
-		access, _, err := db.RotateRefreshToken(ctx, retry)
+		third, err := db.RotateRefreshToken(ctx, retry)
 		if err != nil {
 			t.Fatalf("retry within grace: %v", err)
 		}
-		if !live(t, db, refOf(access), now) || !live(t, db, ref("refreshb"), now) {
-			t.Error("retry within grace revoked tokens")
+		for _, h := range refs(second, third) {
+			if !live(t, db, h, now) {
+				t.Errorf("retry within grace revoked %s", h.Key)
+			}
 		}
-		late := rotation(refOf(r.Refresh), "d", now.Add(10*time.Second))
+		late := rotation(refreshRef(r.Grant), "d", now.Add(10*time.Second))
 		late.Grace = 10 * time.Second
-		if _, _, err := db.RotateRefreshToken(ctx, late); !errors.Is(err, store.ErrTokenReused) {
+		if _, err := db.RotateRefreshToken(ctx, late); !errors.Is(err, store.ErrTokenReused) {
 			t.Fatalf("reuse after grace: err = %v, want ErrTokenReused", err)
 		}
-		if live(t, db, refOf(access), now) || live(t, db, ref("refreshb"), now) {
-			t.Error("reuse after grace left the family alive")
+		for _, h := range refs(second, third) {
+			if live(t, db, h, now) {
+				t.Errorf("reuse after grace left %s alive", h.Key)
+			}
 		}
 	})
 }
@@ -153,14 +191,15 @@ func TestRefreshReuse(t *testing.T) {
 func TestCodeReplayRevokesFamily(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	db, r := redeemed(t)
-	access, refresh, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
+	second, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RedeemAuthCode(ctx, redemption("z")); !errors.Is(err, store.ErrCodeReplayed) {
+	replay := redemption("z")
+	if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
 		t.Fatalf("replay: err = %v, want ErrCodeReplayed", err)
 	}
-	for _, h := range []store.Ref{refOf(r.Access), refOf(r.Refresh), refOf(access), refOf(refresh), ref("accessz")} {
+	for _, h := range refs(r.Grant, second, replay.Grant) {
 		if _, err := db.Token(ctx, h); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("token %s survived the replay (err = %v)", h.Key, err)
 		}
@@ -171,32 +210,32 @@ func TestRevokeToken(t *testing.T) {
 	now := t0.Add(2 * time.Minute)
 	t.Run("RefreshTakesAccess", func(t *testing.T) {
 		db, r := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Refresh)}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refreshRef(r.Grant)}); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, refOf(r.Refresh), now) || live(t, db, refOf(r.Access), now) {
+		if live(t, db, refreshRef(r.Grant), now) || live(t, db, accessRef(r.Grant), now) {
 			t.Error("revoking the refresh token left a token alive")
 		}
 	})
 	t.Run("AccessLeavesRefresh", func(t *testing.T) {
 		db, r := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access), PluginID: "plu1"}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: accessRef(r.Grant), PluginID: "plu1"}); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, refOf(r.Access), now) || !live(t, db, refOf(r.Refresh), now) {
+		if live(t, db, accessRef(r.Grant), now) || !live(t, db, refreshRef(r.Grant), now) {
 			t.Error("revoking the access token: wrong survivors")
 		}
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now)); err != nil {
+		if _, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now)); err != nil {
 			t.Errorf("refresh after access revocation: %v", err)
 		}
 	})
 	t.Run("OtherPluginIgnored", func(t *testing.T) {
 		db, r := redeemed(t)
 		mustCreatePlugin(t, db, "plu2")
-		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access), PluginID: "plu2"}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: accessRef(r.Grant), PluginID: "plu2"}); err != nil {
 			t.Fatal(err)
 		}
-		if !live(t, db, refOf(r.Access), now) {
+		if !live(t, db, accessRef(r.Grant), now) {
 			t.Error("another plugin revoked the token")
 		}
 	})
@@ -208,7 +247,7 @@ func TestRevokeToken(t *testing.T) {
 	})
 	t.Run("ErrNotFoundPlugin", func(t *testing.T) {
 		db, r := redeemed(t)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access), PluginID: "plu9"}); !errors.Is(err, store.ErrNotFound) {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: accessRef(r.Grant), PluginID: "plu9"}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -224,17 +263,17 @@ func TestSweep(t *testing.T) {
 	// At t0+6m both codes (the redeemed tombstone and the unused one) are
 	// past expiry; the tokens (10m) are not.
 	res, err := db.Sweep(ctx, t0.Add(6*time.Minute))
-	if err != nil || res.Codes != 2 || res.Tokens != 0 {
+	if err != nil || res.Codes != 2 || res.Grants != 0 {
 		t.Fatalf("sweep at 6m: %+v, %v", res, err)
 	}
 	if _, err := db.AuthCode(ctx, ref("code1").Key); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired code tombstone kept")
 	}
 	res, err = db.Sweep(ctx, t0.Add(11*time.Minute))
-	if err != nil || res.Tokens != 2 {
+	if err != nil || res.Grants != 1 {
 		t.Fatalf("sweep at 11m: %+v, %v", res, err)
 	}
-	if _, err := db.Token(ctx, refOf(r.Access)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Token(ctx, accessRef(r.Grant)); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired token kept")
 	}
 
@@ -244,7 +283,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, err := db.Sweep(ctx, t0)
-		if err != nil || res.Codes != 1 || res.Tokens != 2 {
+		if err != nil || res.Codes != 1 || res.Grants != 1 {
 			t.Fatalf("sweep: %+v, %v", res, err)
 		}
 		_ = r
@@ -278,58 +317,58 @@ func TestCacheFollowsWrites(t *testing.T) {
 	}
 	t.Run("Revoke", func(t *testing.T) {
 		db, r := redeemed(t)
-		warm(t, db, refOf(r.Access), refOf(r.Refresh))
-		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Refresh)}); err != nil {
+		warm(t, db, accessRef(r.Grant), refreshRef(r.Grant))
+		if err := db.RevokeToken(ctx, store.Revocation{Token: refreshRef(r.Grant)}); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, refOf(r.Access), now) || live(t, db, refOf(r.Refresh), now) {
+		if live(t, db, accessRef(r.Grant), now) || live(t, db, refreshRef(r.Grant), now) {
 			t.Error("revoked tokens still served from the cache")
 		}
 	})
 	t.Run("Rotate", func(t *testing.T) {
 		db, r := redeemed(t)
-		warm(t, db, refOf(r.Access), refOf(r.Refresh))
-		if _, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now)); err != nil {
+		warm(t, db, accessRef(r.Grant), refreshRef(r.Grant))
+		if _, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now)); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, refOf(r.Access), now) || live(t, db, refOf(r.Refresh), now) {
+		if live(t, db, accessRef(r.Grant), now) || live(t, db, refreshRef(r.Grant), now) {
 			t.Error("rotated pair still served from the cache")
 		}
 	})
 	t.Run("Replay", func(t *testing.T) {
 		db, r := redeemed(t)
-		warm(t, db, refOf(r.Access))
+		warm(t, db, accessRef(r.Grant))
 		_ = db.RedeemAuthCode(ctx, redemption("z"))
-		if live(t, db, refOf(r.Access), now) {
+		if live(t, db, accessRef(r.Grant), now) {
 			t.Error("token of a replayed code still served from the cache")
 		}
 	})
 	t.Run("Reuse", func(t *testing.T) {
 		db, r := redeemed(t)
-		access, _, err := db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "b", now))
+		second, err := db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "b", now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		warm(t, db, refOf(access))
-		_, _, _ = db.RotateRefreshToken(ctx, rotation(refOf(r.Refresh), "c", now))
-		if live(t, db, refOf(access), now) {
+		warm(t, db, accessRef(second))
+		_, _ = db.RotateRefreshToken(ctx, rotation(refreshRef(r.Grant), "c", now))
+		if live(t, db, accessRef(second), now) {
 			t.Error("token of a reused family still served from the cache")
 		}
 	})
 	t.Run("DeletePlugin", func(t *testing.T) {
 		db, r := redeemed(t)
-		warm(t, db, refOf(r.Access))
+		warm(t, db, accessRef(r.Grant))
 		if err := db.DeletePlugin(ctx, "plu1"); err != nil {
 			t.Fatal(err)
 		}
-		if live(t, db, refOf(r.Access), now) {
+		if live(t, db, accessRef(r.Grant), now) {
 			t.Error("token of a deleted plugin still served from the cache")
 		}
 	})
 	t.Run("WrongSecretMisses", func(t *testing.T) {
 		db, r := redeemed(t)
-		warm(t, db, refOf(r.Access))
-		guess := refOf(r.Access)
+		warm(t, db, accessRef(r.Grant))
+		guess := accessRef(r.Grant)
 		guess.Secret = store.HashOf("guess")
 		if _, err := db.Token(ctx, guess); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("cached token found with a wrong secret: %v", err)
@@ -353,23 +392,23 @@ func TestCacheNoStaleFill(t *testing.T) {
 					case <-stop:
 						return
 					default:
-						_, _ = db.Token(ctx, refOf(r.Access))
+						_, _ = db.Token(ctx, accessRef(r.Grant))
 					}
 				}
 			})
 		}
 		time.Sleep(time.Millisecond)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: refOf(r.Access)}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: accessRef(r.Grant)}); err != nil {
 			t.Fatal(err)
 		}
 		for range 200 {
-			if live(t, db, refOf(r.Access), now) {
+			if live(t, db, accessRef(r.Grant), now) {
 				t.Fatal("revoked token found after RevokeToken returned")
 			}
 		}
 		close(stop)
 		wg.Wait()
-		if live(t, db, refOf(r.Access), now) {
+		if live(t, db, accessRef(r.Grant), now) {
 			t.Fatal("revoked token found after the readers stopped")
 		}
 	}

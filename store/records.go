@@ -24,12 +24,17 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
 // Key is the public half of a code or token: the key it is stored under.
 // It tells nothing about the secret half, which is stored only as a Hash.
-type Key [16]byte
+type Key [24]byte
 
-// NewKey returns a random key that sorts by issue time: 6 bytes of Unix
-// milliseconds, then 80 random bits. Keys issued close together land on
-// the same few B+tree pages, so a group commit of many new tokens writes a
-// handful of pages instead of one per token.
+// Family is the first 16 bytes of a key: a code's family is its own, and
+// every token descended from the code (through any number of rotations)
+// carries it, so that a family is one contiguous range of keys.
+type Family [16]byte
+
+// NewKey returns a random code key that sorts by issue time: 6 bytes of
+// Unix milliseconds, then 144 random bits. Keys issued close together land
+// on the same few B+tree pages, so a group commit of many writes touches a
+// handful of pages instead of one per write.
 func NewKey(now time.Time) Key {
 	var k Key
 	var ms [8]byte
@@ -38,6 +43,18 @@ func NewKey(now time.Time) Key {
 	_, _ = rand.Read(k[6:]) // crypto/rand.Read never fails (Go 1.24+).
 	return k
 }
+
+// NewGrantKey returns a key for a token pair descended from the code or
+// token with key parent: the parent's family and 64 random bits.
+func NewGrantKey(parent Key) Key {
+	var k Key
+	copy(k[:len(Family{})], parent[:])
+	_, _ = rand.Read(k[len(Family{}):])
+	return k
+}
+
+// Family returns the family a key belongs to.
+func (k Key) Family() Family { return Family(k[:len(Family{})]) }
 
 // String returns the key in hex.
 func (k Key) String() string { return hex.EncodeToString(k[:]) }
@@ -92,33 +109,80 @@ const (
 	KindRefresh TokenKind = "refresh"
 )
 
-// Token is an issued access or refresh token.
-type Token struct {
+// Grant is the stored form of a token pair: the access and the refresh
+// token issued together share one key (and one record) and differ by their
+// secret halves. A rotation ends a grant and starts a new one in the same
+// family.
+type Grant struct {
 	Key Key
-	// Secret is the hash of the token's secret half.
-	Secret    Hash
+	// AccessSecret and RefreshSecret are the hashes of the two tokens'
+	// secret halves.
+	AccessSecret, RefreshSecret Hash
+	PluginID                    string
+	BaseID                      string
+	Scopes                      []string
+	IssuedAt                    time.Time
+	AccessExpiresAt             time.Time
+	RefreshExpiresAt            time.Time
+	// RotatedAt is zero until the refresh token is exchanged for a new
+	// grant; from then on both tokens are dead and the record is kept only
+	// to recognise the refresh token's reuse.
+	RotatedAt time.Time
+	// AccessRevokedAt is set when the access token alone is revoked.
+	AccessRevokedAt time.Time
+}
+
+// Token is one token of a grant, as a lookup sees it.
+type Token struct {
+	Key       Key
 	Kind      TokenKind
 	PluginID  string
 	BaseID    string
 	Scopes    []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	// Code is the key of the auth code the token descends from: the token
-	// family that is revoked together when the code is replayed or a
-	// rotated refresh token is reused.
-	Code Key
-	// Pair is the key of the token issued together with this one (the
-	// refresh token of an access token and the other way round).
-	Pair Key
-	// RotatedAt is zero until a refresh token is exchanged for a new pair;
-	// a rotated token is kept only to recognise its reuse.
-	RotatedAt time.Time
+	// EndedAt is when the token stopped working before its expiry
+	// (rotated or revoked); zero while it works.
+	EndedAt time.Time
 }
 
-// Active reports whether the token may be used at now: not expired and, for
-// a refresh token, not rotated.
+// Active reports whether the token may be used at now.
 func (t Token) Active(now time.Time) bool {
-	return now.Before(t.ExpiresAt) && t.RotatedAt.IsZero()
+	return now.Before(t.ExpiresAt) && t.EndedAt.IsZero()
+}
+
+// view returns the grant's token of the given kind.
+func (g *Grant) view(kind TokenKind) Token {
+	t := Token{Key: g.Key, Kind: kind, PluginID: g.PluginID, BaseID: g.BaseID, Scopes: g.Scopes,
+		IssuedAt: g.IssuedAt, ExpiresAt: g.RefreshExpiresAt, EndedAt: g.RotatedAt}
+	if kind == KindAccess {
+		t.ExpiresAt = g.AccessExpiresAt
+		if !g.AccessRevokedAt.IsZero() && (t.EndedAt.IsZero() || g.AccessRevokedAt.Before(t.EndedAt)) {
+			t.EndedAt = g.AccessRevokedAt
+		}
+	}
+	return t
+}
+
+// presents tells which token of g a Ref presents, comparing both secret
+// halves in constant time.
+func (g *Grant) presents(ref Ref) (TokenKind, bool) {
+	access, refresh := ref.matches(g.AccessSecret), ref.matches(g.RefreshSecret)
+	switch {
+	case access:
+		return KindAccess, true
+	case refresh:
+		return KindRefresh, true
+	}
+	return "", false
+}
+
+// expiresAt is when the whole grant is of no more use.
+func (g *Grant) expiresAt() time.Time {
+	if g.AccessExpiresAt.After(g.RefreshExpiresAt) {
+		return g.AccessExpiresAt
+	}
+	return g.RefreshExpiresAt
 }
 
 // record is a stored type.

@@ -8,29 +8,30 @@
 // types are its own, in a compact binary encoding (codec.go), so the on-disk
 // format does not change when the HTTP API (package gen) does.
 //
-// Layout of the file, schema version 2:
+// Layout of the file, schema version 3:
 //
 //	meta/
-//	    schema                -> "2"
+//	    schema        -> "3"
 //	plugins/
-//	    <plugin id>           -> Plugin (SecretHash, never the secret)
+//	    <plugin id>   -> Plugin (SecretHash, never the secret)
 //	codes/
-//	    <code key>            -> AuthCode (RedeemedAt set once redeemed)
-//	tokens/
-//	    <token key>           -> Token (access and refresh tokens alike;
-//	                             RotatedAt set on a refresh token once rotated)
-//	families/
-//	    <code key><token key> -> "" (every token descended from a code)
+//	    <code key>    -> AuthCode (RedeemedAt set once redeemed)
+//	grants/
+//	    <grant key>   -> Grant: an access and a refresh token issued together
+//	                     (their secret hashes, plugin, base, scopes, times)
 //
-// Keys sort by issue time (NewKey), so the records a group commit writes sit
-// together on a few pages.
+// A code key sorts by issue time (NewKey), so the records a group commit
+// writes sit together on a few pages. A grant key starts with the 16 bytes
+// of its code's key (its Family, NewGrantKey), and so does every grant
+// rotated from it: the tokens descended from one code are one contiguous
+// range of grants/.
 //
-// Every bucket is created when the file is opened. A redeemed code is kept
-// (with RedeemedAt set) until its original expiry rather than deleted, so
-// that a second redemption is recognised as a replay and not mistaken for an
-// unknown code; likewise a rotated refresh token is kept until its expiry so
-// that its reuse is recognised. A replay or a reuse revokes the whole family:
-// every token listed under the code in families/ is deleted.
+// A redeemed code is kept (with RedeemedAt set) until its original expiry
+// rather than deleted, so that a second redemption is recognised as a replay
+// and not mistaken for an unknown code; likewise a rotated grant is kept
+// until its refresh token's expiry so that the token's reuse is recognised.
+// A replay or a reuse revokes the whole family: its range of grants/ is
+// deleted.
 //
 // Deleting a plugin removes only its record: codes and tokens that name a
 // plugin that no longer exists are treated as unknown by every read, and
@@ -52,14 +53,13 @@ import (
 
 // SchemaVersion is the layout version written to meta/schema. Open refuses a
 // file with another version rather than misread it.
-const SchemaVersion = "2"
+const SchemaVersion = "3"
 
 var (
 	bucketMeta    = []byte("meta")
 	bucketPlugins = []byte("plugins")
 	bucketCodes   = []byte("codes")
-	bucketTokens  = []byte("tokens")
-	bucketFamily  = []byte("families")
+	bucketGrants  = []byte("grants")
 
 	keySchema = []byte("schema")
 )
@@ -185,7 +185,7 @@ func (db *DB) init() error {
 		case string(v) != SchemaVersion:
 			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, SchemaVersion)
 		}
-		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketTokens, bucketFamily} {
+		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketGrants} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
 			}

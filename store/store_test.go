@@ -67,20 +67,25 @@ func mustCreateCode(tb testing.TB, db *store.DB, code, plugin, base string) {
 	}
 }
 
-// redemption asks for code1 of plu1 on bse1 at t0+1m, minting tokens named
-// after suffix.
-func redemption(suffix string) store.Redemption {
-	tok := func(kind store.TokenKind) store.Token {
-		r := ref(string(kind) + suffix)
-		return store.Token{Key: r.Key, Secret: r.Secret, Kind: kind, PluginID: "plu1",
-			BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
-	}
+// redemption asks for code1 of plu1 on bse1 at t0+1m, minting a grant whose
+// secrets are named after suffix.
+func redemption(suffix string) store.Redemption { return redemptionOf("code1", suffix) }
+
+// redemptionOf is redemption for another code.
+func redemptionOf(code, suffix string) store.Redemption {
 	return store.Redemption{
-		PluginID: "plu1", BaseID: "bse1", Code: ref("code1"), Now: t0.Add(time.Minute),
+		PluginID: "plu1", BaseID: "bse1", Code: ref(code), Now: t0.Add(time.Minute),
 		Authorize: func(store.Plugin) error { return nil },
-		Access:    tok(store.KindAccess), Refresh: tok(store.KindRefresh),
+		Grant: store.Grant{Key: store.NewGrantKey(ref(code).Key),
+			AccessSecret: store.HashOf("access" + suffix), RefreshSecret: store.HashOf("refresh" + suffix),
+			PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: t0,
+			AccessExpiresAt: t0.Add(10 * time.Minute), RefreshExpiresAt: t0.Add(10 * time.Minute)},
 	}
 }
+
+// accessRef and refreshRef are the Refs that present a grant's tokens.
+func accessRef(g store.Grant) store.Ref  { return store.Ref{Key: g.Key, Secret: g.AccessSecret} }
+func refreshRef(g store.Grant) store.Ref { return store.Ref{Key: g.Key, Secret: g.RefreshSecret} }
 
 func TestOpen(t *testing.T) {
 	t.Run("FileIsPrivate", func(t *testing.T) {
@@ -171,7 +176,7 @@ func TestRedeemAuthCode(t *testing.T) {
 		want   error
 	}{
 		{"OK", func(*store.DB, *store.Redemption) {}, nil},
-		{"ErrInvalidCodeUnknown", func(_ *store.DB, r *store.Redemption) { r.Code = ref("other") }, store.ErrInvalidCode},
+		{"ErrInvalidCodeUnknown", func(_ *store.DB, r *store.Redemption) { *r = redemptionOf("other", "a") }, store.ErrInvalidCode},
 		{"ErrInvalidCodeWrongSecret", func(_ *store.DB, r *store.Redemption) { r.Code.Secret = store.HashOf("guess") }, store.ErrInvalidCode},
 		{"ErrInvalidCodeExpired", func(_ *store.DB, r *store.Redemption) { r.Now = t0.Add(5 * time.Minute) }, store.ErrInvalidCode},
 		{"ErrInvalidCodeOtherBase", func(_ *store.DB, r *store.Redemption) { r.BaseID = "bse2" }, store.ErrInvalidCode},
@@ -194,7 +199,7 @@ func TestRedeemAuthCode(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("RedeemAuthCode: err = %v, want %v", err, tt.want)
 			}
-			_, terr := db.Token(ctx, refOf(r.Access))
+			_, terr := db.Token(ctx, accessRef(r.Grant))
 			if tt.want != nil {
 				if !errors.Is(terr, store.ErrNotFound) {
 					t.Errorf("after a failed redemption the access token exists (err = %v)", terr)
@@ -207,18 +212,18 @@ func TestRedeemAuthCode(t *testing.T) {
 				}
 				return
 			}
-			access, err := db.Token(ctx, refOf(r.Access))
+			access, err := db.Token(ctx, accessRef(r.Grant))
 			if err != nil {
 				t.Fatalf("Token(access): %v", err)
 			}
-			refresh, err := db.Token(ctx, refOf(r.Refresh))
+			refresh, err := db.Token(ctx, refreshRef(r.Grant))
 			if err != nil {
 				t.Fatalf("Token(refresh): %v", err)
 			}
 			if access.Kind != store.KindAccess || refresh.Kind != store.KindRefresh {
 				t.Errorf("kinds = %s, %s", access.Kind, refresh.Kind)
 			}
-			if access.Code != ref("code1").Key || access.Pair != refresh.Key || refresh.Pair != access.Key {
+			if access.Key.Family() != ref("code1").Key.Family() || access.Key != refresh.Key {
 				t.Errorf("family links wrong: access %+v refresh %+v", access, refresh)
 			}
 			c, err := db.AuthCode(ctx, ref("code1").Key)
@@ -274,17 +279,16 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 
 	db = mustOpenAt(t, path)
-	if _, err := db.Token(ctx, refOf(r.Access)); err != nil {
+	if _, err := db.Token(ctx, accessRef(r.Grant)); err != nil {
 		t.Errorf("access token lost across restart: %v", err)
 	}
-	if _, err := db.Token(ctx, refOf(r.Refresh)); err != nil {
+	if _, err := db.Token(ctx, refreshRef(r.Grant)); err != nil {
 		t.Errorf("refresh token lost across restart: %v", err)
 	}
 	if err := db.RedeemAuthCode(ctx, redemption("b")); !errors.Is(err, store.ErrCodeReplayed) {
 		t.Errorf("consumed code after restart: err = %v, want ErrCodeReplayed", err)
 	}
-	r2 := redemption("c")
-	r2.Code = ref("code2")
+	r2 := redemptionOf("code2", "c")
 	if err := db.RedeemAuthCode(ctx, r2); err != nil {
 		t.Errorf("unused code not redeemable after restart: %v", err)
 	}
@@ -300,7 +304,7 @@ func TestTokenOfDeletedPlugin(t *testing.T) {
 	if err := db.DeletePlugin(ctx, "plu1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Token(ctx, refOf(r.Access)); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Token(ctx, accessRef(r.Grant)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("token of a deleted plugin: err = %v, want ErrNotFound", err)
 	}
 }
@@ -312,9 +316,6 @@ func ref(name string) store.Ref {
 	copy(k[:], h[:])
 	return store.Ref{Key: k, Secret: store.HashOf(name)}
 }
-
-// refOf is the Ref that presents t.
-func refOf(t store.Token) store.Ref { return store.Ref{Key: t.Key, Secret: t.Secret} }
 
 func TestNewKeySortsByTime(t *testing.T) {
 	a, b := store.NewKey(t0), store.NewKey(t0.Add(time.Millisecond))

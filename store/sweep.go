@@ -14,12 +14,14 @@ const sweepChunk = 1000
 
 // SweepResult counts what Sweep removed.
 type SweepResult struct {
-	Codes, Tokens int
+	// Codes and Grants removed; a grant is an access and a refresh token.
+	Codes, Grants int
 }
 
 // Sweep deletes what can no longer be used or recognised at now: auth codes
-// (redeemed or not) past their expiry, tokens past their expiry (rotated
-// refresh tokens included), and the codes and tokens of deleted plugins. It
+// (redeemed or not) past their expiry, grants whose tokens have both
+// expired (rotated ones included), and the codes and grants of deleted
+// plugins. It
 // works in small transactions and stops early, with what it did so far,
 // when ctx is done.
 func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
@@ -46,21 +48,16 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 	if err != nil {
 		return res, err
 	}
-	n, err = sweepBucket(ctx, db, bucketTokens, func(tx *bolt.Tx, k, v []byte) (bool, error) {
-		var t Token
-		if err := decode(bucketTokens, k, v, &t); err != nil {
+	n, err = sweepBucket(ctx, db, bucketGrants, func(tx *bolt.Tx, k, v []byte) (bool, error) {
+		var g Grant
+		if err := decode(bucketGrants, k, v, &g); err != nil {
 			return false, err
 		}
-		return !now.Before(t.ExpiresAt) || !pluginExists(tx, t.PluginID), nil
+		return !now.Before(g.expiresAt()) || !pluginExists(tx, g.PluginID), nil
 	}, func(tx *bolt.Tx, k []byte) error {
-		var t Token
-		if _, err := get(tx, bucketTokens, k, &t); err != nil {
-			return err
-		}
-		copy(t.Key[:], k)
-		return deleteToken(tx, t)
+		return tx.Bucket(bucketGrants).Delete(k)
 	})
-	res.Tokens = n
+	res.Grants = n
 	db.cache.evictExpired(now)
 	return res, err
 }
