@@ -87,9 +87,13 @@ func callerFrom(ctx context.Context) caller {
 }
 
 // withCaller is a strict middleware that hands authenticate's verdict to the
-// handlers through the request context, for routes (like revocation) where
-// the bearer is optional.
-func withCaller(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+// revocation handler through the request context: on that route the bearer
+// is optional, so the handler must know whether one was presented. Other
+// routes are left as they are (the generated code wraps on every request).
+func withCaller(f gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {
+	if operationID != "RevokeToken" {
+		return f
+	}
 	return func(c echo.Context, request any) (any, error) {
 		who := caller{}
 		who.subject, _ = c.Get(contextKeySubject).(string)
