@@ -252,6 +252,13 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetBackup Stream a consistent copy of the database
+	//
+	// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+	//
+	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+	GetBackup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreatePluginWithBody Register a plugin
 	//
 	// Registers a plugin and returns its id and secret. The plaintext secret is returned only here and by regenerate-secret; the service keeps only its SHA-256 hash.
@@ -398,6 +405,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
 	RevokeToken(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetBackup Stream a consistent copy of the database
+//
+// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+//
+// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+func (c *Client) GetBackup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackupRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // CreatePluginWithBody Register a plugin
@@ -715,6 +739,33 @@ func (c *Client) RevokeToken(ctx context.Context, body RevokeTokenJSONRequestBod
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetBackupRequest constructs an http.Request for the GetBackup method
+func NewGetBackupRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/backup")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewCreatePluginRequest calls the generic CreatePlugin builder with application/json body
@@ -1171,6 +1222,15 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetBackupWithResponse Stream a consistent copy of the database
+	//
+	// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+	GetBackupWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBackupResponse, error)
+
 	// CreatePluginWithBodyWithResponse Register a plugin
 	//
 	// Registers a plugin and returns its id and secret. The plaintext secret is returned only here and by regenerate-secret; the service keeps only its SHA-256 hash.
@@ -1323,6 +1383,68 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /token/revoke (the `RevokeToken` operationId).
 	RevokeTokenWithResponse(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error)
+}
+
+type GetBackupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Error
+	// JSON501 the response for an HTTP 501 `application/json` response
+	JSON501 *Error
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetBackupResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetBackupResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetBackupResponse) GetJSON500() *Error {
+	return r.JSON500
+}
+
+// GetJSON501 returns the response for an HTTP 501 `application/json` response
+func (r GetBackupResponse) GetJSON501() *Error {
+	return r.JSON501
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBackupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type CreatePluginResponse struct {
@@ -1980,6 +2102,21 @@ func (r RevokeTokenResponse) ContentType() string {
 	return ""
 }
 
+// GetBackupWithResponse Stream a consistent copy of the database
+//
+// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+func (c *ClientWithResponses) GetBackupWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBackupResponse, error) {
+	rsp, err := c.GetBackup(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackupResponse(rsp)
+}
+
 // CreatePluginWithBodyWithResponse Register a plugin
 //
 // Registers a plugin and returns its id and secret. The plaintext secret is returned only here and by regenerate-secret; the service keeps only its SHA-256 hash.
@@ -2233,6 +2370,53 @@ func (c *ClientWithResponses) RevokeTokenWithResponse(ctx context.Context, body 
 		return nil, err
 	}
 	return ParseRevokeTokenResponse(rsp)
+}
+
+// ParseGetBackupResponse parses an HTTP response from a GetBackupWithResponse call
+func ParseGetBackupResponse(rsp *http.Response) (*GetBackupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON501 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseCreatePluginResponse parses an HTTP response from a CreatePluginWithResponse call
@@ -2745,6 +2929,9 @@ func ParseRevokeTokenResponse(rsp *http.Response) (*RevokeTokenResponse, error) 
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetBackup Stream a consistent copy of the database
+	// (GET /admin/backup)
+	GetBackup(ctx echo.Context) error
 	// CreatePlugin Register a plugin
 	// (POST /plugin)
 	CreatePlugin(ctx echo.Context) error
@@ -2780,6 +2967,15 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// GetBackup converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBackup(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBackup(ctx)
+	return err
 }
 
 // CreatePlugin converts echo context to params.
@@ -2978,10 +3174,94 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/plugin/:pluginId/refreshToken", wrapper.RefreshPluginToken, options.OperationMiddlewares["refreshPluginToken"]...)
 	router.POST(options.BaseURL+"/token/introspect", wrapper.IntrospectToken, options.OperationMiddlewares["introspectToken"]...)
 	router.POST(options.BaseURL+"/token/revoke", wrapper.RevokeToken, options.OperationMiddlewares["revokeToken"]...)
+	router.GET(options.BaseURL+"/admin/backup", wrapper.GetBackup, options.OperationMiddlewares["getBackup"]...)
 
 }
 
 type ErrorJSONResponse Error
+
+type GetBackupRequestObject struct {
+}
+
+type GetBackupResponseObject interface {
+	VisitGetBackupResponse(w http.ResponseWriter) error
+}
+
+type GetBackup200ApplicationOctetStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetBackup200ApplicationOctetStreamResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetBackup401JSONResponse struct{ ErrorJSONResponse }
+
+func (response GetBackup401JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup429JSONResponse Error
+
+func (response GetBackup429JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup500JSONResponse Error
+
+func (response GetBackup500JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBackup501JSONResponse Error
+
+func (response GetBackup501JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type CreatePluginRequestObject struct {
 	Body *CreatePluginJSONRequestBody
@@ -3707,6 +3987,9 @@ func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.Respo
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetBackup Stream a consistent copy of the database
+	// (GET /admin/backup)
+	GetBackup(ctx context.Context, request GetBackupRequestObject) (GetBackupResponseObject, error)
 	// CreatePlugin Register a plugin
 	// (POST /plugin)
 	CreatePlugin(ctx context.Context, request CreatePluginRequestObject) (CreatePluginResponseObject, error)
@@ -3749,6 +4032,29 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// GetBackup operation middleware
+func (sh *strictHandler) GetBackup(ctx echo.Context) error {
+	var request GetBackupRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetBackup(ctx.Request().Context(), request.(GetBackupRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetBackup")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetBackupResponseObject); ok {
+		return validResponse.VisitGetBackupResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // CreatePlugin operation middleware
@@ -4161,56 +4467,59 @@ func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fpvb9s2t/8qB9wdbAOK4/Z2252DvkjbrOvu7lYkBvaiCgJaOra4SKRKUnF8A3/3B4ekZNmW3aRItvV5",
-	"ir6oQ5HnkOf8zl/yjiWqKJVEaQ0b37GSa16gRe3+ep9XcyHfpfRbSDZmJbcZi5jkBdJf9eeIafxYCY0p",
-	"G1tdYcRMkmHBaV0h5K8o5zZj42cRs8uSVhqrhZyz1WpFS02ppEHH8UxrpelHoqRFaeknL8tcJNwKJY//",
-	"NErS2Jr+f2mcsTH75nh9kGP/1Rx7ao5LiibRoiQibMxOJSB9i0BImCCf5tgzfgimKl0OGa0JZIjLaWWz",
-	"1ypFJyOtStRW+B0nYXTrZBHD21JoNO/cfjfZX2CiZGqgklbkYDMEogJhxZA1cpJVMUXNvJhqCX/wPNsc",
-	"LpsVavonJpb411s+x48VGru78yk36HV7WEebvMOqLo6vNXKLHjR7uXrs3LGC39Y8n49G0eE9kC5U6Qls",
-	"inKSIfhvTo4eklDwJeANapgizDWXFtMTN7AElFYvoaiMpY9Ctpc5QnCjEj6tcq6XQ3iDM17lduxmLTKV",
-	"b3xmERMWC/NJGTYDXGu+3JGpk0mXRBtz2Dp0F2KjPcDcXPq7RFAzuOG5SJ1JXQVDqCSvbKa0+H9MI9BI",
-	"W08splcajap0ghFIZa9mqpJpBFapq4LL5ZX2ejZkSRa15PmVQX2D2tNtYXktiwKN4fOOzf2RcQsLlBYW",
-	"Wsl5BIbPEKwCk6kF/e9Mhec5dhM2lttqD0h+nkzeg59AxysJqmmLCm1/3mFr9WYb6pGXbJe63kmrlSkx",
-	"8Xy3oc8TK27azmKqVI5c0tK1MXY5kt0jnZHtL0lt4haM9yd0mpnSBbf+PN+/6DhexAS3u/TeGVMhWFHg",
-	"Z9EsW5HigO021vIJ+4iYVdcoJ27wjqGsCtIFTxI0xoWbmUaTtZSwx1sFkXcpy/upC0w0drgpsecozfTD",
-	"fAUFxTB5P/M/hM0euIHafT6KkNen2QTD+5yTbm8tKAmJ8+onUHBzjSksMpSgkacw5cl1hxl2ScLtuuHX",
-	"bLZLMudetRPS/94goluT7uF81+d8SKTbYHJQm+d4o673B9q2cWw5PGEz8IQjL1nycGohhZzXQUk74uYE",
-	"VCEsTJXNYEHLaCZPCyFhilx7j/g4cgjW91B5+UX75ZN26bH5sJWg5Qu+NEDJ5AkY+imVzUgqfKoqS7Ky",
-	"GWonBMcX8FaYTY/eeNcdvXqmXTs9DLtHFYvXR6WFXV5QohmSMqdLyt2aNNedxQ2vz5ZZW/rEVsiZ2pXf",
-	"/3HJ5whvuOXADSA3S/o/1UJeA4ekKikLsMiJpLA5NlkFnJYli9gNauNJPRuOhiMWsdujXM0dK57bCd7a",
-	"9RL3gWJYcj3XlCC8VjnlLeybn0b0zx1WlSh5KdiY/XegSNWEO/Sxh7oTuDIdDukc56RdbYDXZsFlChpt",
-	"paUBYQ2I1A15iA9h4rK62o35URAmLMEUlMyXkKFGt2y6BI1zlKi5xSM//cShi7IZkSBcI5bGryJ2Fz+f",
-	"Hj3/7nvIuMkIcwQTl0+RmbOklQmH6giNfaXS5aPVNl3J9moTe2Q92wXW89GzR9vCThDrqLQmTXYdebdF",
-	"wttRTJ8SPAlKJjgYkh2+GI32cW+OU5d3NPvZA2Z/9wDaLSNl4w+b5vnhcnUZMVMVBdfLFkgbjJJt8bkh",
-	"JxAGLolgQPvxXR0XVh7wOdqOnPiNG29XNydOhpStu7LROAA7L2PAWFXCQulr5yqtk+guPD2vFjw3APJi",
-	"3ybS4cOF/cKT+5tV4/d/UDERm2On5/EuplUlNjAO4PWJ0a6U52j3iXj0N9ngF6vAt2g/ob125+pD9w7W",
-	"U46bztbqstMij3m74fO5pKM94ew1lbAu6BCsMmUs9OnXnFtc8GUEM0VexIi5xPRISKgM6oFPEJsAKAxQ",
-	"SMUUKBoCFZA+7LlekjAwpUhcV82tqEl/0uwIEk7JI2hMEQsXE6nMpzmtVlRXZGvaYU8T27ZbV/eKa6NH",
-	"Z7/PlkjATx6l/hl259sCBEU5z/GoMrgOPPcOb8fb5dqjG1TtpTlIXIBvE4QM0XEONUJTNxle1G1Dn+WV",
-	"Gg1Ki9sransJJP2gIKGkdRzojrnw3lN0Y1tErWtzcQM8p0J6CVpZ7nm7Ui90Kv1kOijKFFOYaVWsd9+o",
-	"YddGAzcvt7p8fQo77arVn8BWt7topIoGS4f77lt99KZzdHafSft5PLzZstOXWh8i2uk0eOrto3RsfKei",
-	"pBJtro7CYEv750H4Xf6syW9o4mc5tYe4qRfPf3xCp7bOxJ097didkFYFF+EHSi70Q7zYVoH4F7iy7UrJ",
-	"eyuVU6xGmHGRm/1p/nrDG73OJ89GD2eidKz9Zd+XFyLPGyk3uVmvrg3uD66mtdRZhfj01wb/sKfMqN3H",
-	"FiSf5uL28vMjypY7byXan+hK3vPCstM9f2JFIeQ7P/XZoTb5Z1yU7na9o/WZD/nwo6CsDUf+Ncb+Y2Js",
-	"p37+wwLt2W2ScTlH4HKdkIbqNVScPtL2355NfMLM4ZeL339zd9aDDvdIAiYiF7woc/QeLOdyzsbsIsM8",
-	"J9W562iqRSudw9FR8ENALOI4lgBHR/Qls7Y04+NjXpZD6xrVQy6OeSlq9/vtD69qT/jtD2+8C24oZMhT",
-	"1NA7DbfiznDG8MpFAjg/e//r6euzq1dnp+dn51eT3//37LfeztpgfQ4uY9g2wPX8lFsOvbs4+IyYjeMA",
-	"8phFcXAgO6MOwTEbf1gPX0Zx41w25q96bBU1kvyF3/ALh80NcSppLJDkXkLvs4TXO4mlp6Ic7A28hDs6",
-	"YoE2U+kYem/PJr2IRryIzNh/B9gSc++QnCO/ZEO8vTH0dgRM81ZuNsFt/NQijuXqJJaxe2DijuVlUZsQ",
-	"vAS+4MLCDG2S9SudR7WcBifr6Q4M9dR67ZDO019PUzkOczXv02QaXUHCbZJB3726GKzZ00Q3Fr7Q3DYU",
-	"fqMK8k+ziwMCALyE4FD7HhC9gTvgfXWsjCUn6VWzhpH/WiptxyCrPPd/cpuNofdJiP3F6Kl1WqvyI7x0",
-	"ohkGr9MPUohgVkn37gP6Gs2gDYAkq+Q1yenDpaMFpNahkv0eqa/XXuqmDupj+YXDsjJZ+OIAsBpskUGZ",
-	"blBZE3D8CfzwEl5VsxnqYaJkwq2nF4C3iSn3nMiqC4fr/qDFMzDW+HG40MJin1z50BuAmC37d964xtDz",
-	"Y70o5MEbI86oxvChHrqMoDao9byV40ucUKb9wUkbs++XNlOyDVlREJq8YpJcoLRBZ7JWlx8d/jyZvL94",
-	"raT0b3T6MdtAZswGtLDky1zxFF5CzO7iuHEaMRl83Jh8TE4ibpzHvq/eicTOjWx8vnTfG2eyu34VM9pO",
-	"QHttaLAVlHpjiNkBxNM+OiEf7+SExG9Vi66BeMzenk1iFkHMPmWeNCtIL6qtdOAxQ/t3ZOdoa7fWH8Qy",
-	"+DvCskae9r0GtJDWebdhipQP9GNW2dnR/8RsMPBN++7y+VClRCu+lkr/hqXS1yrpayfyyy6Q9jWK3Mdj",
-	"0bwr3f9E5idHMxc3zWWF0pv9z8hdWpNSouZJhr8HDA+o3WWHKNCc+B3KpX9yhblB6HsIuLfB7v1UVF9b",
-	"RFDJa6kWMoI511M+xwHgLU9sTmlweIIZszHMeG5wtdunXB/vKS8rnto3HOK9+TB4T2PU57fGPVLGL/YV",
-	"zATzvHmex5sbM/Aw8LfLi4xbENY/zTct7Ie3ci3oe7Dth324Skfh+IUb9c0HlP06hrceiNUP/10bgiyl",
-	"+0klnEqzoNTr+WhU2wQsMM+PZkoXBH0yapSWYOEu8By8IuC5UesHnY0QgqFA//yn1/DDaPTjYAjucWTX",
-	"NaGjUV8Juic/rUvIE//FrZOb15M58pvwYGiTYGVcmttxT0A8nvaisP1A9i82vvr1aWfMCa6MEMDdI9MA",
-	"1H/Y/f7ThqsDth3dbd92kMRaKfaO6TqC+qbOqSudh/eqne0kyuX/FQAA//8=",
+	"7Fttc9s28v8qO+i/I2mGekj+aXuVJy+cxE3T67UZWzN9EXo8ELkSUZMAA4CWdR5995sFSIqUKMXOxG1y",
+	"l+mLWiCwC+z+9hHIHYtUliuJ0ho2vWM51zxDi9r9epsWSyHfxPS3kGzKcm4TFjDJM6Rf1eeAaXxfCI0x",
+	"m1pdYMBMlGDGaV0m5K8olzZh0ycBs+ucVhqrhVyyzWZDS02upEHH8UxrpemPSEmL0tKfPM9TEXErlBz/",
+	"aZSksS39/9O4YFP2zXh7kLH/asaemuMSo4m0yIkIm7JTCUjfAhASZsjnKfaMH4K5itcjRmtKMsTltLDJ",
+	"SxWjk5FWOWor/I6jcnTnZAHD21xoNG/cftvsLzBSMjZQSCtSsAkCUYFyxYjVcpJFNkfNvJgqCb/zPJsc",
+	"LusVav4nRpb4V1s+x/cFGru/8zk36HV7XEdt3uWqLo4vNXKLHjQHuXrs3LGM31Y8n04mwfE9kC5U7gm0",
+	"RTlLEPw3J0cPScj4GvAGNcwRlppLi/GJG1gDSqvXkBXG0kchm8scIbhREZ8XKdfrEbzCBS9SO3WzVolK",
+	"W59ZwITFzHxQhvUA15qv92TqZNIl0docdg7dhdjgADDbS3+XCGoBNzwVsTOpq9IQCskLmygt/o1xABpp",
+	"65HF+EqjUYWOMACp7NVCFTIOwCp1lXG5vtJez4YsyaKWPL0yqG9Qe7oNLG9lkaExfNmxuT8SbmGF0sJK",
+	"K7kMwPAFglVgErWi/ztT4WmK3YSN5bY4AJKfZ7O34CfQ8XKCatygQttfdthatdmaeuAl26WuN9JqZXKM",
+	"PN9d6PPIipums5grlSKXtHRrjF2OZP9IZ2T7a1KbuAXj/QmdZqF0xq0/z/fPOo4XMMHtPr03xhQIVmT4",
+	"UTTzRqQ4Yru1tXzAPgJm1TXKmRu8YyiLjHTBowiNceFmodEkDSUc8FalyLuU5f3UBUYaO9yUOHCUevpx",
+	"voKCYjn5MPM/hE0euIHKfX4SIW9P0wbD25STbm8tKAmR8+onkHFzjTGsEpSgkccw59F1hxl2ScLtuuZX",
+	"b7ZLMudetTPS/8EgohuT7uF8t+d8SKRrMTmqzXO8UdeHA23TOHYcnrAJeMKBlyx5OLWSQi6roKQdcXMC",
+	"KhMW5somsKJlNJPHmZAwR669R/w0ciit76Hy8osOyyfu0mP9YSdBS1d8bYCSyRMw9KdUNiGp8LkqLMnK",
+	"JqidEBxfwFth2h699q57evVMu3Z6HHafVCxeH4UWdn1BiWaZlDldUu5Wp7nuLG54e7bE2twntkIu1L78",
+	"/sUlXyK84pYDN4DcrOn/sRbyGjhERU5ZgEVOJIVNsc4q4DTPWcBuUBtP6sloMpqwgN0OU7V0rHhqZ3hr",
+	"t0vcB4ph0fVSU4LwUqWUt7BvfprQf+6wKkfJc8Gm7P9LilRNuEOPHY7HtL5wsW7Z5ZVOYT5XqYWYW07h",
+	"EhYixQBWWliLEhZaZaAkeudkNZeGu0AMq0Sk6KBCqYmIEK4Rc+N/yeUI3lhIVBobSLhJ0ICS6TqAeWHB",
+	"kvMDYSEV155EKm6w3gKhjQDiMikycNr5C3+Mncrm6WRypK5RkUU7NMQua9c3dfCdC8n1mnXWUPvpTktI",
+	"I4L2s8mTQ/VSvdGqYgrYs6c/PmD2d/5w9559/500rIRN37Xt493l5jJgpsgyEsyUXTjxEbyVNOQNpIVI",
+	"5WsH9YZMSIZ8aVx+QMBjl8Rm7P2ts3plOvB3jksiqg3wyjdzGYNGW2hpQFgDInZD3s+OYOZKiyqW+lEQ",
+	"plyCsQMaJKjRLZuvQeMSJeEJh376SQdu3Spid/Hz6fDpd9872O5DMWqUY2WJjsa+UPH6kxXYXRXfpu0A",
+	"yYVv9mzhySfbwl4mdcAgvMYCHztJeHuK6VOVIUHJCAelxTwE1Q+zr4dYzENsoAJpjdEG2MuBJtrHd1Vy",
+	"svGAT9F2FGav3HizxD5xMqSS0fUujAOwC3UGjFU5rJS+dvHaOonuw9PzasCzBZBnhzYRf4wz8+T+ZtX4",
+	"/R9VTNAd+c5LF9NoVdQwLsHrs/POeHRIxJO/yQa/WAW+RvsB7TXbp++6d7CdMq7bq5vLTosc82bX8WNJ",
+	"BwfC2UuepuiCDsEqUcZCn/5acosrvg5gociLGLGUGA+FhMKgHvgqpQ6AwgDldRgDRUNwOZELe66hKQzM",
+	"KR2sWjeNqEk/aXYAEacKBjTGiJmLiREGbk6jH9oV2eqe7OPEtt3+6b3i2uSTsz9kSyTgR49Sn4fd+d4U",
+	"QVEuUxwWBreB597hbbzbM/jkBlV5aQ4SV+B7VWWG6DiXhWpdvBueVb1rn+XlGg1Ki7srKnspSfpBQUKJ",
+	"qzjQHXPhrafoxnaIWtdr5QZ4SgXTGrSy3PN2/YayXe4n00FRxhj7Kqvefa2GfRstuXm5VT2Ux7DTrobR",
+	"I9jqbiuXVFFj6fjlz85lTt2+PLvPpMM8Ht7x22uObg8R7LW7PPXmUTo2vtfWCNjtcKmG5WBD++el8Lv8",
+	"WZ3f0MSPcmrPPovSdtPKxJ097dmdkFaVLsIP5Fzoh3ixnQLxL3Blu5WS91YqjV27ZcFFag6n+dsNtxru",
+	"j56NHs9E6ViHy74vL0Se11Kuc7NeVRvcH1x1f7OzCvHpry39w4Eyo3IfO5B8nNcDlx8fUXbceSPR/kBr",
+	"/J635p3u+QMrMiHf+KlPjt3VfMRt/f7VS7A98zEfPiyV1XLkX2PsZxNjO/XzPxZoz26jhMslApfbhLSs",
+	"XsuK00fa/uuzmU+YOfxy8ftv7uHEoMM9koCJyAXP8hS9B0u5XLIpu0gwTUl17k0E1aKFTmE4LP0QEIsw",
+	"DCXAcEhfEmtzMx2PeZ6PrLstGXEx5rmo3O+3P7yoPOG3P7zyLrimkCCPUUPvtHya4QxnCi9cJIDzs7e/",
+	"nr48u3pxdnp+dn41+/2fZ7/19taW1ufgMoVdA9zOj7nl0LsLS58RsmlYgjxkQVg6kL1Rh+CQTd9thy+D",
+	"sHYurfmbHtsEtSR/4Tf8wmGzJU4ljQWS3HPofZTweieh9FSUg72B53BHR8zQJiqeQu/12awX0IgXkZn6",
+	"7wA7Yu4dk3Pgl7TE25tCb0/ANG/jZhPcpo8t4lBuTkIZuldO7lheFpUJwXPgKy4sLNBGSb/QaVDJaXCy",
+	"ne7AUE2t1o7oPP3tNJXiKFXLPk2m0Q1E3EYJ9N3Tn8GWPU10Y+UXmtuEwm9UQf5p9nFAAIDnUDrUvgdE",
+	"b+AOeF8dK2PJSXrVbGHkv+ZK2ynIIk39T26TKfQ+CLG/GD2VTitVvofnTjSj0uv0SykEsCikv/PsazSD",
+	"JgCipJDXJKd3l44WkFpHSvZ7pL5ec6mbOqiO5ReO8sIk5RcHgM1ghwzKuEVlS8DxJ/DDc3hRLBaoR5GS",
+	"EbeeXgm8NqbcmzarLhyu+4MGz5KxxvejlRYW++TKR94AxGLdv/PGNYWeH+sFZR7cGnFGNYV31dBlAJVB",
+	"bedtHF/ihDLuD06amH27tomSTciKjNDkFROlAqUtdSYrdfnR0c+z2duLl0pK/1CsH7IWMkM2oIU5X6eK",
+	"x/AcQnYXhrXTCMngw9rkQ3ISYe08Dn31TiR0bqT1+dJ9r53J/vpNyGg7JdorQ4OdoNSbQsiOIJ720Qn5",
+	"cC8nJH6bSnQ1xEP2+mwWsgBC9iHzpFml9ILKSgceM7R/R3aJtnJr/UEoS39HWNbI477XgBbSOu82ipHy",
+	"gX7ICrsY/iNkg4Fv2neXz8cqJVrxtVT6LyyVvlZJXzuRX3aBdKhR5D6ORf24+fATmZ8cTfdEqrysULrd",
+	"/wzcpTUpJaifZPh7wPIVv7vsEBmaE79Dufbv/jA1CH0PAfdA3T3iC6priwAKeS3VSgaw5HrOlzgAvOWR",
+	"TSkNLt8Bh2wKC54a3Oz3KbfHe8zLisf2Dcd4t1+nH2iM+vzWuJfy+MW+gplhmtZvRHl9YwYeBv52eZX4",
+	"l33u34eYBvbLB5sN6HuwHYZ9eZWOwvErb9Tbr3j7VQxvPBCr/vWJa0OQpXS/64VTaVaUej2dTCqbgBWm",
+	"6XChdEbQJ6NGaQkW7gLPwSsAnhq1fVVcC6E0FOif//QSfphMfhyMwL3Q7bomdDSqK0H35KdxCXniv7h1",
+	"sn09mSK/KR8MtQkWxqW5HfcExONxLwqbr7T/YuOrnkB3xpzSlRECuHvpXAL1M7vff9xwdcS2g7vd2w6S",
+	"WCPF3jNdR1DfVDl1odPy0XRnO4ly+f8EAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

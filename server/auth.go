@@ -72,10 +72,13 @@ const (
 	contextKeyBearerRejected = "plugintoken.bearer-rejected"
 )
 
-// caller is who made a request, as far as the admin bearer tells.
+// caller is who made a request: the admin subject when the bearer was
+// accepted, whether a bearer was presented and refused, and the client
+// address.
 type caller struct {
-	subject        string // the admin subject, when the bearer was accepted
-	bearerRejected bool   // a bearer was presented and refused
+	subject        string
+	bearerRejected bool
+	ip             string
 }
 
 type callerKey struct{}
@@ -86,22 +89,29 @@ func callerFrom(ctx context.Context) caller {
 	return c
 }
 
-// withCaller is a strict middleware that hands authenticate's verdict to the
-// revocation handler through the request context: on that route the bearer
-// is optional, so the handler must know whether one was presented. Other
-// routes are left as they are (the generated code wraps on every request).
+// callerOps are the operations whose handlers need the caller: the
+// credential checks (rate-limited per client address), the revocation
+// (where the bearer is optional) and the admin writes (audited with the
+// subject). Others, introspection above all, skip the cost.
+var callerOps = map[string]bool{
+	"GetPluginToken": true, "PostPluginToken": true, "RefreshPluginToken": true, "RevokeToken": true,
+	"CreatePlugin": true, "DeletePlugin": true, "RegeneratePluginSecret": true, "CreateAuthCode": true,
+	"GetBackup": true,
+}
+
+// withCaller is a strict middleware that hands the caller to the handlers
+// through the request context. The generated code wraps on every request,
+// so other operations get the handler back unwrapped.
 func withCaller(f gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {
-	if operationID != "RevokeToken" {
+	if !callerOps[operationID] {
 		return f
 	}
 	return func(c echo.Context, request any) (any, error) {
-		who := caller{}
+		who := caller{ip: c.RealIP()}
 		who.subject, _ = c.Get(contextKeySubject).(string)
 		who.bearerRejected, _ = c.Get(contextKeyBearerRejected).(bool)
-		if who != (caller{}) {
-			r := c.Request()
-			c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
-		}
+		r := c.Request()
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
 		return f(c, request)
 	}
 }
@@ -132,11 +142,20 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 		}
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
 	}
+	// Guessing admin tokens is rate-limited per client address.
+	key, now := "admin|"+c.RealIP(), s.now()
+	if wait, blocked := s.failures.blocked(key, now); blocked {
+		s.metrics.rateLimited.Inc()
+		return &echo.HTTPError{Code: http.StatusTooManyRequests, Internal: tooManyFailures(wait)}
+	}
 	subject, err := s.admin(c.Request().Context(), token)
 	if err != nil {
 		c.Set(contextKeyBearerRejected, true)
 		var e *Error
 		if errors.As(err, &e) {
+			if e.Code == CodeUnauthorized {
+				s.failures.fail(key, now)
+			}
 			return &echo.HTTPError{Code: e.Status(), Internal: e}
 		}
 		return &echo.HTTPError{Code: http.StatusInternalServerError, Internal: fmt.Errorf("admin authenticator: %w", err)}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,6 +28,7 @@ const (
 	CodeTooManyRequests    Code = "too_many_requests"
 	CodeInternal           Code = "internal_server_error"
 	CodeServiceUnavailable Code = "service_unavailable"
+	CodeNotImplemented     Code = "not_implemented"
 )
 
 // statusOf is the one table from error code to HTTP status.
@@ -40,6 +43,7 @@ var statusOf = map[Code]int{
 	CodeTooManyRequests:    http.StatusTooManyRequests,
 	CodeInternal:           http.StatusInternalServerError,
 	CodeServiceUnavailable: http.StatusServiceUnavailable,
+	CodeNotImplemented:     http.StatusNotImplemented,
 }
 
 // codeOf maps the statuses that echo and the request validator produce back
@@ -58,6 +62,8 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// RetryAfter, when positive, is sent as the Retry-After header (429).
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error with a client-safe message.
@@ -89,9 +95,19 @@ var (
 	errPluginNotFound      = Errorf(CodeNotFound, "Plugin not found")
 	errMissingBearer       = Errorf(CodeUnauthorized, "A valid admin bearer token is required")
 	errInternal            = Errorf(CodeInternal, "Internal server error")
-	errNotFoundRoute       = Errorf(CodeNotFound, "Not found")
 	errMethodNotAllowedMsg = "Method not allowed"
+	errBodyTooLarge        = Errorf(CodeTooLarge, "Request body is larger than %d bytes", maxBodyBytes)
+	errNotJSON             = Errorf(CodeUnsupportedMedia, "Content-Type must be application/json")
 )
+
+// maxBodyBytes bounds every request body: the largest real request is a few
+// hundred bytes.
+const maxBodyBytes = 64 << 10
+
+// tooManyFailures is the answer once a key has no attempts left.
+func tooManyFailures(wait time.Duration) *Error {
+	return &Error{Code: CodeTooManyRequests, Message: "Too many failed attempts; retry later", RetryAfter: wait}
+}
 
 // asError turns any error into the *Error to answer with. Errors that are
 // neither an *Error nor an echo.HTTPError are internal: the client gets a
@@ -100,6 +116,11 @@ func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	// The body limit's error may come back wrapped by the request
+	// validator, which read the body.
+	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+		return errBodyTooLarge
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -147,6 +168,9 @@ func writeError(c echo.Context, log *slog.Logger, err error) {
 	h := c.Response().Header()
 	if status == http.StatusUnauthorized && h.Get(echo.HeaderWWWAuthenticate) == "" {
 		h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="plugintoken"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(e.RetryAfter)))
 	}
 	body := gen.Error{Message: e.Message, Status: status, Code: string(e.Code)}
 	if c.Request().Method == http.MethodHead {

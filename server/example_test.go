@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,7 +33,8 @@ func ExampleServer_Mount() {
 	defer db.Close()
 
 	srv, err := server.New(server.Config{
-		Store: db,
+		Store:  db,
+		Logger: slog.New(slog.DiscardHandler), // the gateway's own logger
 		// The gateway decides who is an admin, here with its own session token.
 		Admin: func(_ context.Context, bearer string) (string, error) {
 			if bearer != "gateway-session-of-an-admin" {

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
@@ -35,6 +37,7 @@ func (s *Server) CreatePlugin(ctx context.Context, req gen.CreatePluginRequestOb
 	if err := s.store.CreatePlugin(ctx, p); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, "plugin created", slog.String("plugin", p.ID), slog.Any("scopes", p.Scopes))
 	return gen.CreatePlugin201JSONResponse{ID: p.ID, Name: p.Name, Secret: secret, Scopes: p.Scopes}, nil
 }
 
@@ -52,6 +55,7 @@ func (s *Server) DeletePlugin(ctx context.Context, req gen.DeletePluginRequestOb
 	if err := s.store.DeletePlugin(ctx, req.PluginID); err != nil {
 		return nil, pluginError(err)
 	}
+	s.audit(ctx, "plugin deleted", slog.String("plugin", req.PluginID))
 	return gen.DeletePlugin204Response{}, nil
 }
 
@@ -61,6 +65,7 @@ func (s *Server) RegeneratePluginSecret(ctx context.Context, req gen.RegenerateP
 	if err := s.store.SetPluginSecret(ctx, req.PluginID, store.HashOf(secret), secretHint(secret), s.now()); err != nil {
 		return nil, pluginError(err)
 	}
+	s.audit(ctx, "plugin secret regenerated", slog.String("plugin", req.PluginID))
 	return gen.RegeneratePluginSecret200JSONResponse{ID: req.PluginID, Secret: secret}, nil
 }
 
@@ -103,13 +108,18 @@ func (s *Server) PostPluginToken(ctx context.Context, req gen.PostPluginTokenReq
 // exchange trades a plugin secret and an auth code for a token pair. Scopes
 // are checked against the vocabulary before the store is touched; the secret,
 // the plugin's allowed scopes and the code are checked, and the code
-// consumed, in one store transaction.
+// consumed, in one store transaction. Failed secrets and codes are
+// rate-limited per plugin and client address.
 func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.PluginTokenRequest) (gen.PluginTokenResponse, error) {
 	if err := s.vocabulary.check(body.Scopes); err != nil {
 		return gen.PluginTokenResponse{}, err
 	}
-	scopes := dedupe(body.Scopes)
 	now := s.now()
+	key := failureKey(ctx, pluginID)
+	if err := s.guard(key, now); err != nil {
+		return gen.PluginTokenResponse{}, err
+	}
+	scopes := dedupe(body.Scopes)
 	// A string that is no code of ours still goes through the store, so
 	// that the plugin and its secret are checked (and a wrong secret or an
 	// unknown plugin reported) whatever the code looks like.
@@ -137,15 +147,20 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return gen.PluginTokenResponse{}, errPluginNotFound
+		err = errPluginNotFound
 	case errors.Is(err, store.ErrCodeReplayed):
-		s.log.WarnContext(ctx, "auth code replay detected: tokens issued from it revoked", "plugin", pluginID, "base", body.BaseID)
-		return gen.PluginTokenResponse{}, errInvalidAuthCode
+		s.metrics.detections.WithLabelValues("auth_code_replay").Inc()
+		s.audit(ctx, "auth code replay detected: tokens issued from it revoked", slog.String("plugin", pluginID), slog.String("base", body.BaseID))
+		err = errInvalidAuthCode
 	case errors.Is(err, store.ErrInvalidCode):
-		return gen.PluginTokenResponse{}, errInvalidAuthCode
-	case err != nil:
+		err = errInvalidAuthCode
+	}
+	if err != nil {
+		s.failed(key, now, err)
 		return gen.PluginTokenResponse{}, err
 	}
+	s.metrics.tokens.WithLabelValues("issued").Inc()
+	s.audit(ctx, "token issued", slog.String("plugin", pluginID), slog.String("base", body.BaseID), slog.Any("scopes", scopes))
 	return gen.PluginTokenResponse{
 		AccessToken:      access,
 		RefreshToken:     refresh,
@@ -153,6 +168,43 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 		ExpiresIn:        s.accessTTL.Seconds(),
 		RefreshExpiresIn: s.refreshTTL.Seconds(),
 	}, nil
+}
+
+// failureKey is the rate-limit key of a credential attempt for a plugin.
+func failureKey(ctx context.Context, pluginID string) string {
+	return pluginID + "|" + callerFrom(ctx).ip
+}
+
+// guard refuses an attempt under a key that has no attempts left.
+func (s *Server) guard(key string, now time.Time) error {
+	if wait, blocked := s.failures.blocked(key, now); blocked {
+		s.metrics.rateLimited.Inc()
+		return tooManyFailures(wait)
+	}
+	return nil
+}
+
+// failed spends an attempt of key when err is a wrong credential.
+func (s *Server) failed(key string, now time.Time, err error) {
+	switch err {
+	case errInvalidSecret, errInvalidAuthCode, errInvalidRefreshToken:
+		s.failures.fail(key, now)
+	}
+}
+
+// audit logs an event operators must be able to trace: who (the admin
+// subject, or the plugin), which plugin and base. Never a secret, code or
+// token.
+func (s *Server) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	c := callerFrom(ctx)
+	attrs = append(attrs, slog.Bool("audit", true))
+	if c.subject != "" {
+		attrs = append(attrs, slog.String("by", c.subject))
+	}
+	if c.ip != "" {
+		attrs = append(attrs, slog.String("remote", c.ip))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, event, attrs...)
 }
 
 // pluginError maps the store's not-found to Teable's "Plugin not found".

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
@@ -18,6 +19,10 @@ var (
 // POST /plugin/{pluginId}/refreshToken).
 func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTokenRequestObject) (gen.RefreshPluginTokenResponseObject, error) {
 	now := s.now()
+	key := failureKey(ctx, req.PluginID)
+	if err := s.guard(key, now); err != nil {
+		return nil, err
+	}
 	presented, _ := parseCredential(req.Body.RefreshToken, PrefixRefreshToken)
 	access, refresh, grant := newTokenPair(presented.Key, now, s.accessTTL, s.refreshTTL)
 	fresh, err := s.store.RotateRefreshToken(ctx, store.Rotation{
@@ -35,15 +40,20 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errPluginNotFound
+		err = errPluginNotFound
 	case errors.Is(err, store.ErrTokenReused):
-		s.log.WarnContext(ctx, "refresh token reuse detected: token family revoked", "plugin", req.PluginID)
-		return nil, errInvalidRefreshToken
+		s.metrics.detections.WithLabelValues("refresh_token_reuse").Inc()
+		s.audit(ctx, "refresh token reuse detected: token family revoked", slog.String("plugin", req.PluginID))
+		err = errInvalidRefreshToken
 	case errors.Is(err, store.ErrInvalidToken):
-		return nil, errInvalidRefreshToken
-	case err != nil:
+		err = errInvalidRefreshToken
+	}
+	if err != nil {
+		s.failed(key, now, err)
 		return nil, err
 	}
+	s.metrics.tokens.WithLabelValues("refreshed").Inc()
+	s.audit(ctx, "token refreshed", slog.String("plugin", fresh.PluginID), slog.String("base", fresh.BaseID))
 	return gen.RefreshPluginToken200JSONResponse{
 		AccessToken:      access,
 		RefreshToken:     refresh,
@@ -126,8 +136,21 @@ func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObje
 			return nil
 		}
 	}
-	if err := s.store.RevokeToken(ctx, r); err != nil {
-		return nil, pluginError(err)
+	var key string
+	if r.PluginID != "" {
+		key = failureKey(ctx, r.PluginID)
+		if err := s.guard(key, r.Now); err != nil {
+			return nil, err
+		}
 	}
+	if err := s.store.RevokeToken(ctx, r); err != nil {
+		err = pluginError(err)
+		if key != "" {
+			s.failed(key, r.Now, err)
+		}
+		return nil, err
+	}
+	s.metrics.tokens.WithLabelValues("revoked").Inc()
+	s.audit(ctx, "token revoke requested", slog.String("plugin", r.PluginID))
 	return gen.RevokeToken200JSONResponse{Revoked: true}, nil
 }

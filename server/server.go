@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
@@ -76,6 +79,15 @@ type Config struct {
 	// by Admin. Off by default, as in Teable's real server, where the plugin
 	// secret is the credential.
 	TokenRequiresBearer bool
+	// MaxFailures failed secrets, codes or tokens per plugin and client
+	// address (or failed admin bearers per client address) are allowed per
+	// FailureWindow; then attempts get 429 until the budget refills. Zero
+	// means 10 per minute; a negative MaxFailures turns limiting off.
+	MaxFailures   int
+	FailureWindow time.Duration
+	// Metrics is the registry the server's Prometheus metrics go into.
+	// Default: a registry of its own, with Go and process collectors.
+	Metrics *prometheus.Registry
 }
 
 // Server serves the plugintoken API. Create it with New.
@@ -92,6 +104,8 @@ type Server struct {
 	reuseGrace time.Duration
 	// tokenRequiresBearer: see Config.TokenRequiresBearer.
 	tokenRequiresBearer bool
+	failures            *failureLimiter
+	metrics             *metrics
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -132,6 +146,14 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.vocabulary = newVocabulary(s.scopes)
+	if cfg.MaxFailures == 0 {
+		cfg.MaxFailures = 10
+	}
+	if cfg.FailureWindow == 0 {
+		cfg.FailureWindow = time.Minute
+	}
+	s.failures = newFailureLimiter(cfg.MaxFailures, cfg.FailureWindow)
+	s.metrics = newMetrics(cfg.Metrics, cfg.Store)
 	return s, nil
 }
 
@@ -180,7 +202,14 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 			KeepValidatedValue: true,
 		},
 	})
-	g := e.Group(prefix, append([]echo.MiddlewareFunc{s.answerErrors, noStore}, append(mw, validator)...)...)
+	first := []echo.MiddlewareFunc{
+		s.metrics.measure,
+		s.answerErrors,
+		noStore,
+		middleware.BodyLimit(strconv.Itoa(maxBodyBytes)),
+		requireJSON,
+	}
+	g := e.Group(prefix, append(first, append(mw, validator)...)...)
 	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withCaller}))
 	return g, nil
 }
@@ -209,6 +238,22 @@ func (s *Server) answerErrors(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// requireJSON answers 415 for a request body that is not JSON, before the
+// validator reads it (the validator would say 400).
+func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			return next(c)
+		}
+		mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return errNotJSON
+		}
+		return next(c)
+	}
+}
+
 // noStore keeps tokens, secrets and codes out of every cache (RFC 6749 §5.1).
 func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -225,15 +270,31 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) Handler() (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The client address is the peer's: X-Forwarded-For is not trusted,
+	// since rate limits are keyed on it.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = func(err error, c echo.Context) { writeError(c, s.log, err) }
 	e.Use(middleware.Recover(), RequestLogger(s.log))
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
 	if _, err := s.Mount(e, "/api"); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// ready answers 200 while the store can serve a read, and 503 otherwise.
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", "err", err)
+		return &Error{Code: CodeServiceUnavailable, Message: "Database unavailable", Err: err}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // RequestLogger logs one line per request: method, path, status, latency and

@@ -8,6 +8,9 @@ import (
 // Sweep removes expired codes and tokens (and those of deleted plugins) once.
 func (s *Server) Sweep(ctx context.Context) error {
 	res, err := s.store.Sweep(ctx, s.now())
+	s.metrics.sweeps.Inc()
+	s.metrics.swept.WithLabelValues("auth_codes").Add(float64(res.Codes))
+	s.metrics.swept.WithLabelValues("token_pairs").Add(float64(res.Grants))
 	if err != nil {
 		return err
 	}

@@ -60,8 +60,16 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	}
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		p, err := db.plugins.inWrite(tx, r.PluginID)
+		if errors.Is(err, ErrNotFound) {
+			// Do the work a known plugin costs (check a secret, read the
+			// code), so that the time taken does not tell an unknown
+			// plugin from a wrong secret.
+			_ = r.Authorize(Plugin{})
+			_, _ = get(tx, bucketCodes, r.Code.Key[:], &AuthCode{})
+			return ErrNotFound, nil
+		}
 		if err != nil {
-			return err, nil
+			return nil, err
 		}
 		if err := r.Authorize(p); err != nil {
 			return err, nil

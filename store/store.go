@@ -43,6 +43,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -211,6 +212,42 @@ func (db *DB) Ping(ctx context.Context) error {
 			return errors.New("store: meta bucket missing")
 		}
 		return nil
+	})
+}
+
+// Size returns the size of the database file in bytes (0 if it cannot be
+// read).
+func (db *DB) Size() int64 {
+	st, err := os.Stat(db.path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// Check verifies the file's consistency (every page reachable once, no
+// page both used and free) and returns the first problem found.
+func (db *DB) Check(ctx context.Context) error {
+	return db.view(ctx, func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drained: the checker reads tx until it closes the channel
+			if first == nil {
+				first = fmt.Errorf("store: %s is inconsistent: %w", db.path, err)
+			}
+		}
+		return first
+	})
+}
+
+// Backup writes a consistent copy of the whole database to w, from one read
+// transaction, while writes go on. ready is called with the copy's size
+// before the first byte is written (to set a Content-Length). The copy is a
+// database file that Open accepts.
+func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) error {
+	return db.view(ctx, func(tx *bolt.Tx) error {
+		ready(tx.Size())
+		_, err := tx.WriteTo(w)
+		return err
 	})
 }
 

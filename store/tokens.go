@@ -132,8 +132,15 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		rotated = false
 		p, err := db.plugins.inWrite(tx, r.PluginID)
+		if errors.Is(err, ErrNotFound) {
+			// As in RedeemAuthCode: an unknown plugin costs what a known
+			// one does.
+			_ = r.Authorize(Plugin{})
+			_, _, _ = presented(tx, r.Refresh)
+			return ErrNotFound, nil
+		}
 		if err != nil {
-			return err, nil
+			return nil, err
 		}
 		if err := r.Authorize(p); err != nil {
 			return err, nil
