@@ -1,0 +1,255 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin()
+	big := `{"baseId":"bse1","secret":"` + strings.Repeat("x", 70<<10) + `","scopes":["table|read"],"authCode":"c"}`
+	t.Run("ErrTooLargeByLength", func(t *testing.T) {
+		res, body := h.do("POST", "/api/plugin/"+p.ID+"/token", "application/json", big)
+		checkError(t, res.StatusCode, body, http.StatusRequestEntityTooLarge, "payload_too_large", "")
+	})
+	t.Run("ErrTooLargeChunked", func(t *testing.T) {
+		// No Content-Length: the limit must hold while reading.
+		req, _ := http.NewRequest("POST", h.url+"/api/plugin/"+p.ID+"/token", io.MultiReader(strings.NewReader(big)))
+		req.Header.Set("Content-Type", "application/json")
+		req.ContentLength = -1
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		checkError(t, res.StatusCode, body, http.StatusRequestEntityTooLarge, "payload_too_large", "")
+	})
+	t.Run("ErrAdminTooLarge", func(t *testing.T) {
+		res, body := h.do("POST", "/api/plugin", "application/json", `{"name":"`+strings.Repeat("n", 70<<10)+`"}`,
+			"Authorization", "Bearer "+adminToken)
+		checkError(t, res.StatusCode, body, http.StatusRequestEntityTooLarge, "payload_too_large", "")
+	})
+	for name, ct := range map[string]string{
+		"ErrTextPlain": "text/plain",
+		"ErrForm":      "application/x-www-form-urlencoded",
+		"ErrNoType":    "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, body := h.do("POST", "/api/plugin/"+p.ID+"/token", ct, tokenRequest("bse1", p.Secret, "c", "table|read"))
+			checkError(t, res.StatusCode, body, http.StatusUnsupportedMediaType, "unsupported_media_type", "")
+		})
+	}
+	t.Run("JSONWithCharset", func(t *testing.T) {
+		code := h.authCode(p.ID, "bse1")
+		res, body := h.do("POST", "/api/plugin/"+p.ID+"/token", "application/json; charset=utf-8", tokenRequest("bse1", p.Secret, code, "table|read"))
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("status = %d %s", res.StatusCode, body)
+		}
+	})
+}
+
+func TestRateLimit(t *testing.T) {
+	h := newHarness(t, func(c *server.Config) { c.MaxFailures, c.FailureWindow = 3, time.Minute })
+	p, other := h.createPlugin(), h.createPlugin()
+	code := h.authCode(p.ID, "bse1")
+	for i := range 3 {
+		res := h.exchange(p.ID, tokenRequest("bse1", "wrong", code, "table|read"))
+		checkError(t, res.StatusCode(), res.Body, 400, "validation_error", "Invalid secret")
+		_ = i
+	}
+	// The budget is spent: even the right secret is refused now.
+	res := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read"))
+	checkError(t, res.StatusCode(), res.Body, http.StatusTooManyRequests, "too_many_requests", "")
+	checkNoStore(t, res.HTTPResponse.Header)
+	retry, err := strconv.Atoi(res.HTTPResponse.Header.Get("Retry-After"))
+	if err != nil || retry < 1 || retry > 20 {
+		t.Errorf("Retry-After = %q, want about 20 s (one attempt refills every 20 s)", res.HTTPResponse.Header.Get("Retry-After"))
+	}
+	refresh := h.refresh(p.ID, p.Secret, "ptr_x")
+	checkError(t, refresh.StatusCode(), refresh.Body, http.StatusTooManyRequests, "too_many_requests", "")
+
+	// Another plugin's caller is not affected.
+	if tok := h.exchange(other.ID, tokenRequest("bse1", other.Secret, h.authCode(other.ID, "bse1"), "table|read")); tok.StatusCode() != 200 {
+		t.Errorf("other plugin: %d %s", tok.StatusCode(), tok.Body)
+	}
+
+	// Once an attempt has refilled, the right secret works again: the
+	// code was never consumed by the refused attempts.
+	h.clock.Add(time.Duration(retry) * time.Second)
+	if ok := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read")); ok.StatusCode() != 200 {
+		t.Errorf("after Retry-After: %d %s", ok.StatusCode(), ok.Body)
+	}
+
+	t.Run("AdminBearer", func(t *testing.T) {
+		for range 3 {
+			res, body := h.do("GET", "/api/plugin/"+p.ID, "", "", "Authorization", "Bearer wrong-admin-token-xxxxxxxx")
+			checkError(t, res.StatusCode, body, 401, "unauthorized", "")
+		}
+		res, body := h.do("GET", "/api/plugin/"+p.ID, "", "", "Authorization", "Bearer "+adminToken)
+		checkError(t, res.StatusCode, body, http.StatusTooManyRequests, "too_many_requests", "")
+		if res.Header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+	})
+	if !strings.Contains(h.metricsText(), "plugintoken_rate_limited_total 3") {
+		t.Errorf("rate-limited attempts not counted:\n%s", grepLines(h.metricsText(), "rate_limited"))
+	}
+}
+
+// metricsText fetches /metrics.
+func (h *harness) metricsText() string {
+	h.t.Helper()
+	res, body := h.do("GET", "/metrics", "", "")
+	if res.StatusCode != 200 {
+		h.t.Fatalf("/metrics: %d", res.StatusCode)
+	}
+	return string(body)
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin()
+	tok := h.token(p, "table|read")
+	h.refresh(p.ID, p.Secret, tok.RefreshToken)
+	h.refresh(p.ID, p.Secret, tok.RefreshToken) // reuse
+	_ = h.exchange(p.ID, "{")
+	if err := h.srv.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := h.metricsText()
+	for _, want := range []string{
+		`plugintoken_http_requests_total{method="POST",route="/api/plugin/:pluginId/token",status="200"} 1`,
+		`plugintoken_http_requests_total{method="POST",route="/api/plugin/:pluginId/token",status="400"} 1`,
+		`plugintoken_http_request_duration_seconds_bucket{method="POST",route="/api/plugin/:pluginId/token"`,
+		`plugintoken_tokens_total{event="issued"} 1`,
+		`plugintoken_tokens_total{event="refreshed"} 1`,
+		`plugintoken_theft_detections_total{kind="refresh_token_reuse"} 1`,
+		`plugintoken_theft_detections_total{kind="auth_code_replay"} 0`,
+		`plugintoken_sweeps_total 1`,
+		`plugintoken_database_size_bytes `,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	h := newHarness(t)
+	if res, body := h.do("GET", "/readyz", "", ""); res.StatusCode != 200 {
+		t.Errorf("readyz: %d %s", res.StatusCode, body)
+	}
+	if err := h.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, body := h.do("GET", "/readyz", "", "")
+	checkError(t, res.StatusCode, body, http.StatusServiceUnavailable, "service_unavailable", "")
+	if res, _ := h.do("GET", "/healthz", "", ""); res.StatusCode != 200 {
+		t.Errorf("healthz while the database is closed: %d, want 200 (still serving)", res.StatusCode)
+	}
+}
+
+func TestAuditLog(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin()
+	tok := h.token(p, "table|read")
+	h.refresh(p.ID, p.Secret, tok.RefreshToken)
+	h.admin.RevokeTokenWithResponse(ctx, gen.RevokeRequest{Token: tok.AccessToken})
+	h.admin.RegeneratePluginSecretWithResponse(ctx, p.ID)
+	h.admin.DeletePluginWithResponse(ctx, p.ID)
+	logs := h.logs.String()
+	for _, want := range []string{
+		`msg="plugin created" plugin=` + p.ID,
+		`msg="token issued" plugin=` + p.ID + ` base=bse1`,
+		`msg="token refreshed" plugin=` + p.ID + ` base=bse1`,
+		`msg="token revoke requested"`,
+		`msg="plugin secret regenerated" plugin=` + p.ID,
+		`msg="plugin deleted" plugin=` + p.ID,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no audit line %q in\n%s", want, grepLines(logs, "audit=true"))
+		}
+	}
+	for _, l := range strings.Split(grepLines(logs, `msg="plugin`), "\n") {
+		if !strings.Contains(l, "by=admin:") {
+			t.Errorf("admin audit line without the admin: %s", l)
+		}
+	}
+	for _, secret := range []string{p.Secret, tok.AccessToken, tok.RefreshToken, adminToken} {
+		if strings.Contains(logs, secret[len(secret)-20:]) {
+			t.Error("a secret or token reached the log")
+		}
+	}
+}
+
+func TestBackup(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin("table|read")
+	tok := h.token(p, "table|read")
+	revoked := h.token(p, "table|read")
+	h.admin.RevokeTokenWithResponse(ctx, gen.RevokeRequest{Token: revoked.RefreshToken})
+
+	res, err := h.admin.GetBackupWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode() != 200 || res.HTTPResponse.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("backup: %d %s", res.StatusCode(), res.HTTPResponse.Header.Get("Content-Type"))
+	}
+	if n, _ := strconv.Atoi(res.HTTPResponse.Header.Get("Content-Length")); n != len(res.Body) {
+		t.Errorf("Content-Length %d, body %d bytes", n, len(res.Body))
+	}
+	path := filepath.Join(t.TempDir(), "restored.db")
+	if err := os.WriteFile(path, res.Body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatalf("the backup does not open: %v", err)
+	}
+	defer restored.Close()
+	if err := restored.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := restored.Plugin(ctx, p.ID)
+	if err != nil || got.SecretHash != store.HashOf(p.Secret) {
+		t.Errorf("plugin in the backup: %+v, %v", got, err)
+	}
+	for tokenString, want := range map[string]bool{tok.AccessToken: true, tok.RefreshToken: true, revoked.AccessToken: false} {
+		t2, err := restored.Token(ctx, server.RefOf(tokenString))
+		if active := err == nil && t2.Active(h.clock.Now()); active != want {
+			t.Errorf("token %.10s… active in the backup = %v, want %v", tokenString, active, want)
+		}
+	}
+
+	t.Run("ErrUnauthorized", func(t *testing.T) {
+		res, err := h.client.GetBackupWithResponse(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkError(t, res.StatusCode(), res.Body, 401, "unauthorized", "")
+	})
+}
