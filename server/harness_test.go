@@ -265,3 +265,10 @@ func (h *harness) checkActive(want bool, tokens ...string) {
 		}
 	}
 }
+
+// on returns the harness reporting to t (a fuzz target's own *testing.T).
+func (h *harness) on(t testing.TB) *harness {
+	c := *h
+	c.t = t
+	return &c
+}
