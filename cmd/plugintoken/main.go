@@ -1,7 +1,8 @@
 // Command plugintoken runs the plugin token service.
 //
-//	plugintoken serve [flags]   run the HTTP service (see -help)
-//	plugintoken version         print the version
+//	plugintoken serve [flags]       run the HTTP service (see -help)
+//	plugintoken backup --out FILE   fetch a hot backup from a running server
+//	plugintoken version             print the version
 //
 // main is thin: flags and environment become a Config, and Main does the
 // wiring, so that end-to-end tests run exactly what the binary runs.
@@ -33,10 +34,11 @@ func main() {
 const usage = `plugintoken issues and manages the tokens of Teable plugins.
 
 Usage:
-  plugintoken serve [flags]   run the HTTP service
-  plugintoken version         print the version
+  plugintoken serve [flags]          run the HTTP service
+  plugintoken backup --out FILE      fetch a hot backup from a running server
+  plugintoken version                print the version
 
-Run 'plugintoken serve -help' for the flags. Every flag can also be set with
+Run 'plugintoken serve -help' or 'plugintoken backup -help' for the flags. Every flag can also be set with
 the environment variable PLUGINTOKEN_<FLAG> (upper case, '-' as '_'), for
 example PLUGINTOKEN_AUTH_CODE_TTL=2s; a flag on the command line wins.
 `
@@ -61,6 +63,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		m := NewMain(cfg, stderr)
 		if err := m.Run(ctx); err != nil {
 			fmt.Fprintln(stderr, "plugintoken:", err)
+			return 1
+		}
+		return 0
+	case "backup":
+		err := runBackup(ctx, args[1:], os.Getenv, stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "plugintoken backup:", err)
 			return 1
 		}
 		return 0
@@ -121,6 +133,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&cfg.SweepInterval, "sweep-interval", cfg.SweepInterval, "how often expired codes and tokens are deleted")
 	fs.IntVar(&cfg.MaxBatchSize, "max-batch-size", cfg.MaxBatchSize, "group commit: most writes per transaction (0: 256)")
 	fs.DurationVar(&cfg.MaxBatchDelay, "max-batch-delay", cfg.MaxBatchDelay, "group commit: wait this long before each transaction to gather writes (0: commit as soon as the previous commit is done)")
+	fs.IntVar(&cfg.MaxFailures, "max-failures", cfg.MaxFailures,
+		"failed secrets/codes/tokens per plugin and client (or failed admin tokens per client) allowed per failure window; then 429 (-1: no limit)")
+	fs.DurationVar(&cfg.FailureWindow, "failure-window", cfg.FailureWindow, "the window of --max-failures")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	fs.BoolVar(&cfg.TokenRequiresBearer, "token-requires-bearer", cfg.TokenRequiresBearer,
 		"also require an admin bearer on the token and refresh routes (the upstream spec's bearerAuth)")
@@ -159,6 +174,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if cfg.SweepInterval < time.Second {
 		return cfg, fmt.Errorf("-sweep-interval must be at least 1s, got %s", cfg.SweepInterval)
+	}
+	if cfg.MaxFailures == 0 || cfg.FailureWindow <= 0 {
+		return cfg, fmt.Errorf("-max-failures must be positive (or -1 for no limit) and -failure-window positive")
 	}
 	if cfg.RefreshReuseGrace < 0 {
 		return cfg, fmt.Errorf("-refresh-reuse-grace must not be negative, got %s", cfg.RefreshReuseGrace)

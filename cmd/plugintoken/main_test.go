@@ -82,7 +82,8 @@ func equalConfig(a, b Config) bool {
 		slices.Equal(a.AdminTokens, b.AdminTokens) && a.AuthCodeTTL == b.AuthCodeTTL &&
 		a.AccessTokenTTL == b.AccessTokenTTL && a.RefreshTokenTTL == b.RefreshTokenTTL &&
 		a.ShutdownTimeout == b.ShutdownTimeout && a.RefreshReuseGrace == b.RefreshReuseGrace &&
-		a.SweepInterval == b.SweepInterval && a.TokenRequiresBearer == b.TokenRequiresBearer
+		a.SweepInterval == b.SweepInterval && a.TokenRequiresBearer == b.TokenRequiresBearer &&
+		a.MaxFailures == b.MaxFailures && a.FailureWindow == b.FailureWindow
 }
 
 func TestRunCommands(t *testing.T) {

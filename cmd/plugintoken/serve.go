@@ -42,6 +42,10 @@ type Config struct {
 	// MaxBatchSize and MaxBatchDelay tune the store's group commit.
 	MaxBatchSize  int
 	MaxBatchDelay time.Duration
+	// MaxFailures and FailureWindow set the rate limit of failed
+	// credentials (see server.Config).
+	MaxFailures   int
+	FailureWindow time.Duration
 }
 
 // DefaultConfig is the configuration of a bare `plugintoken serve`.
@@ -54,6 +58,8 @@ func DefaultConfig() Config {
 		RefreshTokenTTL: server.DefaultRefreshTokenTTL,
 		ShutdownTimeout: 15 * time.Second,
 		SweepInterval:   time.Minute,
+		MaxFailures:     10,
+		FailureWindow:   time.Minute,
 	}
 }
 
@@ -125,6 +131,8 @@ func (m *Main) Start() (err error) {
 
 		RefreshReuseGrace:   cfg.RefreshReuseGrace,
 		TokenRequiresBearer: cfg.TokenRequiresBearer,
+		MaxFailures:         cfg.MaxFailures,
+		FailureWindow:       cfg.FailureWindow,
 	})
 	if err != nil {
 		return err
