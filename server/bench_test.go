@@ -3,9 +3,12 @@ package server_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/plugintoken/plugintoken/server"
 )
 
 // BenchmarkRequireToken measures the gateway middleware's in-process check
@@ -27,5 +30,32 @@ func BenchmarkRequireToken(b *testing.B) {
 		if err := mw(c); err != nil || rec.Code != http.StatusOK {
 			b.Fatalf("middleware refused: %v %d", err, rec.Code)
 		}
+	}
+}
+
+// BenchmarkExchangeRefused compares the cost of refusing an exchange for a
+// wrong secret with refusing it for an unknown plugin: they should cost
+// about the same, so that timing does not tell which plugins exist.
+func BenchmarkExchangeRefused(b *testing.B) {
+	h := newHarness(b, func(c *server.Config) { c.MaxFailures = -1 })
+	p := h.createPlugin()
+	code := h.authCode(p.ID, "bse1")
+	e, err := h.srv.Handler()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, pluginID := range map[string]string{"WrongSecret": p.ID, "UnknownPlugin": "pluNoSuchPlugin0000"} {
+		b.Run(name, func(b *testing.B) {
+			body := tokenRequest("bse1", "wrong-secret-of-forty-characters-xxxxxx", code, "table|read")
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/api/plugin/"+pluginID+"/token", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				e.ServeHTTP(rec, req)
+				if rec.Code != http.StatusBadRequest && rec.Code != http.StatusNotFound {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
 	}
 }

@@ -58,34 +58,31 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	if r.Grant.Key.Family() != r.Code.Key.Family() {
 		return errors.New("store: the grant must be in the code's family")
 	}
+	// Refusals write nothing, so they are decided on a read transaction
+	// first: a wrong guess costs a read, never a commit and its fsync, and
+	// does not queue behind real exchanges. The write transaction then
+	// decides again, authoritatively.
+	var pre error
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		_, pre, err = checkRedemption(tx, r, db.plugins.peek)
+		return err
+	}); err != nil {
+		return err
+	}
+	if pre != nil && pre != ErrCodeReplayed {
+		return pre
+	}
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
-		p, err := db.plugins.inWrite(tx, r.PluginID)
-		if errors.Is(err, ErrNotFound) {
-			// Do the work a known plugin costs (check a secret, read the
-			// code), so that the time taken does not tell an unknown
-			// plugin from a wrong secret.
-			_ = r.Authorize(Plugin{})
-			_, _ = get(tx, bucketCodes, r.Code.Key[:], &AuthCode{})
-			return ErrNotFound, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := r.Authorize(p); err != nil {
-			return err, nil
-		}
-		var c AuthCode
-		ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
+		c, outcome, err := checkRedemption(tx, r, db.plugins.inWrite)
 		switch {
 		case err != nil:
 			return nil, err
-		case !ok, !r.Code.matches(c.Secret), c.PluginID != r.PluginID:
-			return ErrInvalidCode, nil
-		case !c.RedeemedAt.IsZero():
+		case outcome == ErrCodeReplayed:
 			// RFC 6749 §4.1.2: deny, and revoke what the code gave.
 			return ErrCodeReplayed, revokeFamily(tx, r.Code.Key.Family())
-		case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
-			return ErrInvalidCode, nil
+		case outcome != nil:
+			return outcome, nil
 		}
 		c.RedeemedAt = r.Now
 		if err := put(tx, bucketCodes, r.Code.Key[:], &c); err != nil {
@@ -98,6 +95,40 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		db.cache.invalidate()
 	}
 	return err
+}
+
+// checkRedemption decides a redemption inside tx without writing: it
+// returns the code and a nil outcome when the code may be redeemed, or the
+// outcome (ErrNotFound, Authorize's error, ErrInvalidCode, ErrCodeReplayed).
+// lookup reads the plugin (from the write cache inside the group commit).
+func checkRedemption(tx *bolt.Tx, r Redemption, lookup func(*bolt.Tx, string) (Plugin, error)) (c AuthCode, outcome, err error) {
+	p, err := lookup(tx, r.PluginID)
+	if errors.Is(err, ErrNotFound) {
+		// Do the work a known plugin costs (check a secret, read the
+		// code), so that the time taken does not tell an unknown plugin
+		// from a wrong secret.
+		_ = r.Authorize(Plugin{})
+		_, _ = get(tx, bucketCodes, r.Code.Key[:], &c)
+		return c, ErrNotFound, nil
+	}
+	if err != nil {
+		return c, nil, err
+	}
+	if err := r.Authorize(p); err != nil {
+		return c, err, nil
+	}
+	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
+	switch {
+	case err != nil:
+		return c, nil, err
+	case !ok, !r.Code.matches(c.Secret), c.PluginID != r.PluginID:
+		return c, ErrInvalidCode, nil
+	case !c.RedeemedAt.IsZero():
+		return c, ErrCodeReplayed, nil
+	case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
+		return c, ErrInvalidCode, nil
+	}
+	return c, nil, nil
 }
 
 // AuthCode returns the code stored under key, redeemed or not, or

@@ -63,6 +63,20 @@ func (c *pluginCache) inWrite(tx *bolt.Tx, id string) (Plugin, error) {
 	return fresh, nil
 }
 
+// peek is inWrite for read transactions, which may run beside a plugin
+// write: it reads a cached plugin but never fills the cache. What it returns
+// is at most as old as a read transaction begun a moment earlier would see;
+// callers use it only for verdicts that a write transaction decides again.
+func (c *pluginCache) peek(tx *bolt.Tx, id string) (Plugin, error) {
+	c.mu.Lock()
+	p, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return *p, nil
+	}
+	return plugin(tx, id)
+}
+
 // forget drops a plugin; plugin writes call it inside their transaction.
 func (c *pluginCache) forget(id string) {
 	c.mu.Lock()

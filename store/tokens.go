@@ -127,36 +127,32 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 	if r.New.Key.Family() != r.Refresh.Key.Family() {
 		return Grant{}, errors.New("store: the new grant must be in the presented token's family")
 	}
+	// As in RedeemAuthCode, refusals are decided on a read first.
+	var pre error
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		_, pre, err = checkRotation(tx, r, db.plugins.peek)
+		return err
+	}); err != nil {
+		return Grant{}, err
+	}
+	if pre != nil && pre != ErrTokenReused {
+		return Grant{}, pre
+	}
 	var rotated bool
 	var fresh Grant
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		rotated = false
-		p, err := db.plugins.inWrite(tx, r.PluginID)
-		if errors.Is(err, ErrNotFound) {
-			// As in RedeemAuthCode: an unknown plugin costs what a known
-			// one does.
-			_ = r.Authorize(Plugin{})
-			_, _, _ = presented(tx, r.Refresh)
-			return ErrNotFound, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := r.Authorize(p); err != nil {
-			return err, nil
-		}
-		old, kind, err := presented(tx, r.Refresh)
+		old, outcome, err := checkRotation(tx, r, db.plugins.inWrite)
 		switch {
-		case errors.Is(err, ErrNotFound):
-			return ErrInvalidToken, nil
 		case err != nil:
 			return nil, err
-		case kind != KindRefresh, old.PluginID != r.PluginID, !r.Now.Before(old.RefreshExpiresAt):
-			return ErrInvalidToken, nil
-		case !old.RotatedAt.IsZero() && r.Now.Sub(old.RotatedAt) >= r.Grace:
+		case outcome == ErrTokenReused:
 			// RFC 9700 §4.14.2: a rotated token came back; one of its two
 			// holders is not the client. Revoke everything it led to.
 			return ErrTokenReused, revokeFamily(tx, old.Key.Family())
+		case outcome != nil:
+			return outcome, nil
 		}
 		if old.RotatedAt.IsZero() {
 			rotated = true
@@ -182,6 +178,39 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 	return fresh, nil
 }
 
+// checkRotation decides a rotation inside tx without writing: it returns the
+// presented grant and a nil outcome when it may be rotated (for the first
+// time, or again within the grace period), or the outcome (ErrNotFound,
+// Authorize's error, ErrInvalidToken, ErrTokenReused).
+func checkRotation(tx *bolt.Tx, r Rotation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, error, error) {
+	p, err := lookup(tx, r.PluginID)
+	if errors.Is(err, ErrNotFound) {
+		// As in checkRedemption: an unknown plugin costs what a known
+		// one does.
+		_ = r.Authorize(Plugin{})
+		_, _, _ = presented(tx, r.Refresh)
+		return nil, ErrNotFound, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.Authorize(p); err != nil {
+		return nil, err, nil
+	}
+	old, kind, err := presented(tx, r.Refresh)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrInvalidToken, nil
+	case err != nil:
+		return nil, nil, err
+	case kind != KindRefresh, old.PluginID != r.PluginID, !r.Now.Before(old.RefreshExpiresAt):
+		return nil, ErrInvalidToken, nil
+	case !old.RotatedAt.IsZero() && r.Now.Sub(old.RotatedAt) >= r.Grace:
+		return old, ErrTokenReused, nil
+	}
+	return old, nil, nil
+}
+
 // Revocation asks RevokeToken to revoke one token.
 type Revocation struct {
 	Token Ref
@@ -200,36 +229,29 @@ type Revocation struct {
 // r.PluginID names no plugin, and the error of Authorize when that refuses;
 // then nothing changes.
 func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
+	// Refusals, unknown tokens and tokens already revoked need no write.
+	var pre error
+	var work bool
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		g, _, outcome, err := checkRevocation(tx, r, db.plugins.peek)
+		pre, work = outcome, g != nil
+		return err
+	}); err != nil {
+		return err
+	}
+	if pre != nil || !work {
+		return pre
+	}
 	var changed bool
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
 		changed = false
-		if r.PluginID != "" {
-			p, err := db.plugins.inWrite(tx, r.PluginID)
-			if err != nil {
-				return err, nil
-			}
-			if r.Authorize != nil {
-				if err := r.Authorize(p); err != nil {
-					return err, nil
-				}
-			}
-		}
-		g, kind, err := presented(tx, r.Token)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		case r.PluginID != "" && g.PluginID != r.PluginID:
-			return nil, nil
+		g, kind, outcome, err := checkRevocation(tx, r, db.plugins.inWrite)
+		if err != nil || outcome != nil || g == nil {
+			return outcome, err
 		}
 		changed = true
 		if kind == KindRefresh {
 			return nil, tx.Bucket(bucketGrants).Delete(g.Key[:])
-		}
-		if !g.AccessRevokedAt.IsZero() {
-			changed = false
-			return nil, nil
 		}
 		g.AccessRevokedAt = r.Now
 		if g.AccessRevokedAt.IsZero() {
@@ -241,4 +263,37 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 		db.cache.invalidate(r.Token.Key)
 	}
 	return err
+}
+
+// checkRevocation decides a revocation inside tx without writing. It returns
+// the grant and which of its tokens to revoke, or a nil grant when there is
+// nothing to do (unknown token, another plugin's, already revoked), or a
+// refusal (ErrNotFound for the plugin, Authorize's error).
+func checkRevocation(tx *bolt.Tx, r Revocation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, TokenKind, error, error) {
+	if r.PluginID != "" {
+		p, err := lookup(tx, r.PluginID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, "", ErrNotFound, nil
+		}
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if r.Authorize != nil {
+			if err := r.Authorize(p); err != nil {
+				return nil, "", err, nil
+			}
+		}
+	}
+	g, kind, err := presented(tx, r.Token)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, "", nil, nil
+	case err != nil:
+		return nil, "", nil, err
+	case r.PluginID != "" && g.PluginID != r.PluginID:
+		return nil, "", nil, nil
+	case kind == KindAccess && !g.AccessRevokedAt.IsZero():
+		return nil, "", nil, nil
+	}
+	return g, kind, nil, nil
 }
