@@ -102,33 +102,23 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 // outcome (ErrNotFound, Authorize's error, ErrInvalidCode, ErrCodeReplayed).
 // lookup reads the plugin (from the write cache inside the group commit).
 func checkRedemption(tx *bolt.Tx, r Redemption, lookup func(*bolt.Tx, string) (Plugin, error)) (c AuthCode, outcome, err error) {
+	var pp *Plugin
 	p, err := lookup(tx, r.PluginID)
-	if errors.Is(err, ErrNotFound) {
-		// Do the work a known plugin costs (check a secret, read the
-		// code), so that the time taken does not tell an unknown plugin
-		// from a wrong secret.
-		_ = r.Authorize(Plugin{})
-		_, _ = get(tx, bucketCodes, r.Code.Key[:], &c)
-		return c, ErrNotFound, nil
+	switch {
+	case err == nil:
+		pp = &p
+	case !errors.Is(err, ErrNotFound):
+		return c, nil, err
 	}
+	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
 	if err != nil {
 		return c, nil, err
 	}
-	if err := r.Authorize(p); err != nil {
-		return c, err, nil
+	var pc *AuthCode
+	if ok {
+		pc = &c
 	}
-	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
-	switch {
-	case err != nil:
-		return c, nil, err
-	case !ok, !r.Code.matches(c.Secret), c.PluginID != r.PluginID:
-		return c, ErrInvalidCode, nil
-	case !c.RedeemedAt.IsZero():
-		return c, ErrCodeReplayed, nil
-	case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
-		return c, ErrInvalidCode, nil
-	}
-	return c, nil, nil
+	return c, DecideRedemption(r, pp, pc), nil
 }
 
 // AuthCode returns the code stored under key, redeemed or not, or

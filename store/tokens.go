@@ -183,32 +183,19 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 // time, or again within the grace period), or the outcome (ErrNotFound,
 // Authorize's error, ErrInvalidToken, ErrTokenReused).
 func checkRotation(tx *bolt.Tx, r Rotation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, error, error) {
+	var pp *Plugin
 	p, err := lookup(tx, r.PluginID)
-	if errors.Is(err, ErrNotFound) {
-		// As in checkRedemption: an unknown plugin costs what a known
-		// one does.
-		_ = r.Authorize(Plugin{})
-		_, _, _ = presented(tx, r.Refresh)
-		return nil, ErrNotFound, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := r.Authorize(p); err != nil {
-		return nil, err, nil
-	}
-	old, kind, err := presented(tx, r.Refresh)
 	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, ErrInvalidToken, nil
-	case err != nil:
+	case err == nil:
+		pp = &p
+	case !errors.Is(err, ErrNotFound):
 		return nil, nil, err
-	case kind != KindRefresh, old.PluginID != r.PluginID, !r.Now.Before(old.RefreshExpiresAt):
-		return nil, ErrInvalidToken, nil
-	case !old.RotatedAt.IsZero() && r.Now.Sub(old.RotatedAt) >= r.Grace:
-		return old, ErrTokenReused, nil
 	}
-	return old, nil, nil
+	g, err := grant(tx, r.Refresh.Key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, nil, err
+	}
+	return g, DecideRotation(r, pp, g), nil
 }
 
 // Revocation asks RevokeToken to revoke one token.
@@ -270,30 +257,23 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 // nothing to do (unknown token, another plugin's, already revoked), or a
 // refusal (ErrNotFound for the plugin, Authorize's error).
 func checkRevocation(tx *bolt.Tx, r Revocation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, TokenKind, error, error) {
+	var pp *Plugin
 	if r.PluginID != "" {
 		p, err := lookup(tx, r.PluginID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, "", ErrNotFound, nil
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			pp = &p
+		case !errors.Is(err, ErrNotFound):
 			return nil, "", nil, err
 		}
-		if r.Authorize != nil {
-			if err := r.Authorize(p); err != nil {
-				return nil, "", err, nil
-			}
-		}
 	}
-	g, kind, err := presented(tx, r.Token)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, "", nil, nil
-	case err != nil:
+	g, err := grant(tx, r.Token.Key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, "", nil, err
-	case r.PluginID != "" && g.PluginID != r.PluginID:
-		return nil, "", nil, nil
-	case kind == KindAccess && !g.AccessRevokedAt.IsZero():
-		return nil, "", nil, nil
 	}
-	return g, kind, nil, nil
+	kind, do, outcome := DecideRevocation(r, pp, g)
+	if !do {
+		g = nil
+	}
+	return g, kind, outcome, nil
 }
