@@ -81,6 +81,10 @@ var (
 	// ErrInvalidToken means a token is unknown, expired, of the wrong kind,
 	// or belongs to another plugin.
 	ErrInvalidToken = errors.New("store: invalid token")
+	// ErrUnavailable means the storage engine could not be reached (or did
+	// not answer in time): the operation may or may not have happened, and
+	// may be retried. bbolt never returns it; a networked backend does.
+	ErrUnavailable = errors.New("store: storage unavailable")
 	// ErrTokenReused means a refresh token that was already rotated was
 	// presented again. Its whole family has been revoked (and that
 	// revocation committed).

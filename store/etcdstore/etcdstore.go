@@ -1,0 +1,640 @@
+// Package etcdstore keeps plugintoken's plugins, auth codes and token pairs
+// in etcd, for deployments where several plugintoken replicas must share
+// them: a code redeemed through one replica is dead on all of them.
+//
+// It keeps the contract of package store (the conformance suite in
+// store/storetest runs against both) by etcd's own means. Records are the
+// bytes package store writes (store.Plugin's MarshalBinary and so on),
+// under
+//
+//	<prefix>meta/schema          -> store.SchemaVersion
+//	<prefix>plugins/<plugin id>  -> Plugin
+//	<prefix>codes/<hex key>      -> AuthCode
+//	<prefix>grants/<hex key>     -> Grant
+//
+// A grant's key starts with its family (the code's key), so a family is one
+// key range and is revoked with one ranged delete. Every check-and-write —
+// redeeming a code, rotating a refresh token, revoking on replay or reuse —
+// reads the records, decides with store.DecideRedemption (and so on), then
+// writes in one etcd transaction that succeeds only if none of the records
+// read has changed since (a compare on their ModRevision); if one has, it
+// reads and decides again. Never a read followed by an unguarded write.
+// Expiry is a stored deadline, as in bbolt: reads judge it, Sweep deletes.
+//
+// Nothing is cached: every read goes to etcd, so a write through any
+// replica is seen by all at once.
+package etcdstore
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// Options configure Open.
+type Options struct {
+	// Endpoints are the etcd members' client URLs or host:port.
+	Endpoints []string
+	// Prefix is prepended to every key. Default "/plugintoken/".
+	Prefix string
+	// DialTimeout bounds connecting at Open; RequestTimeout bounds every
+	// operation afterwards. Defaults 5 s and 3 s.
+	DialTimeout, RequestTimeout time.Duration
+	// TLS, when set, secures the connection (client certificates included).
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when set.
+	Username, Password string
+}
+
+// DB is a plugintoken store in etcd. It is safe for concurrent use, also
+// by several processes on one etcd.
+type DB struct {
+	c       *clientv3.Client
+	prefix  string
+	timeout time.Duration
+}
+
+// maxAttempts bounds the read-decide-write loop of one operation under
+// contention: each failed attempt means another writer succeeded.
+const maxAttempts = 64
+
+// Open connects to etcd and checks (or writes) the schema version.
+func Open(opts Options) (*DB, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, errors.New("etcdstore: no endpoints")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "/plugintoken/"
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 3 * time.Second
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   opts.Endpoints,
+		DialTimeout: opts.DialTimeout,
+		TLS:         opts.TLS,
+		Username:    opts.Username,
+		Password:    opts.Password,
+		// Keep probing a dead connection, so that service resumes by
+		// itself when etcd comes back.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		PermitWithoutStream:  true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: connect to %v: %w", opts.Endpoints, err)
+	}
+	db := &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout}
+	if err := db.init(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// init writes the schema version if the prefix is new, or checks it.
+func (db *DB) init() error {
+	ctx, cancel := context.WithTimeout(context.Background(), db.timeout)
+	defer cancel()
+	key := db.prefix + "meta/schema"
+	resp, err := db.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, store.SchemaVersion)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	if !resp.Succeeded {
+		if got := string(resp.Responses[0].GetResponseRange().Kvs[0].Value); got != store.SchemaVersion {
+			return fmt.Errorf("etcdstore: %s has schema version %q, this build reads %q", db.prefix, got, store.SchemaVersion)
+		}
+	}
+	return nil
+}
+
+// Close closes the connection.
+func (db *DB) Close() error { return db.c.Close() }
+
+// unavailable wraps an etcd client error as store.ErrUnavailable.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: etcd: %v", store.ErrUnavailable, err)
+}
+
+// ctx bounds one operation.
+func (db *DB) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, db.timeout)
+}
+
+func (db *DB) pluginKey(id string) string  { return db.prefix + "plugins/" + id }
+func (db *DB) codeKey(k store.Key) string  { return db.prefix + "codes/" + hex.EncodeToString(k[:]) }
+func (db *DB) grantKey(k store.Key) string { return db.prefix + "grants/" + hex.EncodeToString(k[:]) }
+func (db *DB) familyKey(f store.Family) string {
+	return db.prefix + "grants/" + hex.EncodeToString(f[:])
+}
+
+func marshal(v encoding.BinaryMarshaler) string {
+	b, _ := v.MarshalBinary() // the store's records always encode
+	return string(b)
+}
+
+// read is a record read in a transaction, with the revision the write must
+// compare against (0: absent).
+type read struct {
+	raw []byte
+	rev int64
+}
+
+// readAll reads keys in one transaction, so they are one consistent
+// snapshot.
+func (db *DB) readAll(ctx context.Context, keys ...string) ([]read, error) {
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = clientv3.OpGet(k)
+	}
+	resp, err := db.c.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]read, len(keys))
+	for i, r := range resp.Responses {
+		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
+			out[i] = read{raw: kvs[0].Value, rev: kvs[0].ModRevision}
+		}
+	}
+	return out, nil
+}
+
+// unchanged guards a write on records not having changed since they were
+// read (absent ones still absent).
+func unchanged(keys []string, reads []read) []clientv3.Cmp {
+	cmps := make([]clientv3.Cmp, len(keys))
+	for i, k := range keys {
+		cmps[i] = clientv3.Compare(clientv3.ModRevision(k), "=", reads[i].rev)
+	}
+	return cmps
+}
+
+func decodePlugin(r read) (*store.Plugin, error) {
+	if r.raw == nil {
+		return nil, nil
+	}
+	var p store.Plugin
+	if err := p.UnmarshalBinary(r.raw); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func decodeCode(r read, key store.Key) (*store.AuthCode, error) {
+	if r.raw == nil {
+		return nil, nil
+	}
+	c := store.AuthCode{Key: key}
+	if err := c.UnmarshalBinary(r.raw); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decodeGrant(r read, key store.Key) (*store.Grant, error) {
+	if r.raw == nil {
+		return nil, nil
+	}
+	g := store.Grant{Key: key}
+	if err := g.UnmarshalBinary(r.raw); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// CreatePlugin stores a new plugin, or returns store.ErrExists.
+func (db *DB) CreatePlugin(ctx context.Context, p store.Plugin) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	k := db.pluginKey(p.ID)
+	resp, err := db.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, marshal(&p))).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	if !resp.Succeeded {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// Plugin returns a plugin, or store.ErrNotFound.
+func (db *DB) Plugin(ctx context.Context, id string) (store.Plugin, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	reads, err := db.readAll(ctx, db.pluginKey(id))
+	if err != nil {
+		return store.Plugin{}, err
+	}
+	p, err := decodePlugin(reads[0])
+	if err != nil {
+		return store.Plugin{}, err
+	}
+	if p == nil {
+		return store.Plugin{}, store.ErrNotFound
+	}
+	return *p, nil
+}
+
+// DeletePlugin removes a plugin, or returns store.ErrNotFound. Its codes and
+// token pairs are unknown to every read from then on; Sweep deletes them.
+func (db *DB) DeletePlugin(ctx context.Context, id string) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	k := db.pluginKey(id)
+	resp, err := db.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+		Then(clientv3.OpDelete(k)).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	if !resp.Succeeded {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// SetPluginSecret replaces a plugin's secret hash, or returns
+// store.ErrNotFound.
+func (db *DB) SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	keys := []string{db.pluginKey(id)}
+	return db.retry(ctx, func() (bool, error) {
+		reads, err := db.readAll(ctx, keys...)
+		if err != nil {
+			return false, err
+		}
+		p, err := decodePlugin(reads[0])
+		if err != nil || p == nil {
+			return false, errors.Join(err, notFoundIfNil(p))
+		}
+		p.SecretHash, p.SecretHint, p.UpdatedAt = secret, hint, now
+		return db.commit(ctx, unchanged(keys, reads), clientv3.OpPut(keys[0], marshal(p)))
+	})
+}
+
+func notFoundIfNil(p *store.Plugin) error {
+	if p == nil {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// commit writes ops if cmps hold, and reports whether they did.
+func (db *DB) commit(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
+	resp, err := db.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return resp.Succeeded, nil
+}
+
+// retry runs attempt until it reports done, fails, or the attempts run out
+// (which only a storm of concurrent writers on the same records causes).
+func (db *DB) retry(ctx context.Context, attempt func() (done bool, err error)) error {
+	for range maxAttempts {
+		done, err := attempt()
+		if err != nil || done {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	return fmt.Errorf("%w: etcd: too much contention", store.ErrUnavailable)
+}
+
+// CreateAuthCode stores a new code for an existing plugin. It returns
+// store.ErrNotFound when the plugin does not exist, store.ErrExists when the
+// key is taken.
+func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	pk, ck := db.pluginKey(c.PluginID), db.codeKey(c.Key)
+	resp, err := db.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(pk), ">", 0), clientv3.Compare(clientv3.CreateRevision(ck), "=", 0)).
+		Then(clientv3.OpPut(ck, marshal(&c))).
+		Else(clientv3.OpGet(pk, clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	if !resp.Succeeded {
+		if resp.Responses[0].GetResponseRange().Count == 0 {
+			return store.ErrNotFound
+		}
+		return store.ErrExists
+	}
+	return nil
+}
+
+// RedeemAuthCode keeps the contract of (*store.DB).RedeemAuthCode: the code
+// is checked and consumed, and the grant stored, in one etcd transaction
+// guarded by the revisions of the plugin and the code, so of any number of
+// concurrent redemptions through any number of replicas exactly one
+// succeeds. A replay revokes the code's family in one transaction too.
+func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
+	if r.Authorize == nil || r.Grant.Key.Family() != r.Code.Key.Family() {
+		return errors.New("etcdstore: Authorize is required and the grant must be in the code's family")
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	keys := []string{db.pluginKey(r.PluginID), db.codeKey(r.Code.Key)}
+	var outcome error
+	err := db.retry(ctx, func() (bool, error) {
+		reads, err := db.readAll(ctx, keys...)
+		if err != nil {
+			return false, err
+		}
+		p, err := decodePlugin(reads[0])
+		if err != nil {
+			return false, err
+		}
+		c, err := decodeCode(reads[1], r.Code.Key)
+		if err != nil {
+			return false, err
+		}
+		outcome = store.DecideRedemption(r, p, c)
+		switch outcome {
+		case nil:
+			c.RedeemedAt = r.Now
+			g := r.Grant
+			return db.commit(ctx, unchanged(keys, reads),
+				clientv3.OpPut(keys[1], marshal(c)),
+				clientv3.OpPut(db.grantKey(g.Key), marshal(&g)))
+		case store.ErrCodeReplayed:
+			return db.commit(ctx, unchanged(keys[1:], reads[1:]),
+				clientv3.OpDelete(db.familyKey(r.Code.Key.Family()), clientv3.WithPrefix()))
+		default:
+			return true, nil // a refusal: nothing to write
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
+// grantAndPlugin reads a grant and the plugin it names; a grant whose
+// plugin is gone reads as absent.
+func (db *DB) grantAndPlugin(ctx context.Context, key store.Key) (*store.Grant, read, error) {
+	reads, err := db.readAll(ctx, db.grantKey(key))
+	if err != nil {
+		return nil, read{}, err
+	}
+	g, err := decodeGrant(reads[0], key)
+	if err != nil || g == nil {
+		return nil, reads[0], err
+	}
+	exists, err := db.c.Get(ctx, db.pluginKey(g.PluginID), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, read{}, unavailable(err)
+	}
+	if exists.Count == 0 {
+		return nil, reads[0], nil
+	}
+	return g, reads[0], nil
+}
+
+// Token returns the token a Ref presents, or store.ErrNotFound. The result
+// is the caller's own (nothing is cached).
+func (db *DB) Token(ctx context.Context, ref store.Ref) (*store.Token, error) {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	g, _, err := db.grantAndPlugin(ctx, ref.Key)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil {
+		return nil, store.ErrNotFound
+	}
+	kind, ok := g.Presents(ref)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	t := g.Token(kind)
+	return &t, nil
+}
+
+// RotateRefreshToken keeps the contract of (*store.DB).RotateRefreshToken,
+// with the check, the rotation (or the family's revocation on reuse) in one
+// etcd transaction guarded by the revisions read.
+func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error) {
+	if r.Authorize == nil || r.New.Key.Family() != r.Refresh.Key.Family() {
+		return store.Grant{}, errors.New("etcdstore: Authorize is required and the new grant must be in the presented token's family")
+	}
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	keys := []string{db.pluginKey(r.PluginID), db.grantKey(r.Refresh.Key)}
+	var outcome error
+	var fresh store.Grant
+	err := db.retry(ctx, func() (bool, error) {
+		reads, err := db.readAll(ctx, keys...)
+		if err != nil {
+			return false, err
+		}
+		p, err := decodePlugin(reads[0])
+		if err != nil {
+			return false, err
+		}
+		old, err := decodeGrant(reads[1], r.Refresh.Key)
+		if err != nil {
+			return false, err
+		}
+		outcome = store.DecideRotation(r, p, old)
+		switch outcome {
+		case nil:
+			ops := []clientv3.Op{}
+			if old.RotatedAt.IsZero() {
+				old.RotatedAt = r.Now
+				ops = append(ops, clientv3.OpPut(keys[1], marshal(old)))
+			}
+			fresh = r.New
+			fresh.PluginID, fresh.BaseID, fresh.Scopes = old.PluginID, old.BaseID, old.Scopes
+			fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
+			ops = append(ops, clientv3.OpPut(db.grantKey(fresh.Key), marshal(&fresh)))
+			return db.commit(ctx, unchanged(keys, reads), ops...)
+		case store.ErrTokenReused:
+			return db.commit(ctx, unchanged(keys[1:], reads[1:]),
+				clientv3.OpDelete(db.familyKey(old.Key.Family()), clientv3.WithPrefix()))
+		default:
+			return true, nil
+		}
+	})
+	if err != nil {
+		return store.Grant{}, err
+	}
+	if outcome != nil {
+		return store.Grant{}, outcome
+	}
+	return fresh, nil
+}
+
+// RevokeToken keeps the contract of (*store.DB).RevokeToken.
+func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	var outcome error
+	err := db.retry(ctx, func() (bool, error) {
+		var p *store.Plugin
+		var pread read
+		if r.PluginID != "" {
+			reads, err := db.readAll(ctx, db.pluginKey(r.PluginID))
+			if err != nil {
+				return false, err
+			}
+			if p, err = decodePlugin(reads[0]); err != nil {
+				return false, err
+			}
+			pread = reads[0]
+		}
+		g, gread, err := db.grantAndPlugin(ctx, r.Token.Key)
+		if err != nil {
+			return false, err
+		}
+		kind, do, refusal := store.DecideRevocation(r, p, g)
+		outcome = refusal
+		if refusal != nil || !do {
+			return true, nil
+		}
+		keys, reads := []string{db.grantKey(g.Key)}, []read{gread}
+		if r.PluginID != "" {
+			keys, reads = append(keys, db.pluginKey(r.PluginID)), append(reads, pread)
+		}
+		if kind == store.KindRefresh {
+			return db.commit(ctx, unchanged(keys, reads), clientv3.OpDelete(keys[0]))
+		}
+		g.AccessRevokedAt = r.Now
+		if g.AccessRevokedAt.IsZero() {
+			g.AccessRevokedAt = time.Now()
+		}
+		return db.commit(ctx, unchanged(keys, reads), clientv3.OpPut(keys[0], marshal(g)))
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
+// Sweep deletes expired codes and grants and those of deleted plugins, a
+// page at a time, each deletion guarded by the revision it was judged at.
+func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, error) {
+	var res store.SweepResult
+	ctx, cancel := context.WithTimeout(ctx, 10*db.timeout)
+	defer cancel()
+	plugins := map[string]bool{}
+	pluginExists := func(id string) (bool, error) {
+		if ok, seen := plugins[id]; seen {
+			return ok, nil
+		}
+		resp, err := db.c.Get(ctx, db.pluginKey(id), clientv3.WithCountOnly())
+		if err != nil {
+			return false, unavailable(err)
+		}
+		plugins[id] = resp.Count > 0
+		return plugins[id], nil
+	}
+	var err error
+	res.Codes, err = db.sweepPrefix(ctx, db.prefix+"codes/", func(raw []byte) (bool, error) {
+		var c store.AuthCode
+		if err := c.UnmarshalBinary(raw); err != nil {
+			return false, err
+		}
+		ok, err := pluginExists(c.PluginID)
+		return !now.Before(c.ExpiresAt) || !ok, err
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Grants, err = db.sweepPrefix(ctx, db.prefix+"grants/", func(raw []byte) (bool, error) {
+		var g store.Grant
+		if err := g.UnmarshalBinary(raw); err != nil {
+			return false, err
+		}
+		ok, err := pluginExists(g.PluginID)
+		return !now.Before(g.ExpiresAt()) || !ok, err
+	})
+	return res, err
+}
+
+// sweepPrefix walks the keys under prefix in pages and deletes those expired
+// says are.
+func (db *DB) sweepPrefix(ctx context.Context, prefix string, expired func([]byte) (bool, error)) (int, error) {
+	const page = 500
+	removed := 0
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	for {
+		resp, err := db.c.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(page))
+		if err != nil {
+			return removed, unavailable(err)
+		}
+		var cmps []clientv3.Cmp
+		var ops []clientv3.Op
+		for _, kv := range resp.Kvs {
+			gone, err := expired(kv.Value)
+			if err != nil {
+				return removed, err
+			}
+			if gone {
+				// etcd takes at most 128 operations per transaction.
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision))
+				ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+				if len(ops) == 64 {
+					n, err := db.deleteGuarded(ctx, cmps, ops)
+					removed += n
+					if err != nil {
+						return removed, err
+					}
+					cmps, ops = nil, nil
+				}
+			}
+		}
+		n, err := db.deleteGuarded(ctx, cmps, ops)
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return removed, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// deleteGuarded deletes keys whose revisions still match; when one changed
+// meanwhile (a write raced the sweep), the batch is left for the next sweep.
+func (db *DB) deleteGuarded(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (int, error) {
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	ok, err := db.commit(ctx, cmps, ops...)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return len(ops), nil
+}
+
+// Ping reports whether etcd answers a read in time.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := db.ctx(ctx)
+	defer cancel()
+	if _, err := db.c.Get(ctx, db.prefix+"meta/schema"); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
