@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/store"
 )
 
 // Code is one of Teable's error codes, the `code` of the error body.
@@ -122,6 +123,11 @@ func asError(err error) *Error {
 	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
 		return errBodyTooLarge
 	}
+	// A storage engine out of reach is the operator's problem, and the
+	// client may retry: 503, not 500.
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Code: CodeServiceUnavailable, Message: "Storage unavailable; retry later", Err: err, RetryAfter: time.Second}
+	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		// A nested *Error (for instance from the authenticator, carried
@@ -156,7 +162,11 @@ func asError(err error) *Error {
 func writeError(c echo.Context, log *slog.Logger, err error) {
 	e := asError(err)
 	status := e.Status()
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		log.WarnContext(c.Request().Context(), "service unavailable",
+			"method", c.Request().Method, "route", c.Path(), "err", e.Error())
+	case status >= 500:
 		// Only the operator sees the detail. Handlers never put secrets
 		// into error details, so the detail is safe to log.
 		log.ErrorContext(c.Request().Context(), "request failed",

@@ -136,6 +136,18 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&cfg.MaxFailures, "max-failures", cfg.MaxFailures,
 		"failed secrets/codes/tokens per plugin and client (or failed admin tokens per client) allowed per failure window; then 429 (-1: no limit)")
 	fs.DurationVar(&cfg.FailureWindow, "failure-window", cfg.FailureWindow, "the window of --max-failures")
+	fs.Func("etcd-endpoints", "use etcd (host:port[,host:port...]) instead of the bbolt file", func(v string) error {
+		cfg.Etcd.Endpoints = splitTokens(v)
+		return nil
+	})
+	fs.StringVar(&cfg.Etcd.Prefix, "etcd-prefix", cfg.Etcd.Prefix, "prefix of every key plugintoken writes in etcd")
+	fs.StringVar(&cfg.Etcd.CAFile, "etcd-ca", "", "CA certificate file to verify etcd (turns TLS on)")
+	fs.StringVar(&cfg.Etcd.CertFile, "etcd-cert", "", "client certificate file for etcd (mutual TLS)")
+	fs.StringVar(&cfg.Etcd.KeyFile, "etcd-key", "", "client key file for etcd (mutual TLS)")
+	fs.StringVar(&cfg.Etcd.Username, "etcd-username", "", "etcd user (password from PLUGINTOKEN_ETCD_PASSWORD)")
+	fs.DurationVar(&cfg.Etcd.DialTimeout, "etcd-dial-timeout", cfg.Etcd.DialTimeout, "how long to wait for etcd at start")
+	fs.DurationVar(&cfg.Etcd.RequestTimeout, "etcd-request-timeout", cfg.Etcd.RequestTimeout,
+		"bound of every etcd operation: past it the request answers 503")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	fs.BoolVar(&cfg.TokenRequiresBearer, "token-requires-bearer", cfg.TokenRequiresBearer,
 		"also require an admin bearer on the token and refresh routes (the upstream spec's bearerAuth)")
@@ -185,6 +197,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		cfg.AdminTokenFile = defaultAdminTokenFile(cfg.DBPath)
 	}
 	cfg.AdminTokens = splitTokens(getenv("PLUGINTOKEN_ADMIN_TOKEN"))
+	// Kept out of the flags so that it never shows in a process list.
+	cfg.Etcd.Password = getenv("PLUGINTOKEN_ETCD_PASSWORD")
 	return cfg, nil
 }
 

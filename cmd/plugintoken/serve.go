@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -18,8 +19,11 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+
 	"github.com/plugintoken/plugintoken/server"
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/etcdstore"
 )
 
 // Config is everything `plugintoken serve` is told.
@@ -46,6 +50,22 @@ type Config struct {
 	// credentials (see server.Config).
 	MaxFailures   int
 	FailureWindow time.Duration
+	// Etcd, when it has endpoints, selects the etcd backend instead of the
+	// bbolt file.
+	Etcd EtcdConfig
+}
+
+// EtcdConfig is how to reach etcd.
+type EtcdConfig struct {
+	Endpoints      []string
+	Prefix         string
+	CertFile       string // client certificate (mutual TLS)
+	KeyFile        string
+	CAFile         string // CA to verify the members; TLS is on when any file is set
+	Username       string
+	Password       string
+	DialTimeout    time.Duration
+	RequestTimeout time.Duration
 }
 
 // DefaultConfig is the configuration of a bare `plugintoken serve`.
@@ -60,6 +80,7 @@ func DefaultConfig() Config {
 		SweepInterval:   time.Minute,
 		MaxFailures:     10,
 		FailureWindow:   time.Minute,
+		Etcd:            EtcdConfig{Prefix: "/plugintoken/", DialTimeout: 5 * time.Second, RequestTimeout: 3 * time.Second},
 	}
 }
 
@@ -74,7 +95,7 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	db          *store.DB
+	db          backend
 	listener    net.Listener
 	http        *http.Server
 	debug       *http.Server
@@ -112,7 +133,7 @@ func (m *Main) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	m.db, err = store.Open(cfg.DBPath, store.Options{MaxBatchSize: cfg.MaxBatchSize, MaxBatchDelay: cfg.MaxBatchDelay})
+	m.db, err = m.openStore()
 	if err != nil {
 		return err
 	}
@@ -182,7 +203,7 @@ func (m *Main) Start() (err error) {
 		defer close(m.sweeperDone)
 		srv.RunSweeper(sweepCtx, cfg.SweepInterval)
 	}()
-	m.Log.Info("serving", "addr", m.listener.Addr().String(), "db", cfg.DBPath, "version", buildVersion())
+	m.Log.Info("serving", "addr", m.listener.Addr().String(), "store", m.storeName(), "version", buildVersion())
 	return nil
 }
 
@@ -206,7 +227,7 @@ func (m *Main) Close() error {
 	<-m.sweeperDone
 	derr := m.db.Close()
 	if derr == nil {
-		m.Log.Info("database closed", "db", m.Config.DBPath)
+		m.Log.Info("database closed", "store", m.storeName())
 	}
 	return errors.Join(herr, derr)
 }
@@ -290,4 +311,40 @@ func writeNewTokenFile(path string) (string, error) {
 		return "", err
 	}
 	return tok, f.Close()
+}
+
+// backend is a store the binary can open and close.
+type backend interface {
+	server.Store
+	Close() error
+}
+
+// openStore opens etcd when endpoints are configured, the bbolt file
+// otherwise.
+func (m *Main) openStore() (backend, error) {
+	cfg := m.Config
+	if len(cfg.Etcd.Endpoints) == 0 {
+		return store.Open(cfg.DBPath, store.Options{MaxBatchSize: cfg.MaxBatchSize, MaxBatchDelay: cfg.MaxBatchDelay})
+	}
+	e := cfg.Etcd
+	var tlsCfg *tls.Config
+	if e.CertFile != "" || e.KeyFile != "" || e.CAFile != "" {
+		var err error
+		if tlsCfg, err = (transport.TLSInfo{CertFile: e.CertFile, KeyFile: e.KeyFile, TrustedCAFile: e.CAFile}).ClientConfig(); err != nil {
+			return nil, fmt.Errorf("etcd TLS: %w", err)
+		}
+	}
+	return etcdstore.Open(etcdstore.Options{
+		Endpoints: e.Endpoints, Prefix: e.Prefix, TLS: tlsCfg,
+		Username: e.Username, Password: e.Password,
+		DialTimeout: e.DialTimeout, RequestTimeout: e.RequestTimeout,
+	})
+}
+
+// storeName says where the data is, for logs (never the etcd password).
+func (m *Main) storeName() string {
+	if len(m.Config.Etcd.Endpoints) > 0 {
+		return "etcd " + strings.Join(m.Config.Etcd.Endpoints, ",") + " prefix " + m.Config.Etcd.Prefix
+	}
+	return "bbolt " + m.Config.DBPath
 }
