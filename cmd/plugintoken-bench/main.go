@@ -7,6 +7,9 @@
 //     fresh auth code issued before the timed run;
 //  3. introspection of a live token (POST /api/token/introspect).
 //
+// It does so twice: on the bbolt file, then on a local single-node etcd
+// that it embeds (-etcd-codes 0 skips that run).
+//
 // Each runs with -conns concurrent keep-alive connections for -duration,
 // after a warm-up. The server runs with its defaults: a fresh bbolt file,
 // fsync on. It prints requests/s, p50/p99 latency, errors, each route's
@@ -39,6 +42,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/plugintoken/plugintoken/internal/etcdtest"
 )
 
 func main() {
@@ -48,17 +53,18 @@ func main() {
 		warmup   = flag.Duration("warmup", 2*time.Second, "untimed warm-up before each scenario")
 		conns    = flag.Int("conns", 64, "concurrent keep-alive connections")
 		codes    = flag.Int("codes", 250000, "auth codes to pre-issue for the exchange (the run stops early if they run out)")
+		etcdCode = flag.Int("etcd-codes", 60000, "auth codes to pre-issue for the etcd run (0: no etcd run)")
 		extra    = flag.String("server-args", "", "extra arguments for plugintoken serve")
 		profile  = flag.String("profile", "", "folder to save a CPU profile of the server per scenario (via --debug-addr)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*bin, *duration, *warmup, *conns, *codes, strings.Fields(*extra), *profile); err != nil {
+	if err := run(*bin, *duration, *warmup, *conns, *codes, *etcdCode, strings.Fields(*extra), *profile); err != nil {
 		log.Fatal("plugintoken-bench: ", err)
 	}
 }
 
-func run(bin string, duration, warmup time.Duration, conns, codes int, extra []string, profileDir string) error {
+func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int, extra []string, profileDir string) error {
 	dir, err := os.MkdirTemp("", "plugintoken-bench")
 	if err != nil {
 		return err
@@ -71,6 +77,33 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build: %w", err)
 		}
+	}
+	fmt.Printf("plugintoken-bench: %d connections, %s per scenario after %s warm-up, %d CPUs shared by server, load generator (and etcd)\n",
+		conns, duration, warmup, runtime.NumCPU())
+	fmt.Println("\n== bbolt (the embedded default)")
+	if err := runBackend(bin, filepath.Join(dir, "bbolt"), duration, warmup, conns, codes, extra, profileDir); err != nil {
+		return err
+	}
+	if etcdCodes <= 0 {
+		return nil
+	}
+	fmt.Println("\n== etcd (one plugintoken on a local single-node etcd, embedded in this load generator)")
+	etcd, err := etcdtest.StartIn(filepath.Join(dir, "etcd"))
+	if err != nil {
+		return err
+	}
+	defer etcd.Stop()
+	extra = append(append([]string(nil), extra...), "--etcd-endpoints", etcd.Endpoint)
+	if profileDir != "" {
+		profileDir = filepath.Join(profileDir, "etcd")
+	}
+	return runBackend(bin, filepath.Join(dir, "etcd-server"), duration, warmup, conns, etcdCodes, extra, profileDir)
+}
+
+// runBackend starts a server with extra arguments and measures it.
+func runBackend(bin, dir string, duration, warmup time.Duration, conns, codes int, extra []string, profileDir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
 	}
 	var debugAddr string
 	if profileDir != "" {
@@ -114,9 +147,6 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 	if err != nil {
 		return err
 	}
-
-	fmt.Printf("plugintoken-bench: %d connections, %s per scenario after %s warm-up, %d CPUs shared by server and load generator\n",
-		conns, duration, warmup, runtime.NumCPU())
 
 	var results []result
 	healthz := func(int) (*http.Request, bool) {
@@ -169,7 +199,9 @@ func run(bin string, duration, warmup time.Duration, conns, codes int, extra []s
 	fmt.Printf("\nratios are to the mean baseline, %.0f req/s\n", base)
 	fmt.Printf("server RSS during the exchange load (sampled every 50 ms): peak %s\n", rssExchange)
 	fmt.Printf("server memory at the end: %s\n", srv.peakRSS())
-	fmt.Printf("database file after the run: %.1f MiB\n", float64(fileSize(filepath.Join(dir, "plugintoken.db")))/(1<<20))
+	if size := fileSize(filepath.Join(dir, "plugintoken.db")); size > 0 {
+		fmt.Printf("database file after the run: %.1f MiB\n", float64(size)/(1<<20))
+	}
 	for _, r := range results {
 		if r.errors > 0 {
 			fmt.Printf("first error of %s: %s\n", r.name, r.firstErr)
