@@ -102,12 +102,8 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 // outcome (ErrNotFound, Authorize's error, ErrInvalidCode, ErrCodeReplayed).
 // lookup reads the plugin (from the write cache inside the group commit).
 func checkRedemption(tx *bolt.Tx, r Redemption, lookup func(*bolt.Tx, string) (Plugin, error)) (c AuthCode, outcome, err error) {
-	var pp *Plugin
-	p, err := lookup(tx, r.PluginID)
-	switch {
-	case err == nil:
-		pp = &p
-	case !errors.Is(err, ErrNotFound):
+	pp, err := optional(lookup(tx, r.PluginID))
+	if err != nil {
 		return c, nil, err
 	}
 	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
@@ -134,4 +130,16 @@ func (db *DB) AuthCode(ctx context.Context, key Key) (AuthCode, error) {
 		return err
 	})
 	return c, err
+}
+
+// optional turns a lookup's ErrNotFound into a nil record, which is what
+// the Decide functions take for "absent".
+func optional(p Plugin, err error) (*Plugin, error) {
+	switch {
+	case err == nil:
+		return &p, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	}
+	return nil, err
 }

@@ -183,12 +183,8 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 // time, or again within the grace period), or the outcome (ErrNotFound,
 // Authorize's error, ErrInvalidToken, ErrTokenReused).
 func checkRotation(tx *bolt.Tx, r Rotation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, error, error) {
-	var pp *Plugin
-	p, err := lookup(tx, r.PluginID)
-	switch {
-	case err == nil:
-		pp = &p
-	case !errors.Is(err, ErrNotFound):
+	pp, err := optional(lookup(tx, r.PluginID))
+	if err != nil {
 		return nil, nil, err
 	}
 	g, err := grant(tx, r.Refresh.Key)
@@ -259,11 +255,8 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 func checkRevocation(tx *bolt.Tx, r Revocation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, TokenKind, error, error) {
 	var pp *Plugin
 	if r.PluginID != "" {
-		p, err := lookup(tx, r.PluginID)
-		switch {
-		case err == nil:
-			pp = &p
-		case !errors.Is(err, ErrNotFound):
+		var err error
+		if pp, err = optional(lookup(tx, r.PluginID)); err != nil {
 			return nil, "", nil, err
 		}
 	}

@@ -53,7 +53,7 @@ func main() {
 		warmup   = flag.Duration("warmup", 2*time.Second, "untimed warm-up before each scenario")
 		conns    = flag.Int("conns", 64, "concurrent keep-alive connections")
 		codes    = flag.Int("codes", 250000, "auth codes to pre-issue for the exchange (the run stops early if they run out)")
-		etcdCode = flag.Int("etcd-codes", 60000, "auth codes to pre-issue for the etcd run (0: no etcd run)")
+		etcdCode = flag.Int("etcd-codes", 120000, "auth codes to pre-issue for the etcd run (0: no etcd run)")
 		extra    = flag.String("server-args", "", "extra arguments for plugintoken serve")
 		profile  = flag.String("profile", "", "folder to save a CPU profile of the server per scenario (via --debug-addr)")
 	)
