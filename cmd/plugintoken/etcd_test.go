@@ -69,10 +69,19 @@ func TestTwoReplicasShareEtcd(t *testing.T) {
 		t.Fatalf("redeem on B a code issued on A: %v %s", err, tok.Body)
 	}
 
-	// A token issued by B introspects active on A.
-	in, err := a.IntrospectTokenWithResponse(ctx, gen.TokenRequest{Token: tok.JSON200.AccessToken})
-	if err != nil || in.JSON200 == nil || !in.JSON200.Active {
-		t.Fatalf("introspect on A: %v %s", err, in.Body)
+	// A token issued by A introspects active on B (and one by B on A).
+	fromA, err := a.PostPluginTokenWithResponse(ctx, plugin.ID, request(code(b)))
+	if err != nil || fromA.JSON200 == nil {
+		t.Fatalf("redeem on A: %v %s", err, fromA.Body)
+	}
+	for _, check := range []struct {
+		c     *gen.ClientWithResponses
+		token string
+	}{{b, fromA.JSON200.AccessToken}, {a, tok.JSON200.AccessToken}} {
+		in, err := check.c.IntrospectTokenWithResponse(ctx, gen.TokenRequest{Token: check.token})
+		if err != nil || in.JSON200 == nil || !in.JSON200.Active {
+			t.Fatalf("introspect on the other replica: %v %s", err, in.Body)
+		}
 	}
 
 	// A revocation on B is seen on A at once.
