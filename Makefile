@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run build test bench generate check-generated vet fmt
+.PHONY: run build test bench generate check-generated vet docs-assets spec-diff update-spec
 
 ## run: build and serve on 127.0.0.1:8080 with the database in ./data
 run: build
@@ -36,3 +36,10 @@ check-generated: generate
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+## docs-assets: refresh the embedded Swagger UI from the npm registry
+SWAGGER_UI_VERSION ?= 5.35.0
+docs-assets:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && tar xzf swagger-ui-dist-*.tgz && \
+	  cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE $(CURDIR)/server/docs/ && rm -rf $$tmp
+	@echo "server/docs now holds swagger-ui-dist $(SWAGGER_UI_VERSION)"

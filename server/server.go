@@ -264,9 +264,9 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Handler returns a standalone Echo application: the API under /api,
-// GET /healthz, a log line per request, and Teable's error body for
-// everything, unknown routes included.
+// Handler returns a standalone Echo application: the API under /api, its
+// reference page at /docs, /healthz, /readyz and /metrics, a log line per
+// request, and Teable's error body for everything, unknown routes included.
 func (s *Server) Handler() (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -281,6 +281,9 @@ func (s *Server) Handler() (*echo.Echo, error) {
 	e.GET("/readyz", s.ready)
 	e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
 	if _, err := s.Mount(e, "/api"); err != nil {
+		return nil, err
+	}
+	if err := MountDocs(e, "/docs", "/api/openapi.json"); err != nil {
 		return nil, err
 	}
 	return e, nil
