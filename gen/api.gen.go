@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -4020,6 +4021,71 @@ type StrictServerInterface interface {
 	// RevokeToken Revoke a token
 	// (POST /token/revoke)
 	RevokeToken(ctx context.Context, request RevokeTokenRequestObject) (RevokeTokenResponseObject, error)
+}
+
+// ErrNotImplemented is what Unimplemented answers: the operation is in the
+// API document but has no implementation yet.
+var ErrNotImplemented = errors.New("operation not implemented")
+
+// Unimplemented implements StrictServerInterface by answering every
+// operation with ErrNotImplemented. An implementation embeds it, so that an
+// operation added to the upstream document compiles, and answers 501, until
+// someone implements it.
+type Unimplemented struct{}
+
+// GetBackup is not implemented yet (GET /admin/backup).
+func (Unimplemented) GetBackup(ctx context.Context, request GetBackupRequestObject) (GetBackupResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// CreatePlugin is not implemented yet (POST /plugin).
+func (Unimplemented) CreatePlugin(ctx context.Context, request CreatePluginRequestObject) (CreatePluginResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// DeletePlugin is not implemented yet (DELETE /plugin/{pluginId}).
+func (Unimplemented) DeletePlugin(ctx context.Context, request DeletePluginRequestObject) (DeletePluginResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// GetPlugin is not implemented yet (GET /plugin/{pluginId}).
+func (Unimplemented) GetPlugin(ctx context.Context, request GetPluginRequestObject) (GetPluginResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// CreateAuthCode is not implemented yet (POST /plugin/{pluginId}/authCode).
+func (Unimplemented) CreateAuthCode(ctx context.Context, request CreateAuthCodeRequestObject) (CreateAuthCodeResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// RefreshPluginToken is not implemented yet (POST /plugin/{pluginId}/refreshToken).
+func (Unimplemented) RefreshPluginToken(ctx context.Context, request RefreshPluginTokenRequestObject) (RefreshPluginTokenResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// RegeneratePluginSecret is not implemented yet (POST /plugin/{pluginId}/regenerate-secret).
+func (Unimplemented) RegeneratePluginSecret(ctx context.Context, request RegeneratePluginSecretRequestObject) (RegeneratePluginSecretResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// GetPluginToken is not implemented yet (GET /plugin/{pluginId}/token).
+func (Unimplemented) GetPluginToken(ctx context.Context, request GetPluginTokenRequestObject) (GetPluginTokenResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// PostPluginToken is not implemented yet (POST /plugin/{pluginId}/token).
+func (Unimplemented) PostPluginToken(ctx context.Context, request PostPluginTokenRequestObject) (PostPluginTokenResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// IntrospectToken is not implemented yet (POST /token/introspect).
+func (Unimplemented) IntrospectToken(ctx context.Context, request IntrospectTokenRequestObject) (IntrospectTokenResponseObject, error) {
+	return nil, ErrNotImplemented
+}
+
+// RevokeToken is not implemented yet (POST /token/revoke).
+func (Unimplemented) RevokeToken(ctx context.Context, request RevokeTokenRequestObject) (RevokeTokenResponseObject, error) {
+	return nil, ErrNotImplemented
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)

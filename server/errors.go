@@ -99,6 +99,7 @@ var (
 	errMethodNotAllowedMsg = "Method not allowed"
 	errBodyTooLarge        = Errorf(CodeTooLarge, "Request body is larger than %d bytes", maxBodyBytes)
 	errNotJSON             = Errorf(CodeUnsupportedMedia, "Content-Type must be application/json")
+	errNotImplemented      = Errorf(CodeNotImplemented, "This operation is not implemented yet")
 )
 
 // maxBodyBytes bounds every request body: the largest real request is a few
@@ -122,6 +123,9 @@ func asError(err error) *Error {
 	// validator, which read the body.
 	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
 		return errBodyTooLarge
+	}
+	if errors.Is(err, gen.ErrNotImplemented) {
+		return errNotImplemented
 	}
 	// A storage engine out of reach is the operator's problem, and the
 	// client may retry: 503, not 500.
@@ -163,8 +167,8 @@ func writeError(c echo.Context, log *slog.Logger, err error) {
 	e := asError(err)
 	status := e.Status()
 	switch {
-	case status == http.StatusServiceUnavailable:
-		log.WarnContext(c.Request().Context(), "service unavailable",
+	case status == http.StatusServiceUnavailable, status == http.StatusNotImplemented:
+		log.WarnContext(c.Request().Context(), e.Message,
 			"method", c.Request().Method, "route", c.Path(), "err", e.Error())
 	case status >= 500:
 		// Only the operator sees the detail. Handlers never put secrets

@@ -92,6 +92,10 @@ type Config struct {
 
 // Server serves the plugintoken API. Create it with New.
 type Server struct {
+	// Unimplemented answers 501 for any operation of the API document that
+	// has no method here yet (after an upstream update, say).
+	gen.Unimplemented
+
 	store      Store
 	admin      AdminAuthenticator
 	log        *slog.Logger

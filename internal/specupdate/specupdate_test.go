@@ -1,0 +1,132 @@
+// Package specupdate holds the test that an upstream document with an
+// operation plugintoken does not implement still builds, and that the
+// operation answers 501 in Teable's error body.
+package specupdate
+
+import (
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// probe is a program written into the regenerated copy: it serves the API
+// and calls the new operation, printing the status and the body.
+const probe = `package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+
+	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+func main() {
+	dir, _ := os.MkdirTemp("", "probe")
+	defer os.RemoveAll(dir)
+	db, err := store.Open(filepath.Join(dir, "p.db"), store.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	admin, _ := server.StaticTokens("probe-admin-token-0123456789")
+	srv, err := server.New(server.Config{Store: db, Admin: admin})
+	if err != nil {
+		panic(err)
+	}
+	e, err := srv.Handler()
+	if err != nil {
+		panic(err)
+	}
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	req, _ := http.NewRequest("POST", ts.URL+"/api/plugin/pluXXXXXXXXXXXXXXXX/publish", nil)
+	req.Header.Set("Authorization", "Bearer probe-admin-token-0123456789")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	fmt.Printf("%d %s", res.StatusCode, body)
+}
+`
+
+func TestNewUpstreamOperationAnswers501(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go toolchain")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	// A copy of the module, minus what the build does not need.
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			switch rel {
+			case ".git", "data", "artifacts", "bin":
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(work, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(work, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture, err := os.ReadFile(filepath.Join(root, "openapi", "testdata", "upstream-with-new-operation.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "openapi", "teable-get-plugin-token.yaml"), fixture, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(work, "cmd", "probe"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "cmd", "probe", "main.go"), []byte(probe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("go", args...)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		}
+		return string(out)
+	}
+	run("generate", "./gen/...")
+	gen, err := os.ReadFile(filepath.Join(work, "gen", "api.gen.go"))
+	if err != nil || !strings.Contains(string(gen), "/plugin/{pluginId}/publish") {
+		t.Fatalf("the regenerated code lacks the new operation (%v)", err)
+	}
+	run("build", "./...")
+	out := run("run", "./cmd/probe")
+	if !strings.HasPrefix(out, "501 ") || !strings.Contains(out, `"code":"not_implemented"`) || !strings.Contains(out, `"status":501`) {
+		t.Errorf("the new operation answered %q, want 501 in the error body", out)
+	}
+}
