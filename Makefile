@@ -1,5 +1,6 @@
 # plugintoken — the two commands a newcomer needs are `make run` and `make test`.
 GO      ?= go
+UPSTREAM := openapi/teable-get-plugin-token.yaml
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -43,3 +44,17 @@ docs-assets:
 	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && tar xzf swagger-ui-dist-*.tgz && \
 	  cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE $(CURDIR)/server/docs/ && rm -rf $$tmp
 	@echo "server/docs now holds swagger-ui-dist $(SWAGGER_UI_VERSION)"
+
+## spec-diff NEW=path: breaking and other differences between the committed upstream document and NEW
+spec-diff:
+	@test -n "$(NEW)" || { echo "usage: make spec-diff NEW=path/to/new-upstream.yaml"; exit 2; }
+	@echo "== breaking changes ($(UPSTREAM) -> $(NEW))"
+	@$(GO) tool oasdiff breaking $(UPSTREAM) $(NEW)
+	@echo "== every change, breaking or not"
+	@$(GO) tool oasdiff changelog $(UPSTREAM) $(NEW)
+
+## update-spec NEW=path: show the diff, take NEW as the upstream document, regenerate, build and test
+update-spec: spec-diff
+	cp $(NEW) $(UPSTREAM)
+	$(MAKE) generate build test
+	@echo "updated: review 'git diff', then commit openapi/ and gen/ together"

@@ -130,3 +130,44 @@ func TestNewUpstreamOperationAnswers501(t *testing.T) {
 		t.Errorf("the new operation answered %q, want 501 in the error body", out)
 	}
 }
+
+// TestSpecDiff runs `make spec-diff` on the fixture (an added operation: not
+// breaking) and on a document that drops a response property (breaking).
+func TestSpecDiff(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	diff := func(newDoc string) string {
+		t.Helper()
+		cmd := exec.Command("make", "-s", "spec-diff", "NEW="+newDoc)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make spec-diff: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := diff(filepath.Join(root, "openapi", "testdata", "upstream-with-new-operation.yaml"))
+	if !strings.Contains(out, "No breaking changes") || !strings.Contains(out, "endpoint-added") || !strings.Contains(out, "POST /plugin/{pluginId}/publish") {
+		t.Errorf("added operation:\n%s", out)
+	}
+
+	up, err := os.ReadFile(filepath.Join(root, "openapi", "teable-get-plugin-token.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	breaking := strings.Replace(string(up), "                  refreshExpiresIn:\n                    type: number\n", "", 1)
+	breaking = strings.Replace(breaking, "                  - refreshExpiresIn\n", "", 1)
+	if breaking == string(up) {
+		t.Fatal("the breaking edit did not apply")
+	}
+	path := filepath.Join(t.TempDir(), "breaking.yaml")
+	if err := os.WriteFile(path, []byte(breaking), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = diff(path)
+	if !strings.Contains(out, "refreshExpiresIn") || strings.Contains(out, "No breaking changes") {
+		t.Errorf("removed response property not reported as breaking:\n%s", out)
+	}
+}
