@@ -35,10 +35,18 @@ const usage = `plugintoken issues and manages the tokens of Teable plugins.
 
 Usage:
   plugintoken serve [flags]          run the HTTP service
+  plugintoken plugin <command>       create, get, delete a plugin, regenerate its secret
+  plugintoken code issue             issue an auth code
+  plugintoken token <command>        introspect or revoke a token
   plugintoken backup --out FILE      fetch a hot backup from a running server
   plugintoken version                print the version
 
-Run 'plugintoken serve -help' or 'plugintoken backup -help' for the flags. Every flag can also be set with
+The admin commands talk to a running server (--server, PLUGINTOKEN_SERVER,
+default http://127.0.0.1:8080) with the admin token of PLUGINTOKEN_ADMIN_TOKEN
+or of the admin token file (default ./data/admin-token). Each has --help and
+--json.
+
+Run 'plugintoken <command> --help' for a command's flags and an example. Every flag can also be set with
 the environment variable PLUGINTOKEN_<FLAG> (upper case, '-' as '_'), for
 example PLUGINTOKEN_AUTH_CODE_TTL=2s; a flag on the command line wins.
 `
@@ -76,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "plugin", "code", "token":
+		return runAdmin(ctx, args[0], args[1:], os.Getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "plugintoken", buildVersion())
 		return 0

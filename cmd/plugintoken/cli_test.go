@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/plugintoken/plugintoken/gen"
+)
+
+// cli runs an admin command against the server at url and returns its exit
+// code and outputs.
+func cli(t *testing.T, url string, args ...string) (int, string, string) {
+	t.Helper()
+	env := func(k string) string {
+		switch k {
+		case "PLUGINTOKEN_ADMIN_TOKEN":
+			return processAdmin
+		case "PLUGINTOKEN_SERVER":
+			return url
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	code := runAdmin(context.Background(), args[0], args[1:], env, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestAdminCLI(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DBPath = filepath.Join(t.TempDir(), "plugintoken.db")
+	cfg.AdminTokenFile = filepath.Join(t.TempDir(), "absent")
+	cfg.AdminTokens = []string{processAdmin}
+	m := NewMain(cfg, &lockedBuffer{})
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	url := "http://" + m.Addr()
+
+	// plugin create, readable and --json.
+	code, out, errOut := cli(t, url, "plugin", "create", "--name", "Chart", "--scope", "table|read", "--scope", "record|read")
+	if code != 0 || !strings.Contains(out, "plugin created") || !strings.Contains(out, "table|read, record|read") || !strings.Contains(out, "shown only now") {
+		t.Fatalf("plugin create: %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = cli(t, url, "plugin", "create", "--json", "--name", "Other")
+	var p gen.PluginWithSecret
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.ID == "" || p.Secret == "" {
+		t.Fatalf("plugin create --json: %d %q", code, out)
+	}
+
+	// plugin get: masked secret; flags after the argument work too.
+	code, out, _ = cli(t, url, "plugin", "get", p.ID)
+	if code != 0 || !strings.Contains(out, p.ID) || !strings.Contains(out, "****") || strings.Contains(out, p.Secret) {
+		t.Errorf("plugin get: %d\n%s", code, out)
+	}
+	if code, out, _ = cli(t, url, "plugin", "get", p.ID, "--json"); code != 0 || !strings.HasPrefix(out, "{") {
+		t.Errorf("plugin get ID --json: %d %q", code, out)
+	}
+
+	// code issue, then an exchange through the API, then the token commands.
+	code, out, _ = cli(t, url, "code", "issue", "--json", "--plugin", p.ID, "--base", "bse1")
+	var ac gen.AuthCode
+	if code != 0 || json.Unmarshal([]byte(out), &ac) != nil || ac.Code == "" {
+		t.Fatalf("code issue: %d %q", code, out)
+	}
+	if code, out, _ = cli(t, url, "code", "issue", "--plugin", p.ID, "--base", "bse1"); code != 0 || !strings.Contains(out, "expires in:  5m0s") {
+		t.Errorf("code issue: %d %q", code, out)
+	}
+	c, _ := gen.NewClientWithResponses(url + "/api")
+	tok, err := c.PostPluginTokenWithResponse(context.Background(), p.ID,
+		gen.PluginTokenRequest{BaseID: "bse1", Secret: p.Secret, AuthCode: ac.Code, Scopes: []string{"table|read"}})
+	if err != nil || tok.JSON200 == nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	code, out, _ = cli(t, url, "token", "introspect", tok.JSON200.AccessToken)
+	if code != 0 || !strings.Contains(out, "active") || !strings.Contains(out, "plugin:") || !strings.Contains(out, "table|read") {
+		t.Errorf("token introspect: %d\n%s", code, out)
+	}
+	if code, out, _ = cli(t, url, "token", "revoke", tok.JSON200.RefreshToken); code != 0 || !strings.Contains(out, "revoked") {
+		t.Errorf("token revoke: %d %q", code, out)
+	}
+	if code, out, _ = cli(t, url, "token", "introspect", "--json", tok.JSON200.AccessToken); code != 0 || strings.TrimSpace(out) != `{"active":false}` {
+		t.Errorf("introspect after revoke: %d %q", code, out)
+	}
+
+	// regenerate-secret, delete, and the error once it is gone.
+	if code, out, _ = cli(t, url, "plugin", "regenerate-secret", p.ID); code != 0 || !strings.Contains(out, "secret regenerated") {
+		t.Errorf("regenerate-secret: %d %q", code, out)
+	}
+	if code, out, _ = cli(t, url, "plugin", "delete", p.ID); code != 0 || !strings.Contains(out, "deleted") {
+		t.Errorf("delete: %d %q", code, out)
+	}
+	code, out, errOut = cli(t, url, "plugin", "get", p.ID)
+	if code != 1 || out != "" || !strings.Contains(errOut, "Plugin not found (404 not_found)") {
+		t.Errorf("get a deleted plugin: %d %q %q", code, out, errOut)
+	}
+
+	t.Run("Errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			code int
+			msg  string
+		}{
+			{[]string{"plugin", "get"}, 2, "want 1 argument"},
+			{[]string{"plugin", "create"}, 2, "--name is required"},
+			{[]string{"plugin", "nope"}, 2, `unknown command "nope"`},
+			{[]string{"plugin", "get", "--nope", "x"}, 2, "flag provided but not defined"},
+			{[]string{"token", "introspect", "--server", "http://127.0.0.1:1", "x"}, 1, "connect"},
+		} {
+			code, _, errOut := cli(t, url, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.msg) {
+				t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.msg)
+			}
+		}
+	})
+	t.Run("HelpEverywhere", func(t *testing.T) {
+		for _, c := range adminCommands {
+			code, out, _ := cli(t, url, c.group, c.verb, "--help")
+			if code != 0 || !strings.Contains(out, "Usage: plugintoken "+c.group+" "+c.verb) || !strings.Contains(out, "Example:") {
+				t.Errorf("%s %s --help: %d %q", c.group, c.verb, code, out)
+			}
+		}
+		for _, g := range []string{"plugin", "code", "token"} {
+			if code, out, _ := cli(t, url, g, "--help"); code != 0 || !strings.Contains(out, "Commands:") {
+				t.Errorf("%s --help: %d %q", g, code, out)
+			}
+		}
+	})
+}
