@@ -59,7 +59,7 @@ func TestRoutesOutsideTheSpec(t *testing.T) {
 // operation: after an upstream update the two must still describe the same
 // request and answer.
 func TestTokenTwinsMatch(t *testing.T) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

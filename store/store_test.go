@@ -125,7 +125,8 @@ func TestNewKeySortsByTime(t *testing.T) {
 	if bytes.Compare(a[:], b[:]) >= 0 {
 		t.Errorf("key of a later token sorts first: %s, %s", a, b)
 	}
-	if store.NewKey(t0) == store.NewKey(t0) {
+	c, d := store.NewKey(t0), store.NewKey(t0)
+	if c == d {
 		t.Error("two keys of the same millisecond are equal")
 	}
 }
