@@ -127,14 +127,15 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 	access, refresh, grant := newTokenPair(code.Key, now, s.accessTTL, s.refreshTTL)
 	grant.PluginID, grant.BaseID, grant.Scopes = pluginID, body.BaseID, scopes
 
+	secretOK := checkSecret(body.Secret)
 	err := s.store.RedeemAuthCode(ctx, store.Redemption{
 		PluginID: pluginID,
 		BaseID:   body.BaseID,
 		Code:     code,
 		Now:      now,
 		Authorize: func(p store.Plugin) error {
-			if !secretMatches(p.SecretHash, body.Secret) {
-				return errInvalidSecret
+			if err := secretOK(p); err != nil {
+				return err
 			}
 			for _, sc := range scopes {
 				if !slices.Contains(p.Scopes, sc) {

@@ -26,17 +26,12 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 	presented, _ := parseCredential(req.Body.RefreshToken, PrefixRefreshToken)
 	access, refresh, grant := newTokenPair(presented.Key, now, s.accessTTL, s.refreshTTL)
 	fresh, err := s.store.RotateRefreshToken(ctx, store.Rotation{
-		PluginID: req.PluginID,
-		Refresh:  presented,
-		Now:      now,
-		Grace:    s.reuseGrace,
-		Authorize: func(p store.Plugin) error {
-			if !secretMatches(p.SecretHash, req.Body.Secret) {
-				return errInvalidSecret
-			}
-			return nil
-		},
-		New: grant,
+		PluginID:  req.PluginID,
+		Refresh:   presented,
+		Now:       now,
+		Grace:     s.reuseGrace,
+		Authorize: checkSecret(req.Body.Secret),
+		New:       grant,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -127,14 +122,8 @@ func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObje
 	case req.Body.PluginID == nil || req.Body.Secret == nil:
 		return nil, errRevokeNeedsClient
 	default:
-		secret := *req.Body.Secret
 		r.PluginID = *req.Body.PluginID
-		r.Authorize = func(p store.Plugin) error {
-			if !secretMatches(p.SecretHash, secret) {
-				return errInvalidSecret
-			}
-			return nil
-		}
+		r.Authorize = checkSecret(*req.Body.Secret)
 	}
 	var key string
 	if r.PluginID != "" {

@@ -122,10 +122,17 @@ func maskSecret(hint string) string {
 	return strings.Repeat("*", secretLen-len(hint)) + hint
 }
 
-// secretMatches hashes the presented secret and compares it with the stored
-// hash in constant time, so the answer's timing does not depend on how much
-// of the secret was right.
-func secretMatches(stored store.Hash, presented string) bool {
+// checkSecret returns a store Authorize check of a presented plugin secret.
+// The secret is hashed once, here: the store may call the check several
+// times (a read-only pre-check, the write transaction, a retried batch).
+// The hashes are compared in constant time, so the answer's timing does not
+// depend on how much of the secret was right.
+func checkSecret(presented string) func(store.Plugin) error {
 	h := store.HashOf(presented)
-	return subtle.ConstantTimeCompare(stored[:], h[:]) == 1
+	return func(p store.Plugin) error {
+		if subtle.ConstantTimeCompare(p.SecretHash[:], h[:]) != 1 {
+			return errInvalidSecret
+		}
+		return nil
+	}
 }
