@@ -185,6 +185,17 @@ func unchanged(keys []string, reads []read) []clientv3.Cmp {
 	return cmps
 }
 
+// readWithPlugin reads keys in one snapshot, the first being a plugin's,
+// and decodes that plugin (nil when absent).
+func (db *DB) readWithPlugin(ctx context.Context, keys ...string) ([]read, *store.Plugin, error) {
+	reads, err := db.readAll(ctx, keys...)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := decodePlugin(reads[0])
+	return reads, p, err
+}
+
 func decodePlugin(r read) (*store.Plugin, error) {
 	if r.raw == nil {
 		return nil, nil
@@ -238,11 +249,7 @@ func (db *DB) CreatePlugin(ctx context.Context, p store.Plugin) error {
 func (db *DB) Plugin(ctx context.Context, id string) (store.Plugin, error) {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	reads, err := db.readAll(ctx, db.pluginKey(id))
-	if err != nil {
-		return store.Plugin{}, err
-	}
-	p, err := decodePlugin(reads[0])
+	_, p, err := db.readWithPlugin(ctx, db.pluginKey(id))
 	if err != nil {
 		return store.Plugin{}, err
 	}
@@ -357,11 +364,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 	keys := []string{db.pluginKey(r.PluginID), db.codeKey(r.Code.Key)}
 	var outcome error
 	err := db.retry(ctx, func() (bool, error) {
-		reads, err := db.readAll(ctx, keys...)
-		if err != nil {
-			return false, err
-		}
-		p, err := decodePlugin(reads[0])
+		reads, p, err := db.readWithPlugin(ctx, keys...)
 		if err != nil {
 			return false, err
 		}
@@ -444,11 +447,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 	var outcome error
 	var fresh store.Grant
 	err := db.retry(ctx, func() (bool, error) {
-		reads, err := db.readAll(ctx, keys...)
-		if err != nil {
-			return false, err
-		}
-		p, err := decodePlugin(reads[0])
+		reads, p, err := db.readWithPlugin(ctx, keys...)
 		if err != nil {
 			return false, err
 		}
@@ -494,14 +493,11 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 		var p *store.Plugin
 		var pread read
 		if r.PluginID != "" {
-			reads, err := db.readAll(ctx, db.pluginKey(r.PluginID))
+			reads, plugin, err := db.readWithPlugin(ctx, db.pluginKey(r.PluginID))
 			if err != nil {
 				return false, err
 			}
-			if p, err = decodePlugin(reads[0]); err != nil {
-				return false, err
-			}
-			pread = reads[0]
+			p, pread = plugin, reads[0]
 		}
 		g, gread, err := db.grantAndPlugin(ctx, r.Token.Key)
 		if err != nil {
