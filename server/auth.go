@@ -30,6 +30,11 @@ type AdminAuthenticator func(ctx context.Context, bearer string) (subject string
 // not accept.
 var ErrUnauthorized = errMissingBearer
 
+// MinAdminTokenLength is the shortest admin token StaticTokens accepts: a
+// bearer credential that is not guessed online needs its length (the
+// binary generates 43 characters, 256 bits).
+const MinAdminTokenLength = 32
+
 // StaticTokens returns an AdminAuthenticator that accepts exactly the given
 // tokens. It keeps only their SHA-256 hashes and compares a presented token's
 // hash with every one of them in constant time. The subject is "admin:" and
@@ -42,8 +47,8 @@ func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
 		if t == "" {
 			continue
 		}
-		if len(t) < 16 {
-			return nil, fmt.Errorf("admin token of %d characters is too short (at least 16)", len(t))
+		if len(t) < MinAdminTokenLength {
+			return nil, fmt.Errorf("admin token of %d characters is too short for a bearer credential (at least %d)", len(t), MinAdminTokenLength)
 		}
 		hashes = append(hashes, store.HashOf(t))
 	}
@@ -102,12 +107,12 @@ var callerOps = map[string]bool{
 // withCaller is a strict middleware that hands the caller to the handlers
 // through the request context. The generated code wraps on every request,
 // so other operations get the handler back unwrapped.
-func withCaller(f gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {
+func (s *Server) withCaller(f gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {
 	if !callerOps[operationID] {
 		return f
 	}
 	return func(c echo.Context, request any) (any, error) {
-		who := caller{ip: c.RealIP()}
+		who := caller{ip: s.clientAddr(c.Request())}
 		who.subject, _ = c.Get(contextKeySubject).(string)
 		who.bearerRejected, _ = c.Get(contextKeyBearerRejected).(bool)
 		r := c.Request()
@@ -142,19 +147,19 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 		}
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
 	}
-	// Guessing admin tokens is rate-limited per client address.
-	key, now := "admin|"+c.RealIP(), s.now()
-	if wait, blocked := s.failures.blocked(key, now); blocked {
-		s.metrics.rateLimited.Inc()
-		return &echo.HTTPError{Code: http.StatusTooManyRequests, Internal: tooManyFailures(wait)}
-	}
 	subject, err := s.admin(c.Request().Context(), token)
 	if err != nil {
 		c.Set(contextKeyBearerRejected, true)
 		var e *Error
 		if errors.As(err, &e) {
+			// A refused admin bearer spends an attempt of the client
+			// address; past the budget it is answered 429. An accepted
+			// bearer is never refused for what others sent.
 			if e.Code == CodeUnauthorized {
-				s.failures.fail(key, now)
+				if wait, over := s.failures.fail("admin|"+s.clientAddr(c.Request()), s.now()); over {
+					s.metrics.rateLimited.Inc()
+					return &echo.HTTPError{Code: http.StatusTooManyRequests, Internal: tooManyFailures(wait)}
+				}
 			}
 			return &echo.HTTPError{Code: e.Status(), Internal: e}
 		}

@@ -115,10 +115,6 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 		return gen.PluginTokenResponse{}, err
 	}
 	now := s.now()
-	key := failureKey(ctx, pluginID)
-	if err := s.guard(key, now); err != nil {
-		return gen.PluginTokenResponse{}, err
-	}
 	scopes := dedupe(body.Scopes)
 	// A string that is no code of ours still goes through the store, so
 	// that the plugin and its secret are checked (and a wrong secret or an
@@ -157,8 +153,7 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 		err = errInvalidAuthCode
 	}
 	if err != nil {
-		s.failed(key, now, err)
-		return gen.PluginTokenResponse{}, err
+		return gen.PluginTokenResponse{}, s.failed(ctx, pluginID, now, err)
 	}
 	s.metrics.tokens.WithLabelValues("issued").Inc()
 	s.audit(ctx, "token issued", slog.String("plugin", pluginID), slog.String("base", body.BaseID), slog.Any("scopes", scopes))
@@ -171,26 +166,20 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 	}, nil
 }
 
-// failureKey is the rate-limit key of a credential attempt for a plugin.
-func failureKey(ctx context.Context, pluginID string) string {
-	return pluginID + "|" + callerFrom(ctx).ip
-}
-
-// guard refuses an attempt under a key that has no attempts left.
-func (s *Server) guard(key string, now time.Time) error {
-	if wait, blocked := s.failures.blocked(key, now); blocked {
-		s.metrics.rateLimited.Inc()
-		return tooManyFailures(wait)
-	}
-	return nil
-}
-
-// failed spends an attempt of key when err is a wrong credential.
-func (s *Server) failed(key string, now time.Time, err error) {
+// failed returns what to answer for err, a refused credential attempt for a
+// plugin: a wrong secret, code or token spends an attempt of the plugin and
+// client address, and is answered 429 instead once their budget is spent.
+// A correct credential never comes here, so it is never refused for what
+// others sent from the same address.
+func (s *Server) failed(ctx context.Context, pluginID string, now time.Time, err error) error {
 	switch err {
 	case errInvalidSecret, errInvalidAuthCode, errInvalidRefreshToken:
-		s.failures.fail(key, now)
+		if wait, over := s.failures.fail(pluginID+"|"+callerFrom(ctx).ip, now); over {
+			s.metrics.rateLimited.Inc()
+			return tooManyFailures(wait)
+		}
 	}
+	return err
 }
 
 // audit logs an event operators must be able to trace: who (the admin

@@ -19,7 +19,7 @@ import (
 	"github.com/plugintoken/plugintoken/store"
 )
 
-const adminToken = "test-admin-token-0123456789"
+const adminToken = "test-admin-token-0123456789-abcdefgh"
 
 var ctx = context.Background()
 

@@ -19,10 +19,6 @@ var (
 // POST /plugin/{pluginId}/refreshToken).
 func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTokenRequestObject) (gen.RefreshPluginTokenResponseObject, error) {
 	now := s.now()
-	key := failureKey(ctx, req.PluginID)
-	if err := s.guard(key, now); err != nil {
-		return nil, err
-	}
 	presented, _ := parseCredential(req.Body.RefreshToken, PrefixRefreshToken)
 	access, refresh, grant := newTokenPair(presented.Key, now, s.accessTTL, s.refreshTTL)
 	fresh, err := s.store.RotateRefreshToken(ctx, store.Rotation{
@@ -44,8 +40,7 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 		err = errInvalidRefreshToken
 	}
 	if err != nil {
-		s.failed(key, now, err)
-		return nil, err
+		return nil, s.failed(ctx, req.PluginID, now, err)
 	}
 	s.metrics.tokens.WithLabelValues("refreshed").Inc()
 	s.audit(ctx, "token refreshed", slog.String("plugin", fresh.PluginID), slog.String("base", fresh.BaseID))
@@ -125,19 +120,8 @@ func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObje
 		r.PluginID = *req.Body.PluginID
 		r.Authorize = checkSecret(*req.Body.Secret)
 	}
-	var key string
-	if r.PluginID != "" {
-		key = failureKey(ctx, r.PluginID)
-		if err := s.guard(key, r.Now); err != nil {
-			return nil, err
-		}
-	}
 	if err := s.store.RevokeToken(ctx, r); err != nil {
-		err = pluginError(err)
-		if key != "" {
-			s.failed(key, r.Now, err)
-		}
-		return nil, err
+		return nil, s.failed(ctx, r.PluginID, r.Now, pluginError(err))
 	}
 	s.metrics.tokens.WithLabelValues("revoked").Inc()
 	s.audit(ctx, "token revoke requested", slog.String("plugin", r.PluginID))

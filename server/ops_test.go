@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,13 +65,12 @@ func TestRateLimit(t *testing.T) {
 	h := newHarness(t, func(c *server.Config) { c.MaxFailures, c.FailureWindow = 3, time.Minute })
 	p, other := h.createPlugin(), h.createPlugin()
 	code := h.authCode(p.ID, "bse1")
-	for i := range 3 {
+	for range 3 {
 		res := h.exchange(p.ID, tokenRequest("bse1", "wrong", code, "table|read"))
 		checkError(t, res.StatusCode(), res.Body, 400, "validation_error", "Invalid secret")
-		_ = i
 	}
-	// The budget is spent: even the right secret is refused now.
-	res := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read"))
+	// The budget is spent: a wrong secret is now answered 429...
+	res := h.exchange(p.ID, tokenRequest("bse1", "wrong", code, "table|read"))
 	checkError(t, res.StatusCode(), res.Body, http.StatusTooManyRequests, "too_many_requests", "")
 	checkNoStore(t, res.HTTPResponse.Header)
 	retry, err := strconv.Atoi(res.HTTPResponse.Header.Get("Retry-After"))
@@ -80,31 +80,67 @@ func TestRateLimit(t *testing.T) {
 	refresh := h.refresh(p.ID, p.Secret, "ptr_x")
 	checkError(t, refresh.StatusCode(), refresh.Body, http.StatusTooManyRequests, "too_many_requests", "")
 
+	// ...but the right secret with a good code is never refused for what
+	// others sent from the same address (a shared proxy or NAT).
+	if ok := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read")); ok.StatusCode() != 200 {
+		t.Errorf("correct credentials after the budget was spent: %d %s", ok.StatusCode(), ok.Body)
+	}
+
 	// Another plugin's caller is not affected.
 	if tok := h.exchange(other.ID, tokenRequest("bse1", other.Secret, h.authCode(other.ID, "bse1"), "table|read")); tok.StatusCode() != 200 {
 		t.Errorf("other plugin: %d %s", tok.StatusCode(), tok.Body)
 	}
 
-	// Once an attempt has refilled, the right secret works again: the
-	// code was never consumed by the refused attempts.
+	// Once an attempt has refilled, a wrong secret gets its usual answer.
 	h.clock.Add(time.Duration(retry) * time.Second)
-	if ok := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read")); ok.StatusCode() != 200 {
-		t.Errorf("after Retry-After: %d %s", ok.StatusCode(), ok.Body)
-	}
+	wrong := h.exchange(p.ID, tokenRequest("bse1", "wrong", h.authCode(p.ID, "bse1"), "table|read"))
+	checkError(t, wrong.StatusCode(), wrong.Body, 400, "validation_error", "Invalid secret")
 
 	t.Run("AdminBearer", func(t *testing.T) {
 		for range 3 {
 			res, body := h.do("GET", "/api/plugin/"+p.ID, "", "", "Authorization", "Bearer wrong-admin-token-xxxxxxxx")
 			checkError(t, res.StatusCode, body, 401, "unauthorized", "")
 		}
-		res, body := h.do("GET", "/api/plugin/"+p.ID, "", "", "Authorization", "Bearer "+adminToken)
+		res, body := h.do("GET", "/api/plugin/"+p.ID, "", "", "Authorization", "Bearer wrong-admin-token-xxxxxxxx")
 		checkError(t, res.StatusCode, body, http.StatusTooManyRequests, "too_many_requests", "")
 		if res.Header.Get("Retry-After") == "" {
 			t.Error("no Retry-After")
 		}
+		// The real admin behind the same address is not locked out.
+		res, body = h.do("GET", "/api/plugin/"+p.ID, "", "", "Authorization", "Bearer "+adminToken)
+		if res.StatusCode != 200 {
+			t.Errorf("admin after others' failures: %d %s", res.StatusCode, body)
+		}
 	})
 	if !strings.Contains(h.metricsText(), "plugintoken_rate_limited_total 3") {
 		t.Errorf("rate-limited attempts not counted:\n%s", grepLines(h.metricsText(), "rate_limited"))
+	}
+}
+
+// TestRateLimitBurstCountedExactly sends 50 simultaneous replays of one
+// code against a budget of 10: exactly 10 get their own answer and 40 are
+// refused with 429 (a check-then-spend limiter let 49 through).
+func TestRateLimitBurstCountedExactly(t *testing.T) {
+	h := newHarness(t, func(c *server.Config) { c.MaxFailures, c.FailureWindow = 10, time.Hour })
+	p := h.createPlugin()
+	code := h.authCode(p.ID, "bse1")
+	if res := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read")); res.StatusCode() != 200 {
+		t.Fatalf("first redemption: %d %s", res.StatusCode(), res.Body)
+	}
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			res := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read"))
+			mu.Lock()
+			counts[res.StatusCode()]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if counts[400] != 10 || counts[429] != 40 {
+		t.Fatalf("answers to 50 simultaneous replays with a budget of 10: %v, want 10×400 and 40×429", counts)
 	}
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"math"
 	"sync"
 	"time"
@@ -8,83 +9,84 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// failureLimiter slows down guessing (RFC 6749 §2.3.1): every failed secret,
-// auth code, refresh token or admin bearer spends a token of the bucket of
-// its key (plugin and client address, or the client address alone for the
-// admin bearer). Once a bucket is empty every attempt under that key, right
-// or wrong, is refused with 429 until it refills. Keys that fail nothing
-// never get a bucket, so callers of other plugins are unaffected.
+// failureLimiter sheds noise and abuse (RFC 6749 §2.3.1) without ever
+// refusing a correct credential: every credential here has at least 206
+// bits, so nobody guesses one online, and a client that presents the right
+// one is served however many wrong ones came from its address (a shared
+// proxy, a NAT). Only failures are counted: each failed secret, auth code,
+// refresh token or admin bearer spends a token of the bucket of its key
+// (plugin and client address, or the client address alone for the admin
+// bearer), and a failure that finds the bucket empty is answered 429 with
+// Retry-After instead of its usual error. Spending is atomic, so a burst of
+// simultaneous failures is counted exactly.
+//
+// Memory is bounded by maxKeys: past it the least recently failing key is
+// forgotten, so a flood of new keys evicts only keys quieter than itself.
 type failureLimiter struct {
-	every rate.Limit
-	burst int
+	every   rate.Limit
+	burst   int
+	maxKeys int
 
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	mu    sync.Mutex
+	keys  map[string]*list.Element // of *limiterEntry
+	order *list.List               // most recently failed first
 }
 
-// maxLimiterKeys bounds the memory a flood of distinct keys can take: past
-// it, buckets that have refilled are dropped, and if none has, the oldest
-// state is dropped wholesale (failing open rather than growing without
-// bound).
-const maxLimiterKeys = 100_000
+type limiterEntry struct {
+	key string
+	lim *rate.Limiter
+}
+
+// defaultMaxLimiterKeys bounds the limiter's memory (about 200 bytes a key).
+const defaultMaxLimiterKeys = 100_000
 
 // newFailureLimiter allows burst failures per key, refilling one every
-// window/burst. A burst of zero or less turns limiting off.
-func newFailureLimiter(burst int, window time.Duration) *failureLimiter {
+// window/burst, and remembers at most maxKeys keys. A burst of zero or less
+// turns limiting off.
+func newFailureLimiter(burst int, window time.Duration, maxKeys int) *failureLimiter {
 	if burst <= 0 || window <= 0 {
 		return nil
 	}
-	return &failureLimiter{every: rate.Every(window / time.Duration(burst)), burst: burst, m: map[string]*rate.Limiter{}}
+	if maxKeys <= 0 {
+		maxKeys = defaultMaxLimiterKeys
+	}
+	return &failureLimiter{every: rate.Every(window / time.Duration(burst)), burst: burst, maxKeys: maxKeys,
+		keys: map[string]*list.Element{}, order: list.New()}
 }
 
-// blocked reports whether key has no attempts left at now, and if so how
-// long until it has one.
-func (l *failureLimiter) blocked(key string, now time.Time) (time.Duration, bool) {
+// fail spends one attempt of key at now. It reports whether the budget was
+// already spent, and then how long until one attempt is back.
+func (l *failureLimiter) fail(key string, now time.Time) (time.Duration, bool) {
 	if l == nil {
 		return 0, false
 	}
 	l.mu.Lock()
-	lim := l.m[key]
+	var lim *rate.Limiter
+	if e, ok := l.keys[key]; ok {
+		l.order.MoveToFront(e)
+		lim = e.Value.(*limiterEntry).lim
+	} else {
+		lim = rate.NewLimiter(l.every, l.burst)
+		l.keys[key] = l.order.PushFront(&limiterEntry{key: key, lim: lim})
+		for l.order.Len() > l.maxKeys {
+			oldest := l.order.Back()
+			l.order.Remove(oldest)
+			delete(l.keys, oldest.Value.(*limiterEntry).key)
+		}
+	}
 	l.mu.Unlock()
-	if lim == nil {
+	if lim.AllowN(now, 1) {
 		return 0, false
 	}
 	tokens := lim.TokensAt(now)
-	if tokens >= 1 {
-		return 0, false
-	}
-	wait := time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
-	return wait, true
+	return time.Duration((1 - tokens) / float64(l.every) * float64(time.Second)), true
 }
 
-// fail spends one attempt of key.
-func (l *failureLimiter) fail(key string, now time.Time) {
-	if l == nil {
-		return
-	}
+// size is the number of keys remembered.
+func (l *failureLimiter) size() int {
 	l.mu.Lock()
-	lim := l.m[key]
-	if lim == nil {
-		if len(l.m) >= maxLimiterKeys {
-			l.prune(now)
-		}
-		lim = rate.NewLimiter(l.every, l.burst)
-		l.m[key] = lim
-	}
-	l.mu.Unlock()
-	lim.AllowN(now, 1)
-}
-
-// prune drops the buckets that are full again; called with l.mu held.
-func (l *failureLimiter) prune(now time.Time) {
-	for k, lim := range l.m {
-		if lim.TokensAt(now) >= float64(l.burst) {
-			delete(l.m, k)
-		}
-	}
-	if len(l.m) >= maxLimiterKeys {
-		clear(l.m)
-	}
+	defer l.mu.Unlock()
+	return l.order.Len()
 }
 
 // retryAfterSeconds rounds a wait up to whole seconds for Retry-After.

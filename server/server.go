@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -85,6 +86,15 @@ type Config struct {
 	// means 10 per minute; a negative MaxFailures turns limiting off.
 	MaxFailures   int
 	FailureWindow time.Duration
+	// ClientAddr names the client of a request for the failure limiter's
+	// keys. Default: the TCP peer's address (PeerAddr). It is never taken
+	// from the host application's echo.IPExtractor or X-Forwarded-For: a
+	// gateway behind a trusted proxy says here how to read its header.
+	ClientAddr func(*http.Request) string
+	// MaxLimiterKeys bounds how many client keys the failure limiter
+	// remembers; past it the least recently failing is forgotten. Zero
+	// means 100,000.
+	MaxLimiterKeys int
 	// Metrics is the registry the server's Prometheus metrics go into.
 	// Default: a registry of its own, with Go and process collectors.
 	Metrics *prometheus.Registry
@@ -109,6 +119,7 @@ type Server struct {
 	// tokenRequiresBearer: see Config.TokenRequiresBearer.
 	tokenRequiresBearer bool
 	failures            *failureLimiter
+	clientAddr          func(*http.Request) string
 	metrics             *metrics
 }
 
@@ -134,6 +145,10 @@ func New(cfg Config) (*Server, error) {
 		reuseGrace: cfg.RefreshReuseGrace,
 
 		tokenRequiresBearer: cfg.TokenRequiresBearer,
+		clientAddr:          cfg.ClientAddr,
+	}
+	if s.clientAddr == nil {
+		s.clientAddr = PeerAddr
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -156,9 +171,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FailureWindow == 0 {
 		cfg.FailureWindow = time.Minute
 	}
-	s.failures = newFailureLimiter(cfg.MaxFailures, cfg.FailureWindow)
+	s.failures = newFailureLimiter(cfg.MaxFailures, cfg.FailureWindow, cfg.MaxLimiterKeys)
 	s.metrics = newMetrics(cfg.Metrics, cfg.Store)
 	return s, nil
+}
+
+// PeerAddr is the address of a request's TCP peer, without the port: the
+// default client key of the failure limiter.
+func PeerAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -214,7 +239,7 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 		requireJSON,
 	}
 	g := e.Group(prefix, append(first, append(mw, validator)...)...)
-	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withCaller}))
+	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withCaller}))
 	return g, nil
 }
 

@@ -11,18 +11,33 @@ import (
 // checks the same access token on every call) costs a map lookup instead of
 // a read transaction and a decode.
 //
-// It is safe because this process is the only writer of the file (bbolt's
-// lock): every write that changes or deletes a grant, or deletes a plugin,
-// invalidates what it touched before it returns. A lookup that read the
-// file before such a write committed must not put its stale copy back: it
-// notes the epoch before reading and fills only if no invalidation happened
-// since (invalidations bump the epoch after their commit).
+// It never serves a state older than the file's (reads stay linearizable
+// with writes) because this process is the only writer of the file (bbolt's
+// lock) and every write that changes or deletes a grant, or deletes a
+// plugin, follows two rules:
+//
+//   - It drops what it touches inside its write transaction (drop), before
+//     the commit makes the new state visible to any reader of the file. From
+//     then until the commit, a hit is impossible and a miss reads the old
+//     state, which is still the current one.
+//   - From its drop until the transaction has ended (settle, after the
+//     commit or rollback), no lookup may fill the cache: a lookup that read
+//     the file before the commit would put the old state back. A lookup
+//     notes the epoch before it reads, and fills only if the epoch is the
+//     same and no write is pending when it fills; drop and settle both
+//     advance the epoch.
 type tokenCache struct {
+	max int
+
+	// epoch is advanced under mu by drop and settle; read without mu by a
+	// lookup about to read the file.
 	epoch atomic.Uint64
-	max   int
 
 	mu sync.RWMutex
 	m  map[Key]*cachedGrant
+	// pending is true from a drop until the write transaction that dropped
+	// has ended.
+	pending bool
 }
 
 // cachedGrant is a grant's two tokens, and the secret hashes that present
@@ -45,25 +60,25 @@ func newTokenCache(max int) *tokenCache {
 
 // get returns the cached token that ref presents, if any. Both secret
 // halves are compared in constant time, as on a read from the file.
-func (c *tokenCache) get(ref Ref) (*Token, bool) {
+func (c *tokenCache) get(ref Ref) (*cachedGrant, TokenKind, bool) {
 	c.mu.RLock()
 	e := c.m[ref.Key]
 	c.mu.RUnlock()
 	if e == nil {
-		return nil, false
+		return nil, "", false
 	}
 	access, refresh := ref.matches(e.accessSecret), ref.matches(e.refreshSecret)
 	switch {
 	case access:
-		return &e.access, true
+		return e, KindAccess, true
 	case refresh:
-		return &e.refresh, true
+		return e, KindRefresh, true
 	}
-	return nil, false
+	return nil, "", false
 }
 
-// fill makes the views of g, read at epoch, and caches them unless an
-// invalidation happened since. It returns the views either way.
+// fill makes the views of g, read at epoch, and caches them unless a write
+// dropped entries since, or is pending. It returns the views either way.
 func (c *tokenCache) fill(g *Grant, epoch uint64) *cachedGrant {
 	e := &cachedGrant{accessSecret: g.AccessSecret, refreshSecret: g.RefreshSecret,
 		access: g.view(KindAccess), refresh: g.view(KindRefresh)}
@@ -72,7 +87,7 @@ func (c *tokenCache) fill(g *Grant, epoch uint64) *cachedGrant {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epoch.Load() != epoch {
+	if c.pending || c.epoch.Load() != epoch {
 		return e
 	}
 	if len(c.m) >= c.max {
@@ -85,12 +100,14 @@ func (c *tokenCache) fill(g *Grant, epoch uint64) *cachedGrant {
 	return e
 }
 
-// invalidate forgets keys; with no keys it forgets everything (a plugin
-// deletion or a family revocation, both rare). Call it after the write
-// committed.
-func (c *tokenCache) invalidate(keys ...Key) {
+// drop forgets keys; with no keys it forgets everything (a plugin deletion
+// or a family revocation, both rare). Call it inside the write transaction
+// that changes them, before it commits; settle must follow the
+// transaction's end.
+func (c *tokenCache) drop(keys ...Key) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.pending = true
 	c.epoch.Add(1)
 	if len(keys) == 0 {
 		clear(c.m)
@@ -101,8 +118,20 @@ func (c *tokenCache) invalidate(keys ...Key) {
 	}
 }
 
+// settle ends the pending state a drop began; the write transaction has
+// committed (its state is what the file shows) or rolled back.
+func (c *tokenCache) settle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending {
+		c.pending = false
+		c.epoch.Add(1)
+	}
+}
+
 // evictExpired drops grants whose tokens have both expired at now, to give
-// their memory back.
+// their memory back. Expired tokens are inactive whether cached or not, so
+// this needs no write discipline.
 func (c *tokenCache) evictExpired(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

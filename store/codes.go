@@ -80,7 +80,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 			return nil, err
 		case outcome == ErrCodeReplayed:
 			// RFC 6749 §4.1.2: deny, and revoke what the code gave.
-			return ErrCodeReplayed, revokeFamily(tx, r.Code.Key.Family())
+			return ErrCodeReplayed, db.revokeFamily(tx, r.Code.Key.Family())
 		case outcome != nil:
 			return outcome, nil
 		}
@@ -91,9 +91,6 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 		g := r.Grant
 		return nil, putGrant(tx, &g)
 	})
-	if errors.Is(err, ErrCodeReplayed) {
-		db.cache.invalidate()
-	}
 	return err
 }
 

@@ -19,7 +19,8 @@ var ErrClosed = errors.New("store: closed")
 // DB.Batch it never waits on a timer: under load a batch is whatever arrived
 // during the previous commit, and a lone write commits at once.
 type committer struct {
-	db       *bolt.DB
+	// update runs a function in a write transaction of its own.
+	update   func(func(*bolt.Tx) error) error
 	maxBatch int
 	delay    time.Duration
 
@@ -41,8 +42,8 @@ type commitCall struct {
 // errRunSolo tells a call that failed inside a batch to run alone.
 var errRunSolo = errors.New("store: run solo")
 
-func newCommitter(db *bolt.DB, maxBatch int, delay time.Duration) *committer {
-	c := &committer{db: db, maxBatch: maxBatch, delay: delay,
+func newCommitter(update func(func(*bolt.Tx) error) error, maxBatch int, delay time.Duration) *committer {
+	c := &committer{update: update, maxBatch: maxBatch, delay: delay,
 		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	go c.loop()
 	return c
@@ -67,7 +68,7 @@ func (c *committer) do(fn func(*bolt.Tx) error) error {
 	}
 	err := <-call.done
 	if err == errRunSolo {
-		err = c.db.Update(fn)
+		err = c.update(fn)
 	}
 	return err
 }
@@ -116,7 +117,7 @@ func (c *committer) loop() {
 func (c *committer) run(batch []*commitCall) {
 	for len(batch) > 0 {
 		failed := -1
-		err := c.db.Update(func(tx *bolt.Tx) error {
+		err := c.update(func(tx *bolt.Tx) error {
 			for i, call := range batch {
 				if err := safely(call.fn, tx); err != nil {
 					failed = i

@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // The decisions below are the contract of the store's check-and-write
 // operations, shared by every backend: a backend reads the records (nil
 // when absent), asks the decision, and writes what it says in the same
@@ -39,6 +41,14 @@ func DecideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
 // grace period). Otherwise the outcome is ErrNotFound (no plugin),
 // Authorize's error, ErrInvalidToken, or ErrTokenReused (the backend must
 // then revoke the grant's family).
+//
+// Whether the token was rotated before is a fact of the stored record, not a
+// comparison of two clocks: with no grace every presentation after the first
+// successful rotation is reuse. With a grace period, the age of the rotation
+// is r.Now minus the stored RotatedAt, and only an age in [0, Grace) is
+// inside the window: a request stamped before the rotation it follows (a
+// race, a clock stepped back, a replica whose clock lags) sees a negative
+// age and is treated as reuse, so clock order can never widen the window.
 func DecideRotation(r Rotation, p *Plugin, g *Grant) error {
 	if p == nil {
 		_ = r.Authorize(Plugin{})
@@ -54,39 +64,60 @@ func DecideRotation(r Rotation, p *Plugin, g *Grant) error {
 	switch {
 	case !ok, kind != KindRefresh, g.PluginID != r.PluginID, !r.Now.Before(g.RefreshExpiresAt):
 		return ErrInvalidToken
-	case !g.RotatedAt.IsZero() && r.Now.Sub(g.RotatedAt) >= r.Grace:
+	case !g.RotatedAt.IsZero() && !withinGrace(r.Now.Sub(g.RotatedAt), r.Grace):
 		return ErrTokenReused
 	}
 	return nil
 }
 
+// withinGrace reports whether a rotation age lies in the grace window
+// [0, grace).
+func withinGrace(age, grace time.Duration) bool {
+	return grace > 0 && age >= 0 && age < grace
+}
+
 // DecideRevocation decides a revocation from the plugin (when r.PluginID is
-// set) and the grant as stored (nil when absent). It returns which token of
-// the grant to revoke and true, or false when there is nothing to do
-// (unknown token, another plugin's, already revoked), or a refusal
-// (ErrNotFound for the plugin, Authorize's error).
-func DecideRevocation(r Revocation, p *Plugin, g *Grant) (TokenKind, bool, error) {
+// set) and the grant as stored (nil when absent). It returns what to revoke:
+// RevokeNothing (unknown token, another plugin's, an access token already
+// dead), RevokeAccess (the grant's access token alone), or RevokeFamily (a
+// refresh token, live or already rotated: RFC 7009 §2.1 has the whole grant
+// revoked, so every token descended from the code, and from the presented
+// token, stops working at once). A refusal (ErrNotFound for the plugin,
+// Authorize's error) comes with RevokeNothing.
+func DecideRevocation(r Revocation, p *Plugin, g *Grant) (Revoke, error) {
 	if r.PluginID != "" {
 		if p == nil {
-			return "", false, ErrNotFound
+			return RevokeNothing, ErrNotFound
 		}
 		if r.Authorize != nil {
 			if err := r.Authorize(*p); err != nil {
-				return "", false, err
+				return RevokeNothing, err
 			}
 		}
 	}
 	if g == nil {
-		return "", false, nil
+		return RevokeNothing, nil
 	}
 	kind, ok := g.presents(r.Token)
 	switch {
 	case !ok:
-		return "", false, nil
+		return RevokeNothing, nil
 	case r.PluginID != "" && g.PluginID != r.PluginID:
-		return "", false, nil
-	case kind == KindAccess && !g.AccessRevokedAt.IsZero():
-		return "", false, nil
+		return RevokeNothing, nil
+	case kind == KindRefresh:
+		return RevokeFamily, nil
+	case !g.AccessRevokedAt.IsZero(), !g.RotatedAt.IsZero():
+		return RevokeNothing, nil
 	}
-	return kind, true, nil
+	return RevokeAccess, nil
 }
+
+// Revoke is what a revocation does.
+type Revoke int
+
+// What a revocation does.
+const (
+	RevokeNothing Revoke = iota
+	RevokeAccess
+	RevokeFamily
+)

@@ -97,18 +97,15 @@ func plugin(tx *bolt.Tx, id string) (Plugin, error) {
 // DeletePlugin removes the plugin, or returns ErrNotFound. From the moment it
 // returns, the plugin's codes and tokens are treated as unknown.
 func (db *DB) DeletePlugin(ctx context.Context, id string) error {
-	err := db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPlugins)
 		if b.Get([]byte(id)) == nil {
 			return ErrNotFound
 		}
 		db.plugins.forget(id)
+		db.cache.drop() // cached tokens do not know their plugin is gone
 		return b.Delete([]byte(id))
 	})
-	if err == nil {
-		db.cache.invalidate() // cached tokens do not know their plugin is gone
-	}
-	return err
 }
 
 // SetPluginSecret replaces the plugin's secret hash and hint, or returns

@@ -46,6 +46,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -122,7 +123,11 @@ const DefaultMaxBatchSize = 256
 
 // DB is a plugintoken store in one bbolt file. It is safe for concurrent use.
 type DB struct {
-	bolt    *bolt.DB
+	bolt *bolt.DB
+	// writeMu makes each write transaction and the cache's settle after it
+	// one step (bbolt runs one write transaction at a time anyway), so the
+	// token cache can tell which transaction a drop belongs to.
+	writeMu sync.Mutex
 	path    string
 	commit  *committer
 	cache   *tokenCache
@@ -166,11 +171,11 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, err
 	}
-	db.commit = newCommitter(b, opts.MaxBatchSize, opts.MaxBatchDelay)
 	if opts.TokenCacheSize == 0 {
 		opts.TokenCacheSize = DefaultTokenCacheSize
 	}
 	db.cache = newTokenCache(opts.TokenCacheSize)
+	db.commit = newCommitter(db.write, opts.MaxBatchSize, opts.MaxBatchDelay)
 	db.plugins = &pluginCache{m: make(map[string]*Plugin)}
 	return db, nil
 }
@@ -293,5 +298,14 @@ func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return db.write(fn)
+}
+
+// write runs fn in a write transaction of its own and then settles the
+// token cache: every write transaction of the store goes through it.
+func (db *DB) write(fn func(*bolt.Tx) error) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	defer db.cache.settle()
 	return db.bolt.Update(fn)
 }

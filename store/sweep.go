@@ -75,7 +75,7 @@ func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 			return removed, err
 		}
 		var doomed [][]byte
-		err := db.bolt.Update(func(tx *bolt.Tx) error {
+		err := db.write(func(tx *bolt.Tx) error {
 			doomed = doomed[:0]
 			c := tx.Bucket(bucket).Cursor()
 			k, v := c.First()

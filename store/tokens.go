@@ -17,9 +17,11 @@ func putGrant(tx *bolt.Tx, g *Grant) error {
 	return put(tx, bucketGrants, g.Key[:], g)
 }
 
-// revokeFamily deletes every grant of the family: all the tokens descended
-// from one auth code.
-func revokeFamily(tx *bolt.Tx, fam Family) error {
+// revokeFamily deletes every grant of the family (all the tokens descended
+// from one auth code) inside the write transaction tx, and drops the cached
+// tokens before the commit makes the revocation visible.
+func (db *DB) revokeFamily(tx *bolt.Tx, fam Family) error {
+	db.cache.drop()
 	b := tx.Bucket(bucketGrants)
 	var keys [][]byte
 	c := b.Cursor()
@@ -72,8 +74,8 @@ func presented(tx *bolt.Tx, ref Ref) (*Grant, TokenKind, error) {
 // it, never modify it. Sharing it is what lets a repeated lookup allocate
 // nothing.
 func (db *DB) Token(ctx context.Context, ref Ref) (*Token, error) {
-	if t, ok := db.cache.get(ref); ok {
-		return t, nil
+	if e, kind, ok := db.cache.get(ref); ok {
+		return e.token(kind), nil
 	}
 	epoch := db.cache.epoch.Load()
 	var g *Grant
@@ -139,10 +141,8 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 	if pre != nil && pre != ErrTokenReused {
 		return Grant{}, pre
 	}
-	var rotated bool
 	var fresh Grant
 	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
-		rotated = false
 		old, outcome, err := checkRotation(tx, r, db.plugins.inWrite)
 		switch {
 		case err != nil:
@@ -150,12 +150,12 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 		case outcome == ErrTokenReused:
 			// RFC 9700 §4.14.2: a rotated token came back; one of its two
 			// holders is not the client. Revoke everything it led to.
-			return ErrTokenReused, revokeFamily(tx, old.Key.Family())
+			return ErrTokenReused, db.revokeFamily(tx, old.Key.Family())
 		case outcome != nil:
 			return outcome, nil
 		}
 		if old.RotatedAt.IsZero() {
-			rotated = true
+			db.cache.drop(r.Refresh.Key)
 			old.RotatedAt = r.Now
 			if err := putGrant(tx, old); err != nil {
 				return nil, err
@@ -166,12 +166,6 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 		fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
 		return nil, putGrant(tx, &fresh)
 	})
-	switch {
-	case errors.Is(err, ErrTokenReused):
-		db.cache.invalidate()
-	case err == nil && rotated:
-		db.cache.invalidate(r.Refresh.Key)
-	}
 	if err != nil {
 		return Grant{}, err
 	}
@@ -206,12 +200,18 @@ type Revocation struct {
 	Now       time.Time
 }
 
-// RevokeToken revokes a token: a refresh token takes its grant's access
-// token with it, an access token leaves its refresh token usable. An
-// unknown token is not an error (RFC 7009). It returns ErrNotFound when
+// RevokeToken revokes a token. An access token is revoked alone, leaving its
+// refresh token usable. A refresh token, live or already rotated, revokes its
+// whole family (RFC 7009 §2.1): every token issued from the same code,
+// descendants of the presented one included, stops working, and a later
+// presentation of any of them is unknown. An unknown token, or an access
+// token already dead, is not an error (RFC 7009). It returns ErrNotFound when
 // r.PluginID names no plugin, and the error of Authorize when that refuses;
 // then nothing changes.
 func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
+	if r.Now.IsZero() {
+		return errors.New("store: Revocation.Now is required")
+	}
 	// Refusals, unknown tokens and tokens already revoked need no write.
 	var pre error
 	var work bool
@@ -225,48 +225,41 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 	if pre != nil || !work {
 		return pre
 	}
-	var changed bool
-	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
-		changed = false
-		g, kind, outcome, err := checkRevocation(tx, r, db.plugins.inWrite)
-		if err != nil || outcome != nil || g == nil {
+	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+		g, what, outcome, err := checkRevocation(tx, r, db.plugins.inWrite)
+		switch {
+		case err != nil || outcome != nil:
 			return outcome, err
+		case what == RevokeFamily:
+			return nil, db.revokeFamily(tx, g.Key.Family())
+		case what == RevokeAccess:
+			db.cache.drop(g.Key)
+			g.AccessRevokedAt = r.Now
+			return nil, putGrant(tx, g)
 		}
-		changed = true
-		if kind == KindRefresh {
-			return nil, tx.Bucket(bucketGrants).Delete(g.Key[:])
-		}
-		g.AccessRevokedAt = r.Now
-		if g.AccessRevokedAt.IsZero() {
-			g.AccessRevokedAt = time.Now()
-		}
-		return nil, putGrant(tx, g)
+		return nil, nil
 	})
-	if err == nil && changed {
-		db.cache.invalidate(r.Token.Key)
-	}
-	return err
 }
 
 // checkRevocation decides a revocation inside tx without writing. It returns
-// the grant and which of its tokens to revoke, or a nil grant when there is
-// nothing to do (unknown token, another plugin's, already revoked), or a
-// refusal (ErrNotFound for the plugin, Authorize's error).
-func checkRevocation(tx *bolt.Tx, r Revocation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, TokenKind, error, error) {
+// the grant and what to revoke, or a nil grant when there is nothing to do
+// (unknown token, another plugin's, already revoked), or a refusal
+// (ErrNotFound for the plugin, Authorize's error).
+func checkRevocation(tx *bolt.Tx, r Revocation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, Revoke, error, error) {
 	var pp *Plugin
 	if r.PluginID != "" {
 		var err error
 		if pp, err = optional(lookup(tx, r.PluginID)); err != nil {
-			return nil, "", nil, err
+			return nil, RevokeNothing, nil, err
 		}
 	}
 	g, err := grant(tx, r.Token.Key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, "", nil, err
+		return nil, RevokeNothing, nil, err
 	}
-	kind, do, outcome := DecideRevocation(r, pp, g)
-	if !do {
+	what, outcome := DecideRevocation(r, pp, g)
+	if what == RevokeNothing {
 		g = nil
 	}
-	return g, kind, outcome, nil
+	return g, what, outcome, nil
 }

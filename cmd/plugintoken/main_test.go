@@ -44,7 +44,7 @@ func TestParseServeFlags(t *testing.T) {
 			"PLUGINTOKEN_AUTH_CODE_TTL", "2s",
 			"PLUGINTOKEN_ACCESS_TOKEN_TTL", "5m",
 			"PLUGINTOKEN_ADDR", "127.0.0.1:9999",
-			"PLUGINTOKEN_ADMIN_TOKEN", " tok-aaaaaaaaaaaaaaaa , ,tok-bbbbbbbbbbbbbbbb",
+			"PLUGINTOKEN_ADMIN_TOKEN", " tok-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa , ,tok-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
 			"PLUGINTOKEN_TOKEN_REQUIRES_BEARER", "true",
 			"PLUGINTOKEN_REFRESH_REUSE_GRACE", "3s",
 		), io.Discard)
@@ -53,7 +53,7 @@ func TestParseServeFlags(t *testing.T) {
 		}
 		if cfg.AuthCodeTTL != 2*time.Second || cfg.AccessTokenTTL != time.Minute || cfg.Addr != "127.0.0.1:9999" ||
 			cfg.DBPath != "/x/y.db" || cfg.AdminTokenFile != "/x/admin-token" ||
-			!slices.Equal(cfg.AdminTokens, []string{"tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"}) ||
+			!slices.Equal(cfg.AdminTokens, []string{"tok-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}) ||
 			!cfg.TokenRequiresBearer || cfg.RefreshReuseGrace != 3*time.Second {
 			t.Errorf("got %+v", cfg)
 		}
@@ -217,7 +217,7 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DBPath = filepath.Join(t.TempDir(), "plugintoken.db")
-	cfg.AdminTokens = []string{"tok-aaaaaaaaaaaaaaaa"}
+	cfg.AdminTokens = []string{"tok-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
 	cfg.AdminTokenFile = filepath.Join(t.TempDir(), "absent")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -23,7 +23,7 @@ import (
 
 // These tests run the real binary as a separate process, to kill it.
 
-const processAdmin = "process-test-admin-token-0123456789"
+const processAdmin = "process-test-admin-token-0123456789-abcdef"
 
 var (
 	buildOnce sync.Once

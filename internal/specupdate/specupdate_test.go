@@ -36,7 +36,7 @@ func main() {
 		panic(err)
 	}
 	defer db.Close()
-	admin, _ := server.StaticTokens("probe-admin-token-0123456789")
+	admin, _ := server.StaticTokens("probe-admin-token-0123456789-abcdefgh")
 	srv, err := server.New(server.Config{Store: db, Admin: admin})
 	if err != nil {
 		panic(err)
@@ -48,7 +48,7 @@ func main() {
 	ts := httptest.NewServer(e)
 	defer ts.Close()
 	req, _ := http.NewRequest("POST", ts.URL+"/api/plugin/pluXXXXXXXXXXXXXXXX/publish", nil)
-	req.Header.Set("Authorization", "Bearer probe-admin-token-0123456789")
+	req.Header.Set("Authorization", "Bearer probe-admin-token-0123456789-abcdefgh")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		panic(err)

@@ -484,8 +484,13 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 	return fresh, nil
 }
 
-// RevokeToken keeps the contract of (*store.DB).RevokeToken.
+// RevokeToken keeps the contract of (*store.DB).RevokeToken: an access
+// token is revoked alone; a refresh token, live or rotated, revokes its
+// whole family in one transaction guarded by the revisions read.
 func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
+	if r.Now.IsZero() {
+		return errors.New("etcdstore: Revocation.Now is required")
+	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	var outcome error
@@ -503,22 +508,20 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 		if err != nil {
 			return false, err
 		}
-		kind, do, refusal := store.DecideRevocation(r, p, g)
+		what, refusal := store.DecideRevocation(r, p, g)
 		outcome = refusal
-		if refusal != nil || !do {
+		if refusal != nil || what == store.RevokeNothing {
 			return true, nil
 		}
 		keys, reads := []string{db.grantKey(g.Key)}, []read{gread}
 		if r.PluginID != "" {
 			keys, reads = append(keys, db.pluginKey(r.PluginID)), append(reads, pread)
 		}
-		if kind == store.KindRefresh {
-			return db.commit(ctx, unchanged(keys, reads), clientv3.OpDelete(keys[0]))
+		if what == store.RevokeFamily {
+			return db.commit(ctx, unchanged(keys, reads),
+				clientv3.OpDelete(db.familyKey(g.Key.Family()), clientv3.WithPrefix()))
 		}
 		g.AccessRevokedAt = r.Now
-		if g.AccessRevokedAt.IsZero() {
-			g.AccessRevokedAt = time.Now()
-		}
 		return db.commit(ctx, unchanged(keys, reads), clientv3.OpPut(keys[0], marshal(g)))
 	})
 	if err != nil {

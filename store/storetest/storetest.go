@@ -185,7 +185,8 @@ func Run(t *testing.T, open func(testing.TB) Store) {
 		"TokenOfDeletedPlugin": testTokenOfDeletedPlugin, "RotateRefreshToken": testRotateRefreshToken,
 		"RefreshReuse": testRefreshReuse, "CodeReplayRevokesFamily": testCodeReplayRevokesFamily,
 		"RevokeToken": testRevokeToken, "WritesSeenAtOnce": testCacheFollowsWrites, "NoStaleReadAfterRevoke": testCacheNoStaleFill,
-		"Sweep": testSweep,
+		"Sweep": testSweep, "RotationRace": testRotationRace, "ReuseRule": testReuseRule,
+		"RevokeRotatedRefresh": testRevokeRotatedRefresh,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}
@@ -493,7 +494,7 @@ func testRevokeToken(t *testing.T, open func(testing.TB) Store) {
 	now := T0.Add(2 * time.Minute)
 	t.Run("RefreshTakesAccess", func(t *testing.T) {
 		db, r := redeemed(t, open)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: RefreshRef(r.Grant)}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: RefreshRef(r.Grant), Now: T0}); err != nil {
 			t.Fatal(err)
 		}
 		if Live(t, db, RefreshRef(r.Grant), now) || Live(t, db, AccessRef(r.Grant), now) {
@@ -502,7 +503,7 @@ func testRevokeToken(t *testing.T, open func(testing.TB) Store) {
 	})
 	t.Run("AccessLeavesRefresh", func(t *testing.T) {
 		db, r := redeemed(t, open)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), PluginID: "plu1"}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), PluginID: "plu1", Now: T0}); err != nil {
 			t.Fatal(err)
 		}
 		if Live(t, db, AccessRef(r.Grant), now) || !Live(t, db, RefreshRef(r.Grant), now) {
@@ -515,7 +516,7 @@ func testRevokeToken(t *testing.T, open func(testing.TB) Store) {
 	t.Run("OtherPluginIgnored", func(t *testing.T) {
 		db, r := redeemed(t, open)
 		MustCreatePlugin(t, db, "plu2")
-		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), PluginID: "plu2"}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), PluginID: "plu2", Now: T0}); err != nil {
 			t.Fatal(err)
 		}
 		if !Live(t, db, AccessRef(r.Grant), now) {
@@ -524,13 +525,13 @@ func testRevokeToken(t *testing.T, open func(testing.TB) Store) {
 	})
 	t.Run("UnknownIsNoError", func(t *testing.T) {
 		db, _ := redeemed(t, open)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: Ref("nope")}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: Ref("nope"), Now: T0}); err != nil {
 			t.Error(err)
 		}
 	})
 	t.Run("ErrNotFoundPlugin", func(t *testing.T) {
 		db, r := redeemed(t, open)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), PluginID: "plu9"}); !errors.Is(err, store.ErrNotFound) {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), PluginID: "plu9", Now: T0}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -552,7 +553,7 @@ func testCacheFollowsWrites(t *testing.T, open func(testing.TB) Store) {
 	t.Run("Revoke", func(t *testing.T) {
 		db, r := redeemed(t, open)
 		warm(t, db, AccessRef(r.Grant), RefreshRef(r.Grant))
-		if err := db.RevokeToken(ctx, store.Revocation{Token: RefreshRef(r.Grant)}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: RefreshRef(r.Grant), Now: T0}); err != nil {
 			t.Fatal(err)
 		}
 		if Live(t, db, AccessRef(r.Grant), now) || Live(t, db, RefreshRef(r.Grant), now) {
@@ -632,7 +633,7 @@ func testCacheNoStaleFill(t *testing.T, open func(testing.TB) Store) {
 			})
 		}
 		time.Sleep(time.Millisecond)
-		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant)}); err != nil {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: AccessRef(r.Grant), Now: T0}); err != nil {
 			t.Fatal(err)
 		}
 		for range 200 {

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestCacheNeverStaleAfterCommit looks the token up at the first moment
+// its revocation is visible to readers of the file (bbolt's commit
+// handlers run after the new meta page is written, before the write
+// returns). A token cache invalidated only after the write returned served
+// the revoked token in that window, while any request that read the file
+// (a refresh, a replay) already saw it gone: a history that is not
+// linearizable.
+func TestCacheNeverStaleAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	if err := db.CreatePlugin(ctx, Plugin{ID: "plu1", Scopes: []string{"table|read"}}); err != nil {
+		t.Fatal(err)
+	}
+	code := Ref{Key: NewKey(now), Secret: HashOf("code")}
+	if err := db.CreateAuthCode(ctx, AuthCode{Key: code.Key, Secret: code.Secret, PluginID: "plu1", BaseID: "bse1",
+		IssuedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	g := Grant{Key: NewGrantKey(code.Key), AccessSecret: HashOf("a"), RefreshSecret: HashOf("r"), PluginID: "plu1",
+		BaseID: "bse1", IssuedAt: now, AccessExpiresAt: now.Add(time.Hour), RefreshExpiresAt: now.Add(time.Hour)}
+	if err := db.RedeemAuthCode(ctx, Redemption{PluginID: "plu1", BaseID: "bse1", Code: code, Now: now,
+		Authorize: func(Plugin) error { return nil }, Grant: g}); err != nil {
+		t.Fatal(err)
+	}
+	access := Ref{Key: g.Key, Secret: g.AccessSecret}
+	if _, err := db.Token(ctx, access); err != nil { // cached from here on
+		t.Fatal(err)
+	}
+	if _, _, ok := db.cache.get(access); !ok {
+		t.Fatal("the token was not cached: the test would prove nothing")
+	}
+
+	var seen error
+	checked := false
+	if err := db.write(func(tx *bolt.Tx) error {
+		tx.OnCommit(func() {
+			checked = true
+			_, seen = db.Token(ctx, access)
+		})
+		return db.revokeFamily(tx, g.Key.Family())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Fatal("the commit handler did not run")
+	}
+	if !errors.Is(seen, ErrNotFound) {
+		t.Fatalf("lookup right after the revocation committed: err = %v, want ErrNotFound (served stale from the cache)", seen)
+	}
+	if _, err := db.Token(ctx, access); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup after the write returned: err = %v, want ErrNotFound", err)
+	}
+	if _, _, ok := db.cache.get(access); ok {
+		t.Fatal("a lookup during the write put the revoked token back in the cache")
+	}
+}
