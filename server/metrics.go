@@ -1,8 +1,10 @@
 package server
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,7 +17,11 @@ import (
 // by their template (/api/plugin/:pluginId/token), never by a raw path, so
 // the series stay few.
 type metrics struct {
-	registry    *prometheus.Registry
+	registry *prometheus.Registry
+	// routes holds the route templates Mount registered (a map[string]bool
+	// replaced whole on each Mount): the only values of the route label
+	// besides "unmatched".
+	routes      atomic.Pointer[map[string]bool]
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
@@ -35,6 +41,7 @@ func newMetrics(reg *prometheus.Registry, st Store) *metrics {
 	}
 	f := func(c prometheus.Collector) prometheus.Collector { reg.MustRegister(c); return c }
 	m := &metrics{registry: reg}
+	m.routes.Store(&map[string]bool{})
 	m.requests = f(prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugintoken_http_requests_total", Help: "API requests by route template, method and status.",
 	}, []string{"route", "method", "status"})).(*prometheus.CounterVec)
@@ -77,14 +84,56 @@ func (m *metrics) measure(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
-		route := c.Path()
-		if route == "" {
-			route = "unmatched"
-		}
-		m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
-		m.latency.WithLabelValues(route, c.Request().Method).Observe(time.Since(start).Seconds())
+		route, method := m.route(c), methodLabel(c.Request().Method)
+		m.requests.WithLabelValues(route, method, statusLabel(c.Response().Status)).Inc()
+		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+// Every label takes its values from a closed set, so that no request (an
+// unknown route, a made-up method, an odd status) can add series: an
+// unauthenticated /metrics must not be blown up by what clients send.
+
+// route is the request's route template when it is one of plugintoken's
+// routes, else "unmatched".
+func (m *metrics) route(c echo.Context) string {
+	if p := c.Path(); (*m.routes.Load())[p] {
+		return p
+	}
+	return "unmatched"
+}
+
+// methodLabel is the method when it is a standard one, else "other".
+// addRoutes adds route templates to the route label's values.
+func (m *metrics) addRoutes(paths []string) {
+	for {
+		old := m.routes.Load()
+		next := maps.Clone(*old)
+		for _, p := range paths {
+			next[p] = true
+		}
+		if m.routes.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel is the status code when it is a valid one, else "other".
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // MetricsHandler serves the server's metrics in the Prometheus format.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -288,4 +289,37 @@ func TestBackup(t *testing.T) {
 		}
 		checkError(t, res.StatusCode(), res.Body, 401, "unauthorized", "")
 	})
+}
+
+// TestMetricsLabelsClosed sends requests with made-up methods and paths:
+// the series they add must come from closed sets (unknown methods become
+// "other", unknown routes "unmatched"), so that an unauthenticated scraper
+// or client cannot grow /metrics without bound.
+func TestMetricsLabelsClosed(t *testing.T) {
+	h := newHarness(t)
+	for i := range 200 {
+		method := fmt.Sprintf("M%03dX", i)
+		path := fmt.Sprintf("/api/nothing-%d/%d", i, i*7)
+		if i%2 == 0 {
+			path = "/api/plugin/plg" + strconv.Itoa(i) + "/token"
+		}
+		h.do(method, path, "", "")
+		h.do("GET", fmt.Sprintf("/random-%d", i), "", "")
+	}
+	series := 0
+	for _, l := range strings.Split(h.metricsText(), "\n") {
+		if !strings.HasPrefix(l, "plugintoken_http_requests_total{") {
+			continue
+		}
+		series++
+		if strings.Contains(l, `method="M`) || strings.Contains(l, "nothing-") || strings.Contains(l, "random-") {
+			t.Errorf("a label took a value from the request: %s", l)
+		}
+	}
+	if series > 10 {
+		t.Errorf("400 odd requests made %d series, want a handful:\n%s", series, grepLines(h.metricsText(), "plugintoken_http_requests_total{"))
+	}
+	if !strings.Contains(h.metricsText(), `method="other"`) {
+		t.Error(`no series with method="other"`)
+	}
 }

@@ -240,6 +240,13 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 	}
 	g := e.Group(prefix, append(first, append(mw, validator)...)...)
 	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withCaller}))
+	var routes []string
+	for _, r := range e.Routes() {
+		if strings.HasPrefix(r.Path, prefix+"/") {
+			routes = append(routes, r.Path)
+		}
+	}
+	s.metrics.addRoutes(routes)
 	return g, nil
 }
 
