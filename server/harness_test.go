@@ -64,7 +64,13 @@ type harness struct {
 
 func newHarness(t testing.TB, options ...func(*server.Config)) *harness {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
+	return newHarnessAt(t, filepath.Join(t.TempDir(), "plugintoken.db"), options...)
+}
+
+// newHarnessAt is newHarness with the database file at path.
+func newHarnessAt(t testing.TB, path string, options ...func(*server.Config)) *harness {
+	t.Helper()
+	db, err := store.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

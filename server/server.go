@@ -331,7 +331,7 @@ func (s *Server) ready(c echo.Context) error {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "err", err)
-		return &Error{Code: CodeServiceUnavailable, Message: "Database unavailable", Err: err}
+		return &Error{Code: CodeServiceUnavailable, Message: "Database unavailable", Err: err, RetryAfter: time.Second}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

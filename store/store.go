@@ -12,6 +12,7 @@
 //
 //	meta/
 //	    schema        -> "3"
+//	    probe         -> 64 KiB written by Ping after a failed write
 //	plugins/
 //	    <plugin id>   -> Plugin (SecretHash, never the secret)
 //	codes/
@@ -47,6 +48,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -64,6 +66,7 @@ var (
 	bucketGrants  = []byte("grants")
 
 	keySchema = []byte("schema")
+	keyProbe  = []byte("probe")
 )
 
 // Sentinel errors. Every method documents which of them it returns; callers
@@ -128,6 +131,9 @@ type DB struct {
 	// one step (bbolt runs one write transaction at a time anyway), so the
 	// token cache can tell which transaction a drop belongs to.
 	writeMu sync.Mutex
+	// writeErr is the error of the last write transaction when it failed
+	// to commit, nil once one succeeds.
+	writeErr atomic.Pointer[error]
 	path    string
 	commit  *committer
 	cache   *tokenCache
@@ -214,15 +220,31 @@ func (db *DB) Close() error {
 	return db.bolt.Close()
 }
 
-// Ping reports whether the store can serve a read.
+// Ping reports whether the store can serve a read and, after a write has
+// failed, whether writes succeed again: it then tries a small write of its
+// own (64 KiB in meta/probe), and keeps reporting the failure
+// (wrapping ErrUnavailable) until one succeeds.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.view(ctx, func(tx *bolt.Tx) error {
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return errors.New("store: meta bucket missing")
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	if db.writeErr.Load() == nil {
+		return nil
+	}
+	return db.write(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyProbe, probe)
 	})
 }
+
+// probe is what Ping writes after a failed write: large enough (16 pages)
+// that it needs fresh pages as a batch of real writes does, rather than
+// fitting in the few pages the failed transaction left free.
+var probe = make([]byte, 64<<10)
 
 // Size returns the size of the database file in bytes (0 if it cannot be
 // read).
@@ -303,9 +325,26 @@ func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 
 // write runs fn in a write transaction of its own and then settles the
 // token cache: every write transaction of the store goes through it.
+//
+// A transaction that fn accepted but the file refused (disk full, an I/O
+// error) is rolled back, nothing of it is visible, and the error is
+// returned wrapping ErrUnavailable: the caller may retry. Until a write
+// succeeds again, Ping reports the failure.
 func (db *DB) write(fn func(*bolt.Tx) error) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	defer db.cache.settle()
-	return db.bolt.Update(fn)
+	var fnErr error
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	switch {
+	case err == nil:
+		db.writeErr.Store(nil)
+	case err != fnErr || errors.Is(err, berrors.ErrDatabaseNotOpen):
+		err = fmt.Errorf("%w: write to %s: %w", ErrUnavailable, db.path, err)
+		db.writeErr.Store(&err)
+	}
+	return err
 }
