@@ -47,6 +47,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,10 +135,10 @@ type DB struct {
 	// writeErr is the error of the last write transaction when it failed
 	// to commit, nil once one succeeds.
 	writeErr atomic.Pointer[error]
-	path    string
-	commit  *committer
-	cache   *tokenCache
-	plugins *pluginCache
+	path     string
+	commit   *committer
+	cache    *tokenCache
+	plugins  *pluginCache
 }
 
 // ErrLocked is returned (wrapped) by Open when another process holds the file.
@@ -155,7 +156,10 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("store: create folder for %s: %w", path, err)
 		}
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{
+	if err := verify(path, opts.LockTimeout); err != nil {
+		return nil, err
+	}
+	b, err := openBolt(path, &bolt.Options{
 		Timeout:      opts.LockTimeout,
 		FreelistType: bolt.FreelistMapType,
 		// The freelist is rebuilt from the pages at open instead of being
@@ -163,11 +167,8 @@ func Open(path string, opts Options) (*DB, error) {
 		// fsynced as always.
 		NoFreelistSync: true,
 	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: %w (waited %s; is another plugintoken running on it?)", path, ErrLocked, opts.LockTimeout)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, openError(path, opts.LockTimeout, err)
 	}
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = DefaultMaxBatchSize
@@ -184,6 +185,74 @@ func Open(path string, opts Options) (*DB, error) {
 	db.commit = newCommitter(db.write, opts.MaxBatchSize, opts.MaxBatchDelay)
 	db.plugins = &pluginCache{m: make(map[string]*Plugin)}
 	return db, nil
+}
+
+// ErrDamaged is returned (wrapped) by Open for a file that is not a whole,
+// readable plugintoken database: truncated, or with pages that do not
+// decode. Restore it from a backup.
+var ErrDamaged = errors.New("store: database file is damaged")
+
+// verify reads every page a lookup can reach, in a read-only open of the
+// file at path, and reports a damaged file as ErrDamaged. A read-write open
+// rebuilds bbolt's freelist (it is not synced) by walking every page in a
+// goroutine of bbolt's own, whose assertions panic on a bad page where no
+// recover can catch them: the process would die with a stack trace. Here
+// the same pages are read first by cursors in this goroutine, with memory
+// faults turned into panics, and any panic is an error. A file that does
+// not exist yet, or is empty, has nothing to verify.
+func verify(path string, timeout time.Duration) (err error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return openError(path, timeout, err)
+	}
+	defer b.Close()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+		}
+	}()
+	return b.View(func(tx *bolt.Tx) error {
+		if need := tx.Size(); st.Size() < need {
+			return fmt.Errorf("%w: %s is truncated: %d bytes, its pages need %d (restore it from a backup)", ErrDamaged, path, st.Size(), need)
+		}
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			}
+			return nil
+		})
+	})
+}
+
+// openBolt is bolt.Open, with the panic of a consistency check that found
+// what verify did not (an invariant between pages, reported on this
+// goroutine) turned into ErrDamaged.
+func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
+}
+
+// openError explains an error of bolt.Open.
+func openError(path string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("open %s: %w (waited %s; is another plugintoken running on it?)", path, ErrLocked, timeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return fmt.Errorf("%w: %s: %w (restore it from a backup)", ErrDamaged, path, err)
+	}
+	return fmt.Errorf("store: open %s: %w", path, err)
 }
 
 // init creates the buckets and checks the schema version, once, at open.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +130,68 @@ func TestNewKeySortsByTime(t *testing.T) {
 	c, d := store.NewKey(t0), store.NewKey(t0)
 	if c == d {
 		t.Error("two keys of the same millisecond are equal")
+	}
+}
+
+// TestOpenDamaged opens files damaged in the ways disks and careless copies
+// damage them. Each must fail with one error naming the file, never a panic
+// (bbolt's open-time page walk used to panic in a goroutine of its own, which
+// no recover can catch, and killed the process with a stack trace).
+func TestOpenDamaged(t *testing.T) {
+	build := func(t *testing.T) (string, []byte) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "plugintoken.db")
+		db := mustOpenAt(t, path)
+		for i := range 300 {
+			mustCreatePlugin(t, db, "plugin-"+strconv.Itoa(i))
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) < 8*4096 {
+			t.Fatalf("fixture too small (%d bytes) to damage its data pages", len(raw))
+		}
+		return path, raw
+	}
+	for name, damage := range map[string]func([]byte) []byte{
+		"TruncatedInHalf":    func(b []byte) []byte { return b[:len(b)/2] },
+		"TruncatedToOnePage": func(b []byte) []byte { return b[:5000] },
+		"GarbagePage": func(b []byte) []byte {
+			for i := 2 * 4096; i < 3*4096; i++ {
+				b[i] = byte(i * 7)
+			}
+			return b
+		},
+		"BadPageFlags": func(b []byte) []byte {
+			for pg := 2; pg*4096 < len(b); pg++ {
+				b[pg*4096+8], b[pg*4096+9] = 0x77, 0x77
+			}
+			return b
+		},
+		"GarbageMeta": func(b []byte) []byte {
+			for i := range 8192 {
+				b[i] = byte(i)
+			}
+			return b
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path, raw := build(t)
+			if err := os.WriteFile(path, damage(raw), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, store.Options{})
+			if err == nil {
+				_ = db.Close()
+				t.Fatal("a damaged file opened without an error")
+			}
+			if !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line naming the file: %q", err)
+			}
+		})
 	}
 }
