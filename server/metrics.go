@@ -29,6 +29,7 @@ type metrics struct {
 	rateLimited prometheus.Counter
 	sweeps      prometheus.Counter
 	swept       *prometheus.CounterVec
+	undecodable prometheus.Gauge
 }
 
 // sizer is implemented by stores that can tell their size on disk.
@@ -64,6 +65,9 @@ func newMetrics(reg *prometheus.Registry, st Store) *metrics {
 	m.swept = f(prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugintoken_swept_total", Help: "Expired records deleted by the sweeper.",
 	}, []string{"kind"})).(*prometheus.CounterVec)
+	m.undecodable = f(prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "plugintoken_undecodable_records", Help: "Records the last sweep could not decode and left in place (see the log).",
+	})).(prometheus.Gauge)
 	if sz, ok := st.(sizer); ok {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plugintoken_database_size_bytes", Help: "Size of the database file.",

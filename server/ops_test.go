@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -321,5 +322,32 @@ func TestMetricsLabelsClosed(t *testing.T) {
 	}
 	if !strings.Contains(h.metricsText(), `method="other"`) {
 		t.Error(`no series with method="other"`)
+	}
+}
+
+// undecodableStore is a store whose sweeps find a record they cannot decode.
+type undecodableStore struct{ server.Store }
+
+func (s undecodableStore) Sweep(ctx context.Context, now time.Time) (store.SweepResult, error) {
+	res, err := s.Store.Sweep(ctx, now)
+	res.Undecodable = append(res.Undecodable, "grants/00ff")
+	return res, err
+}
+
+// TestSweeperReportsUndecodableOnce: a record the sweeper cannot decode is
+// logged once (not on every sweep), counted in a gauge, and the sweep still
+// succeeds.
+func TestSweeperReportsUndecodableOnce(t *testing.T) {
+	h := newHarness(t, func(c *server.Config) { c.Store = undecodableStore{c.Store} })
+	for range 3 {
+		if err := h.srv.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(h.logs.String(), "record=grants/00ff"); n != 1 {
+		t.Errorf("the undecodable record was logged %d times in 3 sweeps, want once", n)
+	}
+	if !strings.Contains(h.metricsText(), "plugintoken_undecodable_records 1") {
+		t.Errorf("gauge missing:\n%s", grepLines(h.metricsText(), "undecodable"))
 	}
 }

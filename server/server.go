@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -121,6 +122,10 @@ type Server struct {
 	failures            *failureLimiter
 	clientAddr          func(*http.Request) string
 	metrics             *metrics
+
+	// sweepMu guards undecodable: the records the sweeper already reported.
+	sweepMu     sync.Mutex
+	undecodable map[string]bool
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -146,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 
 		tokenRequiresBearer: cfg.TokenRequiresBearer,
 		clientAddr:          cfg.ClientAddr,
+		undecodable:         map[string]bool{},
 	}
 	if s.clientAddr == nil {
 		s.clientAddr = PeerAddr

@@ -11,6 +11,8 @@ func (s *Server) Sweep(ctx context.Context) error {
 	s.metrics.sweeps.Inc()
 	s.metrics.swept.WithLabelValues("auth_codes").Add(float64(res.Codes))
 	s.metrics.swept.WithLabelValues("token_pairs").Add(float64(res.Grants))
+	s.metrics.undecodable.Set(float64(len(res.Undecodable)))
+	s.reportUndecodable(ctx, res.Undecodable)
 	if err != nil {
 		return err
 	}
@@ -18,6 +20,22 @@ func (s *Server) Sweep(ctx context.Context) error {
 		s.log.InfoContext(ctx, "swept expired records", "codes", res.Codes, "token_pairs", res.Grants)
 	}
 	return nil
+}
+
+// reportUndecodable logs each record the sweeper could not decode once per
+// process (it is found again on every sweep until an operator acts).
+func (s *Server) reportUndecodable(ctx context.Context, keys []string) {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	for _, k := range keys {
+		if s.undecodable[k] {
+			continue
+		}
+		if len(s.undecodable) < 10_000 {
+			s.undecodable[k] = true
+		}
+		s.log.ErrorContext(ctx, "sweeper skipped a record it cannot decode", "record", k)
+	}
 }
 
 // RunSweeper calls Sweep every interval until ctx is done, so that the

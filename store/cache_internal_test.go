@@ -71,3 +71,46 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 		t.Fatal("a lookup during the write put the revoked token back in the cache")
 	}
 }
+
+// TestSweepSkipsUndecodable puts a record that does not decode among
+// expired ones: the sweep removes the others, names the bad one, and keeps
+// going (one such record used to stop every sweep for good).
+func TestSweepSkipsUndecodable(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	if err := db.CreatePlugin(ctx, Plugin{ID: "plu1"}); err != nil {
+		t.Fatal(err)
+	}
+	var bad Key
+	for i := range 5 {
+		k := NewKey(t0.Add(time.Duration(i) * time.Millisecond))
+		if i == 2 {
+			bad = k
+			if err := db.write(func(tx *bolt.Tx) error { return tx.Bucket(bucketCodes).Put(k[:], []byte{0xff, 1, 2}) }); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := db.CreateAuthCode(ctx, AuthCode{Key: k, PluginID: "plu1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		res, err := db.Sweep(ctx, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatalf("sweep %d: %v", round, err)
+		}
+		wantCodes := 4
+		if round == 1 {
+			wantCodes = 0
+		}
+		if res.Codes != wantCodes || len(res.Undecodable) != 1 || res.Undecodable[0] != "codes/"+bad.String() {
+			t.Fatalf("sweep %d: %+v, want %d codes removed and codes/%s undecodable", round, res, wantCodes, bad)
+		}
+	}
+}

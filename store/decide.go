@@ -121,3 +121,32 @@ const (
 	RevokeAccess
 	RevokeFamily
 )
+
+// SweepVerdict decides whether the sweeper removes a stored code
+// (isGrant false) or grant, from its stored bytes, at now: a code past its
+// expiry (redeemed or not), a grant whose tokens have both expired (rotated
+// ones included), and the records of deleted plugins go. A record that does
+// not decode is reported as undecodable and left alone, so that one bad
+// record never stops the sweep of the rest.
+func SweepVerdict(isGrant bool, raw []byte, now time.Time, pluginExists func(id string) (bool, error)) (gone, undecodable bool, err error) {
+	var pluginID string
+	var expires time.Time
+	if isGrant {
+		var g Grant
+		if g.unmarshal(raw) != nil {
+			return false, true, nil
+		}
+		pluginID, expires = g.PluginID, g.expiresAt()
+	} else {
+		var c AuthCode
+		if c.unmarshal(raw) != nil {
+			return false, true, nil
+		}
+		pluginID, expires = c.PluginID, c.ExpiresAt
+	}
+	if !now.Before(expires) {
+		return true, false, nil
+	}
+	ok, err := pluginExists(pluginID)
+	return !ok, false, err
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,57 +17,51 @@ const sweepChunk = 1000
 type SweepResult struct {
 	// Codes and Grants removed; a grant is an access and a refresh token.
 	Codes, Grants int
+	// Undecodable names the records (bucket/key in hex) that did not
+	// decode: they were left in place, and the sweep went on without them.
+	Undecodable []string
 }
 
-// Sweep deletes what can no longer be used or recognised at now: auth codes
-// (redeemed or not) past their expiry, grants whose tokens have both
-// expired (rotated ones included), and the codes and grants of deleted
-// plugins. It
-// works in small transactions and stops early, with what it did so far,
-// when ctx is done.
+// Sweep deletes what can no longer be used or recognised at now (see
+// SweepVerdict). It works in small transactions and stops early, with what
+// it did so far, when ctx is done. A record that does not decode is skipped
+// and named in the result.
 func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 	var res SweepResult
 	plugins := map[string]bool{}
-	pluginExists := func(tx *bolt.Tx, id string) bool {
-		ok, seen := plugins[id]
-		if !seen {
-			ok = tx.Bucket(bucketPlugins).Get([]byte(id)) != nil
-			plugins[id] = ok
+	for _, bucket := range [][]byte{bucketCodes, bucketGrants} {
+		isGrant := bytes.Equal(bucket, bucketGrants)
+		n, err := sweepBucket(ctx, db, bucket, func(tx *bolt.Tx, k, v []byte) (bool, error) {
+			gone, undecodable, err := SweepVerdict(isGrant, v, now, func(id string) (bool, error) {
+				ok, seen := plugins[id]
+				if !seen {
+					ok = tx.Bucket(bucketPlugins).Get([]byte(id)) != nil
+					plugins[id] = ok
+				}
+				return ok, nil
+			})
+			if undecodable {
+				res.Undecodable = append(res.Undecodable, fmt.Sprintf("%s/%x", bucket, k))
+			}
+			return gone, err
+		})
+		if isGrant {
+			res.Grants = n
+		} else {
+			res.Codes = n
 		}
-		return ok
+		if err != nil {
+			return res, err
+		}
 	}
-	n, err := sweepBucket(ctx, db, bucketCodes, func(tx *bolt.Tx, k, v []byte) (bool, error) {
-		var c AuthCode
-		if err := decode(bucketCodes, k, v, &c); err != nil {
-			return false, err
-		}
-		return !now.Before(c.ExpiresAt) || !pluginExists(tx, c.PluginID), nil
-	}, func(tx *bolt.Tx, k []byte) error {
-		return tx.Bucket(bucketCodes).Delete(k)
-	})
-	res.Codes = n
-	if err != nil {
-		return res, err
-	}
-	n, err = sweepBucket(ctx, db, bucketGrants, func(tx *bolt.Tx, k, v []byte) (bool, error) {
-		var g Grant
-		if err := decode(bucketGrants, k, v, &g); err != nil {
-			return false, err
-		}
-		return !now.Before(g.expiresAt()) || !pluginExists(tx, g.PluginID), nil
-	}, func(tx *bolt.Tx, k []byte) error {
-		return tx.Bucket(bucketGrants).Delete(k)
-	})
-	res.Grants = n
 	db.cache.evictExpired(now)
-	return res, err
+	return res, nil
 }
 
 // sweepBucket walks bucket in chunks of sweepChunk keys, one write
 // transaction each, deleting the keys that expired says to.
 func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 	expired func(tx *bolt.Tx, k, v []byte) (bool, error),
-	del func(tx *bolt.Tx, k []byte) error,
 ) (int, error) {
 	var removed int
 	var next []byte
@@ -98,7 +93,7 @@ func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 				}
 			}
 			for _, k := range doomed {
-				if err := del(tx, k); err != nil {
+				if err := tx.Bucket(bucket).Delete(k); err != nil {
 					return err
 				}
 			}

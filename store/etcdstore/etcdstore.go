@@ -32,6 +32,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -548,32 +549,33 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, erro
 		plugins[id] = resp.Count > 0
 		return plugins[id], nil
 	}
-	var err error
-	res.Codes, err = db.sweepPrefix(ctx, db.prefix+"codes/", func(raw []byte) (bool, error) {
-		var c store.AuthCode
-		if err := c.UnmarshalBinary(raw); err != nil {
-			return false, err
+	for _, isGrant := range []bool{false, true} {
+		prefix := db.prefix + "codes/"
+		if isGrant {
+			prefix = db.prefix + "grants/"
 		}
-		ok, err := pluginExists(c.PluginID)
-		return !now.Before(c.ExpiresAt) || !ok, err
-	})
-	if err != nil {
-		return res, err
+		n, err := db.sweepPrefix(ctx, prefix, func(key string, raw []byte) (bool, error) {
+			gone, undecodable, err := store.SweepVerdict(isGrant, raw, now, pluginExists)
+			if undecodable {
+				res.Undecodable = append(res.Undecodable, strings.TrimPrefix(key, db.prefix))
+			}
+			return gone, err
+		})
+		if isGrant {
+			res.Grants = n
+		} else {
+			res.Codes = n
+		}
+		if err != nil {
+			return res, err
+		}
 	}
-	res.Grants, err = db.sweepPrefix(ctx, db.prefix+"grants/", func(raw []byte) (bool, error) {
-		var g store.Grant
-		if err := g.UnmarshalBinary(raw); err != nil {
-			return false, err
-		}
-		ok, err := pluginExists(g.PluginID)
-		return !now.Before(g.ExpiresAt()) || !ok, err
-	})
-	return res, err
+	return res, nil
 }
 
 // sweepPrefix walks the keys under prefix in pages and deletes those expired
 // says are.
-func (db *DB) sweepPrefix(ctx context.Context, prefix string, expired func([]byte) (bool, error)) (int, error) {
+func (db *DB) sweepPrefix(ctx context.Context, prefix string, expired func(key string, raw []byte) (bool, error)) (int, error) {
 	const page = 500
 	removed := 0
 	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
@@ -585,7 +587,7 @@ func (db *DB) sweepPrefix(ctx context.Context, prefix string, expired func([]byt
 		var cmps []clientv3.Cmp
 		var ops []clientv3.Op
 		for _, kv := range resp.Kvs {
-			gone, err := expired(kv.Value)
+			gone, err := expired(string(kv.Key), kv.Value)
 			if err != nil {
 				return removed, err
 			}
