@@ -339,16 +339,37 @@ func (db *DB) Check(ctx context.Context) error {
 	})
 }
 
-// Backup writes a consistent copy of the whole database to w, from one read
-// transaction, while writes go on. ready is called with the copy's size
-// before the first byte is written (to set a Content-Length). The copy is a
-// database file that Open accepts.
+// Backup writes a consistent copy of the whole database to w while writes go
+// on. ready is called with the copy's size before the first byte is written
+// (to set a Content-Length). The copy is a database file that Open accepts.
+//
+// The copy is first taken from one read transaction into an unlinked
+// temporary file beside the database (so it needs as much free space as the
+// database for a moment, and leaves nothing behind even on a crash), and
+// only then written to w: the transaction lasts as long as the local copy,
+// never as long as a slow reader of w, so it cannot hold back the file's
+// growth and stall writers.
 func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) error {
-	return db.view(ctx, func(tx *bolt.Tx) error {
-		ready(tx.Size())
-		_, err := tx.WriteTo(w)
+	f, err := os.CreateTemp(filepath.Dir(db.path), ".plugintoken-backup-*")
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	_ = os.Remove(f.Name())
+	defer f.Close()
+	var size int64
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		size = tx.Size()
+		_, err := tx.WriteTo(f)
 		return err
-	})
+	}); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	ready(size)
+	_, err = io.Copy(w, f)
+	return err
 }
 
 // view runs fn in a read transaction unless ctx is already done.

@@ -46,6 +46,14 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return errors.New("--out is required")
 	}
+	// Renaming the backup over a file a running server holds (its live
+	// database, say) would replace that server's data under it and let
+	// another server open the file beside it.
+	if busy, err := inUse(*out); err != nil {
+		return fmt.Errorf("check %s: %w", *out, err)
+	} else if busy {
+		return fmt.Errorf("%s is in use by a running process (a live database?): choose another --out", *out)
+	}
 	token, err := adminToken(getenv, *tokenFile)
 	if err != nil {
 		return err

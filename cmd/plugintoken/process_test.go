@@ -379,6 +379,31 @@ func TestBackupCommand(t *testing.T) {
 		}
 	}
 
+	t.Run("ErrOutIsLiveDatabase", func(t *testing.T) {
+		// --out naming the running server's own file must not replace it.
+		live := filepath.Join(dir, "plugintoken.db")
+		before, err := os.ReadFile(live)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		err = runBackup(context.Background(), []string{"--server", p.url, "--out", live}, env, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "in use") {
+			t.Fatalf("backup over the live database: err = %v, want a refusal", err)
+		}
+		after, err := os.ReadFile(live)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(before, after) {
+			t.Error("the live database file was changed")
+		}
+		// The server still owns its file: it keeps answering from it.
+		if got, err := c.GetPluginWithResponse(context.Background(), pluginID); err != nil || got.JSON200 == nil {
+			t.Fatalf("server lost its plugin: %v", err)
+		}
+	})
+
 	t.Run("ErrWrongToken", func(t *testing.T) {
 		env := func(k string) string {
 			if k == "PLUGINTOKEN_ADMIN_TOKEN" {
