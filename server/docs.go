@@ -29,6 +29,9 @@ func MountDocs(e *echo.Echo, path, specURL string) error {
 	}
 	html := page.Bytes()
 	e.GET(path, func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, html) })
+	// The folder form (where the file server sends /docs/index.html) is the
+	// page's address too; the raw index.html is a template, never served.
+	e.GET(path+"/", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, path) })
 	assets, err := fs.Sub(docsFS, "docs")
 	if err != nil {
 		return err

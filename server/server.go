@@ -59,6 +59,10 @@ const (
 	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
 )
 
+// MaxLifetime bounds every configured lifetime: the store keeps times as
+// nanoseconds since 1970, which end in year 2262.
+const MaxLifetime = 100 * 365 * 24 * time.Hour
+
 // Config configures a Server. Store and Admin are required.
 type Config struct {
 	Store Store
@@ -169,6 +173,9 @@ func New(cfg Config) (*Server, error) {
 		if d < 0 {
 			return nil, fmt.Errorf("server: negative lifetime %s", d)
 		}
+		if d > MaxLifetime {
+			return nil, fmt.Errorf("server: lifetime %s is longer than the longest supported, %s (100 years): expiry times past year 2262 cannot be stored", d, MaxLifetime)
+		}
 	}
 	s.vocabulary = newVocabulary(s.scopes)
 	if cfg.MaxFailures == 0 {
@@ -243,6 +250,7 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 		noStore,
 		middleware.BodyLimit(strconv.Itoa(maxBodyBytes)),
 		requireJSON,
+		checkBody,
 	}
 	g := e.Group(prefix, append(first, append(mw, validator)...)...)
 	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withCaller}))
