@@ -4,7 +4,7 @@ UPSTREAM := openapi/teable-get-plugin-token.yaml
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run build test bench generate check-generated vet docs-assets spec-diff update-spec
+.PHONY: run build test lincheck bench generate check-generated vet docs-assets spec-diff update-spec
 
 ## run: build and serve on 127.0.0.1:8080 with the database in ./data
 run: build
@@ -14,9 +14,17 @@ run: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o plugintoken ./cmd/plugintoken
 
-## test: the whole test suite, with the race detector
+## test: the whole test suite, with the race detector (about a minute and a half)
 test:
 	$(GO) test -race -count=1 ./...
+	cd internal/lincheck && $(GO) test -race -count=1 ./...
+
+## lincheck: long linearizability runs (2 minutes each, 16 clients): bbolt, in-process, two replicas on etcd, restarts
+LINCHECK_DURATION ?= 2m
+LINCHECK_CLIENTS ?= 16
+lincheck:
+	cd internal/lincheck && LINCHECK_DURATION=$(LINCHECK_DURATION) LINCHECK_CLIENTS=$(LINCHECK_CLIENTS) \
+	  LINCHECK_OUT=$(CURDIR)/artifacts/lincheck $(GO) test -count=1 -timeout 60m -v -run 'TestBbolt|TestInProcess|TestEtcdTwoReplicas|TestRestart' ./...
 
 ## bench: Go benchmarks, then the real binary under load on loopback (about 2 minutes)
 bench:
@@ -36,6 +44,7 @@ check-generated: generate
 ## vet: go vet and a gofmt check
 vet:
 	$(GO) vet ./...
+	cd internal/lincheck && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 ## docs-assets: refresh the embedded Swagger UI from the npm registry

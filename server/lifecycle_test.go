@@ -373,6 +373,44 @@ func TestRequireToken(t *testing.T) {
 	})
 }
 
+// TestPrincipalIsACopy: a host handler that edits the principal's scopes in
+// place (an ordinary bug) must not change what the token grants: the next
+// request still lacks the scope, and introspection still reports the
+// original one.
+func TestPrincipalIsACopy(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin()
+	tok := h.token(p, "record|read")
+	app := echo.New()
+	app.GET("/edit", func(c echo.Context) error {
+		who, _ := server.PrincipalFrom(c)
+		who.Scopes[0] = "record|create"
+		return c.NoContent(http.StatusOK)
+	}, h.srv.RequireToken("record|read"))
+	app.GET("/create", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, h.srv.RequireToken("record|create"))
+	ts := httptest.NewServer(app)
+	defer ts.Close()
+	get := func(path string) int {
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := get("/edit"); got != 200 {
+		t.Fatalf("/edit: %d", got)
+	}
+	if got := get("/create"); got != http.StatusForbidden {
+		t.Errorf("a record|read token passed RequireToken(record|create) after a handler edited its principal: %d", got)
+	}
+	if in := h.introspect(tok.AccessToken); in.Scopes == nil || len(*in.Scopes) != 1 || (*in.Scopes)[0] != "record|read" {
+		t.Errorf("introspection after the edit: %+v", in.Scopes)
+	}
+}
+
 func TestTokenRequiresBearer(t *testing.T) {
 	h := newHarness(t, func(c *server.Config) { c.TokenRequiresBearer = true })
 	p := h.createPlugin()

@@ -13,7 +13,7 @@ import (
 )
 
 // Principal is what a valid access token grants: the plugin acting, the base
-// it acts in and the scopes it holds (shared: do not modify them).
+// it acts in and the scopes it holds. It is the caller's own copy.
 type Principal struct {
 	PluginID  string
 	BaseID    string
@@ -31,7 +31,9 @@ func PrincipalFrom(c echo.Context) (Principal, bool) {
 	if !ok {
 		return Principal{}, false
 	}
-	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: t.Scopes, ExpiresAt: t.ExpiresAt}, true
+	// The token is the store's (possibly cached) record: hand out a copy
+	// of its scopes, so that a caller editing them changes nothing here.
+	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}, true
 }
 
 // RequireToken returns Echo middleware for an embedding gateway's own routes:
