@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -444,5 +445,42 @@ func TestSweeper(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "swept expired records") {
 		t.Error("sweep not logged")
+	}
+}
+
+// TestRefreshRace presents one refresh token from two (and from eight)
+// concurrent requests, round after round, on a real bbolt file: exactly one
+// gets a new pair, and with no grace the family is revoked afterwards, the
+// winner's new pair included.
+func TestRefreshRace(t *testing.T) {
+	// The real clock: each request is stamped when its handler starts, so
+	// a request stamped before the rotation that beats it can be decided
+	// after it.
+	h := newHarness(t, func(c *server.Config) { c.MaxFailures, c.Now = -1, time.Now })
+	p := h.createPlugin()
+	for n, rounds := range map[int]int{2: 150, 8: 60} {
+		for round := range rounds {
+			tok := h.token(p, "table|read")
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var winners []gen.PluginTokenResponse
+			for range n {
+				wg.Go(func() {
+					res := h.refresh(p.ID, p.Secret, tok.RefreshToken)
+					if res.JSON200 != nil {
+						mu.Lock()
+						winners = append(winners, *res.JSON200)
+						mu.Unlock()
+					} else if res.StatusCode() != http.StatusBadRequest {
+						t.Errorf("refresh: %d %s", res.StatusCode(), res.Body)
+					}
+				})
+			}
+			wg.Wait()
+			if len(winners) != 1 {
+				t.Fatalf("%d-way round %d: %d refreshes answered 200, want exactly 1", n, round, len(winners))
+			}
+			h.checkActive(false, winners[0].AccessToken, winners[0].RefreshToken)
+		}
 	}
 }

@@ -175,3 +175,64 @@ func TestEtcdOutage(t *testing.T) {
 		t.Fatalf("exchange after etcd came back: %v %d %s", err, again.StatusCode(), again.Body)
 	}
 }
+
+// TestRefreshRaceTwoReplicas presents one refresh token from two (and from
+// eight) concurrent requests spread over two servers on one etcd, round
+// after round: exactly one gets a new pair, and with no grace the family is
+// revoked afterwards, the winner's new pair included.
+func TestRefreshRaceTwoReplicas(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	ctx := context.Background()
+	_, a := mustStartOnEtcd(t, etcd.Endpoint)
+	_, b := mustStartOnEtcd(t, etcd.Endpoint)
+	p, err := a.CreatePluginWithResponse(ctx, gen.CreatePluginRequest{Name: "race"})
+	if err != nil || p.JSON201 == nil {
+		t.Fatalf("create plugin: %v", err)
+	}
+	plugin := *p.JSON201
+	for _, n := range []int{2, 8} {
+		for round := range 15 {
+			code, err := a.CreateAuthCodeWithResponse(ctx, plugin.ID, gen.AuthCodeRequest{BaseID: "bse1"})
+			if err != nil || code.JSON200 == nil {
+				t.Fatal(err)
+			}
+			tok, err := b.PostPluginTokenWithResponse(ctx, plugin.ID, gen.PluginTokenRequest{BaseID: "bse1", Secret: plugin.Secret,
+				AuthCode: code.JSON200.Code, Scopes: []string{"table|read"}})
+			if err != nil || tok.JSON200 == nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var winners []gen.PluginTokenResponse
+			for i := range n {
+				c := []*gen.ClientWithResponses{a, b}[i%2]
+				wg.Go(func() {
+					res, err := c.RefreshPluginTokenWithResponse(ctx, plugin.ID, gen.RefreshTokenRequest{RefreshToken: tok.JSON200.RefreshToken, Secret: plugin.Secret})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if res.JSON200 != nil {
+						mu.Lock()
+						winners = append(winners, *res.JSON200)
+						mu.Unlock()
+					} else if res.StatusCode() != http.StatusBadRequest {
+						t.Errorf("refresh: %d %s", res.StatusCode(), res.Body)
+					}
+				})
+			}
+			wg.Wait()
+			if len(winners) != 1 {
+				t.Fatalf("%d-way round %d: %d refreshes answered 200, want exactly 1", n, round, len(winners))
+			}
+			for _, c := range []*gen.ClientWithResponses{a, b} {
+				for _, token := range []string{winners[0].AccessToken, winners[0].RefreshToken} {
+					in, err := c.IntrospectTokenWithResponse(ctx, gen.TokenRequest{Token: token})
+					if err != nil || in.JSON200 == nil || in.JSON200.Active {
+						t.Fatalf("%d-way round %d: the winner's token is active after the reuse revoked the family: %v %s", n, round, err, in.Body)
+					}
+				}
+			}
+		}
+	}
+}

@@ -25,31 +25,48 @@ type Report struct {
 	Visualization string
 }
 
-// Check checks a history; when it is not linearizable, it finds a minimal
-// failing set and writes porcupine's visualization to visualization (when
-// not empty).
+// Check checks a history family by family (families are independent, and
+// checking them one at a time keeps memory to one family's search); when it
+// is not linearizable, it finds minimal failing sets and writes porcupine's
+// visualization of the failing families to visualization (when not empty).
 func Check(h History, visualization string, timeout time.Duration) (Report, error) {
 	model := Model.ToModel()
-	res, info := porcupine.CheckOperationsVerbose(model, h.Ops, timeout)
-	r := Report{Result: res}
-	if res == porcupine.Ok {
+	r := Report{Result: porcupine.Ok}
+	var failing []porcupine.Operation
+	deadline := time.Now().Add(timeout)
+	for _, part := range Model.Partition(h.Ops) {
+		left := time.Until(deadline)
+		if timeout > 0 && left <= 0 {
+			r.Result = porcupine.Unknown
+			break
+		}
+		if timeout <= 0 {
+			left = 0
+		}
+		switch porcupine.CheckOperationsTimeout(model, part, left) {
+		case porcupine.Ok:
+			continue
+		case porcupine.Unknown:
+			r.Result = porcupine.Unknown
+			continue
+		}
+		r.Result = porcupine.Illegal
+		r.FailingFamilies++
+		failing = append(failing, part...)
+		r.Minimal = append(r.Minimal, minimize(model, part))
+	}
+	if r.Result != porcupine.Illegal {
 		return r, nil
 	}
+	slices.SortFunc(r.Minimal, func(a, b []porcupine.Operation) int { return cmp.Compare(len(a), len(b)) })
+	r.Minimal = r.Minimal[:min(3, len(r.Minimal))]
 	if visualization != "" {
+		_, info := porcupine.CheckOperationsVerbose(model, failing, 0)
 		if err := porcupine.VisualizePath(model, info, visualization); err != nil {
 			return r, err
 		}
 		r.Visualization = visualization
 	}
-	for _, part := range Model.Partition(h.Ops) {
-		if porcupine.CheckOperations(model, part) {
-			continue
-		}
-		r.FailingFamilies++
-		r.Minimal = append(r.Minimal, minimize(model, part))
-	}
-	slices.SortFunc(r.Minimal, func(a, b []porcupine.Operation) int { return cmp.Compare(len(a), len(b)) })
-	r.Minimal = r.Minimal[:min(3, len(r.Minimal))]
 	return r, nil
 }
 

@@ -394,25 +394,32 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 	return outcome
 }
 
-// grantAndPlugin reads a grant and the plugin it names; a grant whose
-// plugin is gone reads as absent.
+// grantAndPlugin reads a grant and whether the plugin it names exists, as
+// one snapshot: the plugin is read at the revision the grant was read at,
+// so the pair is the state of one instant (a plugin deleted, or deleted and
+// created again, in between cannot mix two states). A grant whose plugin is
+// gone reads as absent.
 func (db *DB) grantAndPlugin(ctx context.Context, key store.Key) (*store.Grant, read, error) {
-	reads, err := db.readAll(ctx, db.grantKey(key))
+	resp, err := db.c.Get(ctx, db.grantKey(key))
 	if err != nil {
-		return nil, read{}, err
+		return nil, read{}, unavailable(err)
 	}
-	g, err := decodeGrant(reads[0], key)
+	var r read
+	if len(resp.Kvs) > 0 {
+		r = read{raw: resp.Kvs[0].Value, rev: resp.Kvs[0].ModRevision}
+	}
+	g, err := decodeGrant(r, key)
 	if err != nil || g == nil {
-		return nil, reads[0], err
+		return nil, r, err
 	}
-	exists, err := db.c.Get(ctx, db.pluginKey(g.PluginID), clientv3.WithCountOnly())
+	exists, err := db.c.Get(ctx, db.pluginKey(g.PluginID), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
 	if err != nil {
 		return nil, read{}, unavailable(err)
 	}
 	if exists.Count == 0 {
-		return nil, reads[0], nil
+		return nil, r, nil
 	}
-	return g, reads[0], nil
+	return g, r, nil
 }
 
 // Token returns the token a Ref presents, or store.ErrNotFound. The result
