@@ -65,6 +65,9 @@ type Error struct {
 	Err     error
 	// RetryAfter, when positive, is sent as the Retry-After header (429).
 	RetryAfter time.Duration
+	// status, when set, is the HTTP status, for a status that no code
+	// names (a host's 422, say): it is kept rather than turned into 500.
+	status int
 }
 
 // Errorf returns an *Error with a client-safe message.
@@ -83,6 +86,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Status returns the HTTP status for the error's code.
 func (e *Error) Status() int {
+	if e.status != 0 {
+		return e.status
+	}
 	if s, ok := statusOf[e.Code]; ok {
 		return s
 	}
@@ -140,8 +146,17 @@ func asError(err error) *Error {
 			return e
 		}
 		code, ok := codeOf[he.Code]
+		status := 0
 		if !ok {
-			code = CodeInternal
+			// A status no code names (from the host's authenticator or
+			// middleware) keeps its status, with the nearest code.
+			code, status = CodeInternal, he.Code
+			if he.Code >= 400 && he.Code < 500 {
+				code = CodeValidation
+			}
+			if he.Code < 400 || he.Code > 599 {
+				status = http.StatusInternalServerError
+			}
 		}
 		msg := http.StatusText(he.Code)
 		switch m := he.Message.(type) {
@@ -156,7 +171,7 @@ func asError(err error) *Error {
 		case CodeMethodNotAllowed:
 			msg = errMethodNotAllowedMsg
 		}
-		return &Error{Code: code, Message: msg, Err: he}
+		return &Error{Code: code, Message: msg, Err: he, status: status}
 	}
 	return &Error{Code: CodeInternal, Message: errInternal.Message, Err: err}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 // by their template (/api/plugin/:pluginId/token), never by a raw path, so
 // the series stay few.
 type metrics struct {
-	registry *prometheus.Registry
+	// gatherer is the registry when it can be read (MetricsHandler).
+	gatherer prometheus.Gatherer
 	// routes holds the route templates Mount registered (a map[string]bool
 	// replaced whole on each Mount): the only values of the route label
 	// besides "unmatched".
@@ -35,43 +37,58 @@ type metrics struct {
 // sizer is implemented by stores that can tell their size on disk.
 type sizer interface{ Size() int64 }
 
-func newMetrics(reg *prometheus.Registry, st Store) *metrics {
+func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
+	m := &metrics{}
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		own := prometheus.NewRegistry()
+		if err := own.Register(collectors.NewGoCollector()); err != nil {
+			return nil, err
+		}
+		if err := own.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+			return nil, err
+		}
+		reg = own
 	}
-	f := func(c prometheus.Collector) prometheus.Collector { reg.MustRegister(c); return c }
-	m := &metrics{registry: reg}
+	m.gatherer, _ = reg.(prometheus.Gatherer)
 	m.routes.Store(&map[string]bool{})
-	m.requests = f(prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugintoken_http_requests_total", Help: "API requests by route template, method and status.",
-	}, []string{"route", "method", "status"})).(*prometheus.CounterVec)
-	m.latency = f(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	}, []string{"route", "method", "status"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "plugintoken_http_request_duration_seconds", Help: "API request latency by route template and method.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
-	}, []string{"route", "method"})).(*prometheus.HistogramVec)
-	m.tokens = f(prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"route", "method"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugintoken_tokens_total", Help: "Token pairs issued (exchange) and refreshed (rotation), and tokens revoked.",
-	}, []string{"event"})).(*prometheus.CounterVec)
-	m.detections = f(prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"event"})
+	m.detections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugintoken_theft_detections_total", Help: "Replayed auth codes and reused refresh tokens; each revoked a token family.",
-	}, []string{"kind"})).(*prometheus.CounterVec)
-	m.rateLimited = f(prometheus.NewCounter(prometheus.CounterOpts{
+	}, []string{"kind"})
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plugintoken_rate_limited_total", Help: "Attempts refused with 429 after too many failed secrets, codes or tokens.",
-	})).(prometheus.Counter)
-	m.sweeps = f(prometheus.NewCounter(prometheus.CounterOpts{
+	})
+	m.sweeps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "plugintoken_sweeps_total", Help: "Runs of the expiry sweeper.",
-	})).(prometheus.Counter)
-	m.swept = f(prometheus.NewCounterVec(prometheus.CounterOpts{
+	})
+	m.swept = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "plugintoken_swept_total", Help: "Expired records deleted by the sweeper.",
-	}, []string{"kind"})).(*prometheus.CounterVec)
-	m.undecodable = f(prometheus.NewGauge(prometheus.GaugeOpts{
+	}, []string{"kind"})
+	m.undecodable = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "plugintoken_undecodable_records", Help: "Records the last sweep could not decode and left in place (see the log).",
-	})).(prometheus.Gauge)
+	})
+	all := []prometheus.Collector{m.requests, m.latency, m.tokens, m.detections, m.rateLimited, m.sweeps, m.swept, m.undecodable}
 	if sz, ok := st.(sizer); ok {
-		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		all = append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plugintoken_database_size_bytes", Help: "Size of the database file.",
 		}, func() float64 { return float64(sz.Size()) }))
+	}
+	for i, c := range all {
+		if err := reg.Register(c); err != nil {
+			for _, done := range all[:i] { // leave the registry as it was
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("server: register metrics: %w (is another Server, or a metric of the same name, in this registry?)", err)
+		}
 	}
 	// Pre-create the series dashboards look for, so they start at 0.
 	for _, e := range []string{"issued", "refreshed", "revoked"} {
@@ -80,7 +97,7 @@ func newMetrics(reg *prometheus.Registry, st Store) *metrics {
 	for _, k := range []string{"auth_code_replay", "refresh_token_reuse"} {
 		m.detections.WithLabelValues(k)
 	}
-	return m
+	return m, nil
 }
 
 // measure is the middleware that counts and times API requests.
@@ -140,7 +157,13 @@ func statusLabel(status int) string {
 	return strconv.Itoa(status)
 }
 
-// MetricsHandler serves the server's metrics in the Prometheus format.
+// MetricsHandler serves the server's metrics in the Prometheus format, from
+// the registry in Config.Metrics when that is also a Gatherer (or from the
+// server's own). With a registerer that cannot be read, it answers 404: the
+// host exposes its registry itself.
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+	if s.metrics.gatherer == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(s.metrics.gatherer, promhttp.HandlerOpts{})
 }

@@ -100,9 +100,13 @@ type Config struct {
 	// remembers; past it the least recently failing is forgotten. Zero
 	// means 100,000.
 	MaxLimiterKeys int
-	// Metrics is the registry the server's Prometheus metrics go into.
+	// Metrics is where the server's Prometheus metrics are registered: a
+	// host's registry, say, whose own /metrics then shows them. A name
+	// already registered there (a second Server on it, or the host's own
+	// metric) is an error from New, never a panic. MetricsHandler serves
+	// this registry when it is also a Gatherer (a *prometheus.Registry).
 	// Default: a registry of its own, with Go and process collectors.
-	Metrics *prometheus.Registry
+	Metrics prometheus.Registerer
 }
 
 // Server serves the plugintoken API. Create it with New.
@@ -185,7 +189,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.FailureWindow = time.Minute
 	}
 	s.failures = newFailureLimiter(cfg.MaxFailures, cfg.FailureWindow, cfg.MaxLimiterKeys)
-	s.metrics = newMetrics(cfg.Metrics, cfg.Store)
+	var err error
+	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -252,8 +259,13 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 		requireJSON,
 		checkBody,
 	}
-	g := e.Group(prefix, append(first, append(mw, validator)...)...)
-	gen.RegisterHandlers(g, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withCaller}))
+	// The middleware goes on each route, not on the group: a group with
+	// middleware answers every unmatched path under its prefix (with "/",
+	// the host's whole 404 page), and would run plugintoken's validator on
+	// the routes the host adds to the group.
+	g := e.Group(prefix)
+	chain := append(first, append(slices.Clone(mw), validator, ownBinding)...)
+	gen.RegisterHandlers(routes{g: g, mw: chain}, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withCaller}))
 	var routes []string
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, prefix+"/") {
@@ -262,6 +274,65 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 	}
 	s.metrics.addRoutes(routes)
 	return g, nil
+}
+
+// routes registers the generated routes on g, each with the middleware
+// chain mw.
+type routes struct {
+	g  *echo.Group
+	mw []echo.MiddlewareFunc
+}
+
+func (r routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	return r.g.Add(method, path, h, append(slices.Clone(r.mw), m...)...)
+}
+
+func (r routes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodConnect, p, h, m)
+}
+func (r routes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodDelete, p, h, m)
+}
+func (r routes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodGet, p, h, m)
+}
+func (r routes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodHead, p, h, m)
+}
+func (r routes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodOptions, p, h, m)
+}
+func (r routes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPatch, p, h, m)
+}
+func (r routes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPost, p, h, m)
+}
+func (r routes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPut, p, h, m)
+}
+func (r routes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodTrace, p, h, m)
+}
+
+// ownBinding makes the generated handlers decode request bodies with
+// plugintoken's own decoder, whatever Binder (or Validator) the host
+// application configured: a host binder that refuses unknown fields would
+// refuse Teable's real requests (they carry a plugin's logo), and a host's
+// statuses would reach plugintoken's error mapping. The body was already
+// validated against the document.
+func ownBinding(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error { return next(&boundContext{c}) }
+}
+
+type boundContext struct{ echo.Context }
+
+// Bind decodes the JSON body into v; unknown fields are ignored.
+func (c *boundContext) Bind(v any) error {
+	if err := json.NewDecoder(c.Request().Body).Decode(v); err != nil {
+		return &Error{Code: CodeValidation, Message: "Request body does not decode", Err: err}
+	}
+	return nil
 }
 
 // requireBearer puts the bearerAuth requirement on the named operations.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -38,16 +39,20 @@ func (s *Server) reportUndecodable(ctx context.Context, keys []string) {
 	}
 }
 
-// RunSweeper calls Sweep every interval until ctx is done, so that the
-// database does not grow without bound. Expiry is also decided on every
-// read, so nothing depends on when the sweeper last ran.
-func (s *Server) RunSweeper(ctx context.Context, every time.Duration) {
+// RunSweeper calls Sweep every interval until ctx is done (then it returns
+// nil), so that the database does not grow without bound. Expiry is also
+// decided on every read, so nothing depends on when the sweeper last ran.
+// An interval that is not positive is an error.
+func (s *Server) RunSweeper(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		return fmt.Errorf("server: sweep interval must be positive, got %s", every)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "sweep failed", "err", err)

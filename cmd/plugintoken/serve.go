@@ -201,7 +201,9 @@ func (m *Main) Start() (err error) {
 	m.stopSweeper, m.sweeperDone = stop, make(chan struct{})
 	go func() {
 		defer close(m.sweeperDone)
-		srv.RunSweeper(sweepCtx, cfg.SweepInterval)
+		if err := srv.RunSweeper(sweepCtx, cfg.SweepInterval); err != nil {
+			m.Log.Error("sweeper not started", "err", err)
+		}
 	}()
 	m.Log.Info("serving", "addr", m.listener.Addr().String(), "store", m.storeName(), "version", buildVersion())
 	return nil

@@ -43,7 +43,7 @@ type Workload struct {
 	Disrupt    func()
 	DisruptAt  []float64
 	NewCodeGap time.Duration // how often a new code joins the pool; default 15 ms
-	Window     int           // how many of the newest families clients pick from; default 3
+	Window     int           // how many of the newest families clients pick from; default Clients/3, at least 3
 	Seed       uint64
 }
 
@@ -63,14 +63,43 @@ type family struct {
 	// claimed is set by the client that makes the first redemption, so
 	// that the others do not all replay the code at once.
 	claimed atomic.Bool
-	mu      sync.Mutex
-	tokens  []string
+	// inflight bounds the requests on the family at once (maxInflight): the
+	// checker's search grows exponentially with the operations of one
+	// family in flight together, so more clients make more families busy,
+	// not busier families.
+	inflight atomic.Int32
+	mu       sync.Mutex
+	tokens   []string
+}
+
+// maxInflight is how many requests one family may have in flight at once.
+const maxInflight = 6
+
+// acquire reserves up to n of the family's in-flight slots and returns how
+// many it got.
+func (f *family) acquire(n int) int {
+	for {
+		cur := f.inflight.Load()
+		got := min(int32(n), maxInflight-cur)
+		if got <= 0 {
+			return 0
+		}
+		if f.inflight.CompareAndSwap(cur, cur+got) {
+			return int(got)
+		}
+	}
 }
 
 func (f *family) add(tokens ...string) {
 	f.mu.Lock()
 	f.tokens = append(f.tokens, tokens...)
 	f.mu.Unlock()
+}
+
+func (f *family) snapshot() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tokens
 }
 
 func (f *family) pick(r *rand.Rand, refreshOnly bool) string {
@@ -232,7 +261,10 @@ func Record(ctx context.Context, target Target, w Workload) (History, error) {
 		w.NewCodeGap = 15 * time.Millisecond
 	}
 	if w.Window == 0 {
-		w.Window = 3
+		// About three clients on each family: enough that races are
+		// frequent, few enough that checking a family stays fast (the
+		// checker's search grows with the operations in flight at once).
+		w.Window = max(3, w.Clients/3)
 	}
 	c := &client{target: target, http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	if err := c.setup(ctx); err != nil {
@@ -343,6 +375,13 @@ func Record(ctx context.Context, target Target, w Workload) (History, error) {
 				if in.Op != Introspect && r.IntN(3) == 0 {
 					burst = 2 + r.IntN(3)
 				}
+				if burst = f.acquire(burst); burst == 0 {
+					if in.Op == Redeem && in.Token == f.code && len(f.snapshot()) == 0 {
+						f.claimed.Store(false) // let another client make the first redemption
+					}
+					runtime.Gosched()
+					continue
+				}
 				var bwg sync.WaitGroup
 				var refused atomic.Bool
 				for j := range burst {
@@ -354,6 +393,7 @@ func Record(ctx context.Context, target Target, w Workload) (History, error) {
 					})
 				}
 				bwg.Wait()
+				f.inflight.Add(-int32(burst))
 				if refused.Load() {
 					time.Sleep(20 * time.Millisecond) // the server is restarting
 				}

@@ -165,7 +165,9 @@ func check(t *testing.T, target Target, w Workload) {
 	} else {
 		vis = filepath.Join(t.TempDir(), "visualization.html")
 	}
-	r, err := Check(h, vis, 2*time.Minute)
+	start := time.Now()
+	r, err := Check(h, vis, 15*time.Minute)
+	t.Logf("checked in %s", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
