@@ -19,8 +19,9 @@ import (
 // AdminAuthenticator decides whether a bearer token grants admin access to
 // the protected routes (plugin registration, auth codes). It returns a
 // subject naming the caller, for logs, or an error: an *Error with code
-// CodeUnauthorized (or CodeRestricted) refuses the request with that status;
-// any other error is an internal failure and answers 500.
+// CodeUnauthorized (or CodeRestricted) refuses the request with that status,
+// an *echo.HTTPError with its own status; any other error is an internal
+// failure and answers 500.
 //
 // An embedding gateway plugs its own (its session check, say); the binary
 // uses StaticTokens.
@@ -162,6 +163,12 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 				}
 			}
 			return &echo.HTTPError{Code: e.Status(), Internal: e}
+		}
+		// A host's own HTTP error (its session expired, say) keeps its
+		// status and message.
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return he
 		}
 		return &echo.HTTPError{Code: http.StatusInternalServerError, Internal: fmt.Errorf("admin authenticator: %w", err)}
 	}

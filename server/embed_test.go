@@ -1,0 +1,225 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// strictBinder is a host's binder that refuses unknown fields and answers
+// 422 for anything it does not like.
+type strictBinder struct{}
+
+func (strictBinder) Bind(v any, c echo.Context) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
+	}
+	return nil
+}
+
+// refusingValidator is a host's validator that refuses everything.
+type refusingValidator struct{}
+
+func (refusingValidator) Validate(any) error {
+	return echo.NewHTTPError(http.StatusUnprocessableEntity, "host validator says no")
+}
+
+// host is a gateway as its author would write it: Recover, RequestID, its
+// own logger, CORS, error handler, strict binder and validator, a
+// forwarded-for IP extractor, its own Prometheus registry; plugintoken
+// mounted under /auth.
+type host struct {
+	e   *echo.Echo
+	srv *server.Server
+	db  *store.DB
+	reg *prometheus.Registry
+	ts  *httptest.Server
+	g   *echo.Group
+}
+
+const hostAdmin = "host-admin-session-0123456789-abcdefghij"
+
+func newHost(t *testing.T, prefix string, options ...func(*server.Config)) *host {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	h := &host{db: db, reg: prometheus.NewRegistry(), e: echo.New()}
+	h.e.Use(middleware.Recover(), middleware.RequestID(), middleware.CORS())
+	h.e.Binder, h.e.Validator = strictBinder{}, refusingValidator{}
+	h.e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	h.e.HTTPErrorHandler = func(err error, c echo.Context) { _ = c.String(418, "host error page") }
+	cfg := server.Config{
+		Store:   db,
+		Logger:  slog.New(slog.DiscardHandler),
+		Metrics: h.reg,
+		Admin: func(_ context.Context, bearer string) (string, error) {
+			if bearer != hostAdmin {
+				return "", server.ErrUnauthorized
+			}
+			return "alice", nil
+		},
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	h.srv, err = server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.g, err = h.srv.Mount(h.e, prefix); err != nil {
+		t.Fatal(err)
+	}
+	h.ts = httptest.NewServer(h.e)
+	t.Cleanup(h.ts.Close)
+	return h
+}
+
+func (h *host) do(t *testing.T, method, path, body string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, h.ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestEmbeddedIgnoresHostBinding: the host's strict binder and validator
+// never reach plugintoken's handlers. Registration works, and Teable's real
+// token request (it carries a plugin's logo) is accepted.
+func TestEmbeddedIgnoresHostBinding(t *testing.T) {
+	h := newHost(t, "/auth")
+	status, body := h.do(t, "POST", "/auth/plugin", `{"name":"chart","scopes":["table|read"]}`, "Authorization", "Bearer "+hostAdmin)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /auth/plugin under a strict host binder: %d %s", status, body)
+	}
+	var p struct{ ID, Secret string }
+	_ = json.Unmarshal([]byte(body), &p)
+	status, body = h.do(t, "POST", "/auth/plugin/"+p.ID+"/authCode", `{"baseId":"bse1"}`, "Authorization", "Bearer "+hostAdmin)
+	var code struct{ Code string }
+	if status != 200 || json.Unmarshal([]byte(body), &code) != nil {
+		t.Fatalf("auth code: %d %s", status, body)
+	}
+	teable := `{"baseId":"bse1","secret":"` + p.Secret + `","scopes":["table|read"],"authCode":"` + code.Code + `","logo":"https://example.com/logo.png"}`
+	if status, body = h.do(t, "POST", "/auth/plugin/"+p.ID+"/token", teable); status != 200 {
+		t.Fatalf("Teable's token request with a logo: %d %s", status, body)
+	}
+}
+
+// TestEmbeddedKeepsUnknownStatuses: an error status no code names (the
+// host's 422 from its own authenticator) keeps its status instead of
+// becoming a 500.
+func TestEmbeddedKeepsUnknownStatuses(t *testing.T) {
+	h := newHost(t, "/auth", func(c *server.Config) {
+		c.Admin = func(context.Context, string) (string, error) {
+			return "", echo.NewHTTPError(http.StatusUnprocessableEntity, "session expired")
+		}
+	})
+	status, body := h.do(t, "POST", "/auth/plugin", `{"name":"chart"}`, "Authorization", "Bearer x")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, `"status":422`) {
+		t.Errorf("host authenticator's 422: %d %s, want 422 in Teable's body", status, body)
+	}
+}
+
+// TestEmbeddedRoutes: routes the host adds to the group Mount returns are
+// the host's own; with the prefix "/", the host keeps its 404 page.
+func TestEmbeddedRoutes(t *testing.T) {
+	h := newHost(t, "/auth")
+	h.g.GET("/whoami", func(c echo.Context) error { return c.String(200, "host route") })
+	if status, body := h.do(t, "GET", "/auth/whoami", ""); status != 200 || body != "host route" {
+		t.Errorf("host route on the returned group: %d %s", status, body)
+	}
+	root := newHost(t, "/")
+	if status, body := root.do(t, "GET", "/no-such-page", ""); status != 418 || body != "host error page" {
+		t.Errorf("unknown page with plugintoken mounted at /: %d %s, want the host's own 404 handling", status, body)
+	}
+	if status, _ := root.do(t, "POST", "/token/introspect", `{"token":"x"}`, "Authorization", "Bearer "+hostAdmin); status != 200 {
+		t.Errorf("plugintoken route mounted at /: %d", status)
+	}
+}
+
+// TestEmbeddedMetricsRegistry: a second Server on the host's registry, or a
+// clash with a host metric, is an error from New, never a panic; the
+// metrics show on the host's registry.
+func TestEmbeddedMetricsRegistry(t *testing.T) {
+	h := newHost(t, "/auth")
+	_, err := server.New(server.Config{Store: h.db, Admin: func(context.Context, string) (string, error) { return "", nil }, Metrics: h.reg})
+	if err == nil || !strings.Contains(err.Error(), "register metrics") {
+		t.Errorf("second Server on one registry: err = %v", err)
+	}
+	clash := prometheus.NewRegistry()
+	clash.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "plugintoken_tokens_total", Help: "the host's own"}))
+	if _, err := server.New(server.Config{Store: h.db, Admin: func(context.Context, string) (string, error) { return "", nil }, Metrics: clash}); err == nil {
+		t.Error("a name clash with a host metric was accepted")
+	}
+	families, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		found = found || f.GetName() == "plugintoken_tokens_total"
+	}
+	if !found {
+		t.Error("plugintoken's metrics are not in the host's registry")
+	}
+}
+
+// TestEmbeddedClientKeyIsPeer: with the host's X-Forwarded-For extractor,
+// rotating the header must not reset the failure budget: the key is the
+// TCP peer unless Config.ClientAddr says otherwise.
+func TestEmbeddedClientKeyIsPeer(t *testing.T) {
+	h := newHost(t, "/auth", func(c *server.Config) { c.MaxFailures, c.FailureWindow = 3, time.Hour })
+	var last int
+	for i := range 4 {
+		last, _ = h.do(t, "POST", "/auth/token/introspect", `{"token":"x"}`, "Authorization", "Bearer wrong-session-xxxxxxxxxxxxxxxxxxxxxx",
+			"X-Forwarded-For", "10.0.0."+string(rune('1'+i)))
+	}
+	if last != http.StatusTooManyRequests {
+		t.Errorf("4th failure with a new X-Forwarded-For each time: %d, want 429", last)
+	}
+}
+
+// TestRunSweeperRefusesZero: a zero interval is an error, not a panic.
+func TestRunSweeperRefusesZero(t *testing.T) {
+	h := newHost(t, "/auth")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := h.srv.RunSweeper(ctx, 0); err == nil {
+		t.Error("RunSweeper(ctx, 0) returned nil")
+	}
+	cancel()
+	if err := h.srv.RunSweeper(ctx, time.Minute); err != nil {
+		t.Errorf("RunSweeper after cancel: %v", err)
+	}
+}
