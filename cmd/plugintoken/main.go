@@ -39,17 +39,33 @@ Usage:
   plugintoken code issue             issue an auth code
   plugintoken token <command>        introspect or revoke a token
   plugintoken backup --out FILE      fetch a hot backup from a running server
+  plugintoken restore --from FILE    put a backup in place of a stopped server's database
   plugintoken version                print the version
 
-The admin commands talk to a running server (--server, PLUGINTOKEN_SERVER,
-default http://127.0.0.1:8080) with the admin token of PLUGINTOKEN_ADMIN_TOKEN
-or of the admin token file (default ./data/admin-token). Each has --help and
---json.
+The admin commands and backup talk to a running server (--server,
+PLUGINTOKEN_SERVER, default 127.0.0.1:8080) with the admin token of
+PLUGINTOKEN_ADMIN_TOKEN or of the admin token file (default
+./data/admin-token). Every command has --help (with examples) and --json.
+Exit status: 0 done, 1 failed, 2 usage error, 3 token introspect found the
+token inactive.
 
-Run 'plugintoken <command> --help' for a command's flags and an example. Every flag can also be set with
-the environment variable PLUGINTOKEN_<FLAG> (upper case, '-' as '_'), for
-example PLUGINTOKEN_AUTH_CODE_TTL=2s; a flag on the command line wins.
+Every serve flag can also be set with the environment variable
+PLUGINTOKEN_<FLAG> (upper case, '-' as '_'), for example
+PLUGINTOKEN_AUTH_CODE_TTL=2m; a flag on the command line wins.
 `
+
+const serveSummary = `run the HTTP service: the API under /api, its reference page at /docs,
+/healthz, /readyz and /metrics. Admin bearer tokens come from
+PLUGINTOKEN_ADMIN_TOKEN (comma-separated) and/or the admin token file; with
+neither, one is generated into the file on first start. Every flag can also
+be set as PLUGINTOKEN_<FLAG> (upper case, '-' as '_')`
+
+var serveExamples = []string{
+	"plugintoken serve",
+	"plugintoken serve --addr 127.0.0.1:9090 --db /var/lib/plugintoken/plugintoken.db",
+	"PLUGINTOKEN_ADDR=127.0.0.1:9090 PLUGINTOKEN_AUTH_CODE_TTL=2m plugintoken serve",
+	"plugintoken serve --etcd-endpoints 127.0.0.1:2379",
+}
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -60,33 +76,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		tuneGC(os.Getenv)
-		cfg, err := parseServeFlags(args[1:], os.Getenv, stderr)
+		cfg, err := parseServeFlags(args[1:], os.Getenv, stdout)
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		if err != nil {
-			fmt.Fprintln(stderr, "plugintoken:", err)
-			return 2
+			return fail(stderr, "plugintoken serve", usageError("%v", err))
 		}
 		m := NewMain(cfg, stderr)
 		if err := m.Run(ctx); err != nil {
-			fmt.Fprintln(stderr, "plugintoken:", err)
-			return 1
+			return fail(stderr, "plugintoken serve", err)
 		}
 		return 0
 	case "backup":
-		err := runBackup(ctx, args[1:], os.Getenv, stdout, stderr)
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "plugintoken backup:", err)
-			return 1
-		}
-		return 0
+		return runBackup(ctx, args[1:], os.Getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "plugin", "code", "token":
 		return runAdmin(ctx, args[0], args[1:], os.Getenv, stdout, stderr)
 	case "version", "-version", "--version":
+		if len(args) > 1 && (args[1] == "-h" || args[1] == "--help" || args[1] == "-help") {
+			fmt.Fprint(stdout, "Usage: plugintoken version\n\nprint the version of this build.\n\nExamples:\n  plugintoken version\n")
+			return 0
+		}
+		if len(args) > 1 {
+			return fail(stderr, "plugintoken version", usageError("unexpected argument %q", args[1]))
+		}
 		fmt.Fprintln(stdout, "plugintoken", buildVersion())
 		return 0
 	case "help", "-h", "-help", "--help":
@@ -125,10 +140,10 @@ func buildVersion() string {
 
 // parseServeFlags turns the serve flags, with PLUGINTOKEN_* environment
 // variables as defaults, into a Config.
-func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+func parseServeFlags(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("plugintoken serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are returned, help printed below
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on (host:port)")
 	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "bbolt database file (created 0600 if missing)")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "",
@@ -161,27 +176,25 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	fs.BoolVar(&cfg.TokenRequiresBearer, "token-requires-bearer", cfg.TokenRequiresBearer,
 		"also require an admin bearer on the token and refresh routes (the upstream spec's bearerAuth)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: plugintoken serve [flags]\n\n"+
-			"Admin bearer tokens come from PLUGINTOKEN_ADMIN_TOKEN (comma-separated) and/or\n"+
-			"the admin token file.\n\nFlags (each also read from PLUGINTOKEN_<FLAG>):\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
 	// Environment first, so that the command line overrides it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "PLUGINTOKEN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := getenv(name); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+				envErr = fmt.Errorf("%s=%q: %w%s", name, v, err, durationHint(f))
 			}
 		}
 	})
 	if envErr != nil {
 		return cfg, envErr
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usageText("plugintoken serve", "", serveSummary, serveExamples, fs))
 		return cfg, err
+	} else if err != nil {
+		return cfg, fmt.Errorf("%w%s", err, durationHintFor(fs, err))
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -210,6 +223,26 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	// Kept out of the flags so that it never shows in a process list.
 	cfg.Etcd.Password = getenv("PLUGINTOKEN_ETCD_PASSWORD")
 	return cfg, nil
+}
+
+// durationHint says what a duration flag expects, for an error setting it.
+func durationHint(f *flag.Flag) string {
+	if _, ok := f.Value.(flag.Getter).Get().(time.Duration); ok {
+		return " (a duration with its unit, like 300s, 5m or 1h30m)"
+	}
+	return ""
+}
+
+// durationHintFor is durationHint for the flag a parse error names.
+func durationHintFor(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	var hint string
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.Contains(msg, "-"+f.Name+":") {
+			hint = durationHint(f)
+		}
+	})
+	return hint
 }
 
 // splitTokens splits a comma-separated list, dropping blanks.

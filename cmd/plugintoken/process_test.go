@@ -360,8 +360,8 @@ func TestBackupCommand(t *testing.T) {
 		}
 		return ""
 	}
-	if err := runBackup(context.Background(), []string{"--server", p.url, "--out", out}, env, &stdout, &stderr); err != nil {
-		t.Fatalf("backup: %v\n%s", err, stderr.String())
+	if code := runBackup(context.Background(), []string{"--server", p.url, "--out", out}, env, &stdout, &stderr); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "wrote "+out) {
 		t.Errorf("stdout = %q", stdout.String())
@@ -387,9 +387,9 @@ func TestBackupCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stdout, stderr bytes.Buffer
-		err = runBackup(context.Background(), []string{"--server", p.url, "--out", live}, env, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), "in use") {
-			t.Fatalf("backup over the live database: err = %v, want a refusal", err)
+		code := runBackup(context.Background(), []string{"--server", p.url, "--out", live}, env, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "in use") {
+			t.Fatalf("backup over the live database: exit %d %s, want a refusal", code, stderr.String())
 		}
 		after, err := os.ReadFile(live)
 		if err != nil {
@@ -411,9 +411,9 @@ func TestBackupCommand(t *testing.T) {
 			}
 			return ""
 		}
-		err := runBackup(context.Background(), []string{"--server", p.url, "--out", filepath.Join(dir, "x.db")}, env, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), "401") {
-			t.Errorf("err = %v, want a 401", err)
+		code := runBackup(context.Background(), []string{"--server", p.url, "--out", filepath.Join(dir, "x.db")}, env, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "401") {
+			t.Errorf("exit %d %s, want a 401", code, stderr.String())
 		}
 		if _, err := os.Stat(filepath.Join(dir, "x.db")); !errors.Is(err, os.ErrNotExist) {
 			t.Error("a failed backup left a file")

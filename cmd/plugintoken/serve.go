@@ -129,6 +129,17 @@ func (m *Main) Run(ctx context.Context) error {
 // Start opens the store, listens and serves in the background.
 func (m *Main) Start() (err error) {
 	cfg := m.Config
+	// Listen first: an address that cannot be bound must fail before
+	// anything is written (an admin token file, a database).
+	m.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = m.listener.Close()
+		}
+	}()
 	admin, err := m.adminAuthenticator()
 	if err != nil {
 		return err
@@ -161,10 +172,6 @@ func (m *Main) Start() (err error) {
 	h, err := srv.Handler()
 	if err != nil {
 		return err
-	}
-	m.listener, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	m.http = &http.Server{
 		Handler:           h,
@@ -241,7 +248,7 @@ func (m *Main) Close() error {
 func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
 	path := m.Config.AdminTokenFile
 	tokens := append([]string(nil), m.Config.AdminTokens...)
-	fromFile, err := readTokenFile(path)
+	fromFile, err := readTokenFile(path, m.Log)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && len(tokens) == 0:
 		tok, err := writeNewTokenFile(path)
@@ -264,15 +271,15 @@ func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
 }
 
 // readTokenFile reads one token per line; blank lines and # comments are
-// skipped.
-func readTokenFile(path string) ([]string, error) {
+// skipped. A file others can read is warned about on log (when not nil).
+func readTokenFile(path string, log *slog.Logger) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
-		slog.Warn("admin token file is readable by other users; chmod 600 it", "file", path)
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 && log != nil {
+		log.Warn("admin token file is readable by other users; chmod 600 it", "file", path)
 	}
 	var out []string
 	sc := bufio.NewScanner(f)

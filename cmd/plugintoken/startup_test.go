@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -99,5 +102,98 @@ func TestServeRefusesWeakAdminToken(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "too short") || !strings.Contains(stderr, "32") {
 		t.Errorf("stderr does not explain the refusal: %s", stderr)
+	}
+}
+
+// TestServeBadAddrWritesNothing: an address that cannot be bound fails
+// before an admin token file (or a database) is written.
+func TestServeBadAddrWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mustBuild(t), "serve", "--addr", "nonsense", "--db", filepath.Join(dir, "data", "plugintoken.db"))
+	cmd.Env = os.Environ()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("serve --addr nonsense exited 0")
+	}
+	if !strings.Contains(string(out), "listen on nonsense") {
+		t.Errorf("output does not name the address: %s", out)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "data")); len(entries) != 0 {
+		t.Errorf("files written before the bind failed: %v", entries)
+	}
+}
+
+// TestServeDurationHint: a duration without its unit says what it expects.
+func TestServeDurationHint(t *testing.T) {
+	_, err := parseServeFlags(nil, func(k string) string {
+		if k == "PLUGINTOKEN_AUTH_CODE_TTL" {
+			return "5"
+		}
+		return ""
+	}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "5m") || !strings.Contains(err.Error(), "300s") {
+		t.Errorf("PLUGINTOKEN_AUTH_CODE_TTL=5: %v", err)
+	}
+	_, err = parseServeFlags([]string{"--access-token-ttl", "10"}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "5m") {
+		t.Errorf("--access-token-ttl 10: %v", err)
+	}
+}
+
+// TestRestoreProcedure follows the README's restore steps with the real
+// binary: back up, keep working, stop, restore, start. The same admin token
+// works; what was done after the backup is undone (a token issued later is
+// unknown, one revoked later is active again), as the README says.
+func TestRestoreProcedure(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "data", "plugintoken.db")
+	p := startProc(t, db)
+	c := p.client(t)
+	pluginID, reqs := setupExchanges(t, c, 2)
+	ok, _, _ := loadUntil(c, pluginID, reqs[:1], 1, make(chan struct{}), nil)
+	if len(ok) != 1 {
+		t.Fatal("exchange before the backup failed")
+	}
+	before := ok[0].tok
+	env := map[string]string{"PLUGINTOKEN_ADMIN_TOKEN": processAdmin}
+	backupFile := filepath.Join(dir, "backups", "b.db")
+	if code, out, errOut := runMain(t, env, "backup", "--server", p.url, "--out", backupFile); code != 0 {
+		t.Fatalf("backup: %d %s %s", code, out, errOut)
+	}
+	later, _, _ := loadUntil(c, pluginID, reqs[1:], 1, make(chan struct{}), nil)
+	if len(later) != 1 {
+		t.Fatal("exchange after the backup failed")
+	}
+	if res, err := c.RevokeTokenWithResponse(context.Background(), gen.RevokeRequest{Token: before.AccessToken}); err != nil || res.StatusCode() != 200 {
+		t.Fatal("revoke after the backup failed")
+	}
+	// A running server's file is refused.
+	if code, _, errOut := runMain(t, env, "restore", "--from", backupFile, "--db", db); code != 1 || !strings.Contains(errOut, "stop it first") {
+		t.Fatalf("restore over a running server: %d %s", code, errOut)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.wait()
+	code, out, errOut := runMain(t, env, "restore", "--from", backupFile, "--db", db)
+	if code != 0 || !strings.Contains(out, "restored "+db) {
+		t.Fatalf("restore: %d %s %s", code, out, errOut)
+	}
+	restarted := startProc(t, db)
+	rc := restarted.client(t)
+	active := func(token string) bool {
+		in, err := rc.IntrospectTokenWithResponse(context.Background(), gen.TokenRequest{Token: token})
+		if err != nil || in.JSON200 == nil {
+			t.Fatalf("introspect after restore (same admin token): %v %s", err, in.Body)
+		}
+		return in.JSON200.Active
+	}
+	if !active(before.AccessToken) {
+		t.Error("a token revoked after the backup is not active again after the restore")
+	}
+	if active(later[0].tok.AccessToken) {
+		t.Error("a token issued after the backup survived the restore")
 	}
 }
