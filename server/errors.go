@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugintoken/plugintoken/gen"
@@ -164,6 +165,10 @@ func asError(err error) *Error {
 			msg = m
 		case error:
 			msg = m.Error()
+		}
+		var re *openapi3filter.RequestError
+		if errors.As(he.Internal, &re) {
+			msg = validationMessage(re)
 		}
 		switch code {
 		case CodeInternal:
