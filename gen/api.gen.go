@@ -337,7 +337,7 @@ type ClientInterface interface {
 
 	// GetPluginTokenWithBody Exchange an auth code for a plugin token (GET with a JSON body)
 	//
-	// Get a token.
+	// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -346,7 +346,7 @@ type ClientInterface interface {
 
 	// GetPluginToken Exchange an auth code for a plugin token (GET with a JSON body)
 	//
-	// Get a token.
+	// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -592,7 +592,7 @@ func (c *Client) RegeneratePluginSecret(ctx context.Context, pluginID PluginID, 
 
 // GetPluginTokenWithBody Exchange an auth code for a plugin token (GET with a JSON body)
 //
-// Get a token.
+// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 //
 // Takes any type of body and a specified content type.
 //
@@ -611,7 +611,7 @@ func (c *Client) GetPluginTokenWithBody(ctx context.Context, pluginID string, co
 
 // GetPluginToken Exchange an auth code for a plugin token (GET with a JSON body)
 //
-// Get a token.
+// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1315,7 +1315,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetPluginTokenWithBodyWithResponse Exchange an auth code for a plugin token (GET with a JSON body)
 	//
-	// Get a token.
+	// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1324,7 +1324,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetPluginTokenWithResponse Exchange an auth code for a plugin token (GET with a JSON body)
 	//
-	// Get a token.
+	// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2255,7 +2255,7 @@ func (c *ClientWithResponses) RegeneratePluginSecretWithResponse(ctx context.Con
 
 // GetPluginTokenWithBodyWithResponse Exchange an auth code for a plugin token (GET with a JSON body)
 //
-// Get a token.
+// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2270,7 +2270,7 @@ func (c *ClientWithResponses) GetPluginTokenWithBodyWithResponse(ctx context.Con
 
 // GetPluginTokenWithResponse Exchange an auth code for a plugin token (GET with a JSON body)
 //
-// Get a token.
+// Teable's documented form: a GET with a JSON body. Browsers cannot send a GET with a body, so "Try it out" cannot work here: use the POST form of the same path (postPluginToken), which takes the same body and answers the same way.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4533,59 +4533,62 @@ func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fttc9s28v8qO+i/I2mGekj+aXuVJy+cxE3T67UZWzN9EXo8ELkSUZMAA4CWdR5995sFSIqUKMXOxG1y",
-	"l+mLWiCwC+z+9hHIHYtUliuJ0ho2vWM51zxDi9r9epsWSyHfxPS3kGzKcm4TFjDJM6Rf1eeAaXxfCI0x",
-	"m1pdYMBMlGDGaV0m5K8olzZh0ycBs+ucVhqrhVyyzWZDS02upEHH8UxrpemPSEmL0tKfPM9TEXErlBz/",
-	"aZSksS39/9O4YFP2zXh7kLH/asaemuMSo4m0yIkIm7JTCUjfAhASZsjnKfaMH4K5itcjRmtKMsTltLDJ",
-	"SxWjk5FWOWor/I6jcnTnZAHD21xoNG/cftvsLzBSMjZQSCtSsAkCUYFyxYjVcpJFNkfNvJgqCb/zPJsc",
-	"LusVav4nRpb4V1s+x/cFGru/8zk36HV7XEdt3uWqLo4vNXKLHjQHuXrs3LGM31Y8n04mwfE9kC5U7gm0",
-	"RTlLEPw3J0cPScj4GvAGNcwRlppLi/GJG1gDSqvXkBXG0kchm8scIbhREZ8XKdfrEbzCBS9SO3WzVolK",
-	"W59ZwITFzHxQhvUA15qv92TqZNIl0docdg7dhdjgADDbS3+XCGoBNzwVsTOpq9IQCskLmygt/o1xABpp",
-	"65HF+EqjUYWOMACp7NVCFTIOwCp1lXG5vtJez4YsyaKWPL0yqG9Qe7oNLG9lkaExfNmxuT8SbmGF0sJK",
-	"K7kMwPAFglVgErWi/ztT4WmK3YSN5bY4AJKfZ7O34CfQ8XKCatygQttfdthatdmaeuAl26WuN9JqZXKM",
-	"PN9d6PPIipums5grlSKXtHRrjF2OZP9IZ2T7a1KbuAXj/QmdZqF0xq0/z/fPOo4XMMHtPr03xhQIVmT4",
-	"UTTzRqQ4Yru1tXzAPgJm1TXKmRu8YyiLjHTBowiNceFmodEkDSUc8FalyLuU5f3UBUYaO9yUOHCUevpx",
-	"voKCYjn5MPM/hE0euIHKfX4SIW9P0wbD25STbm8tKAmR8+onkHFzjTGsEpSgkccw59F1hxl2ScLtuuZX",
-	"b7ZLMudetTPS/8EgohuT7uF8t+d8SKRrMTmqzXO8UdeHA23TOHYcnrAJeMKBlyx5OLWSQi6roKQdcXMC",
-	"KhMW5somsKJlNJPHmZAwR669R/w0ciit76Hy8osOyyfu0mP9YSdBS1d8bYCSyRMw9KdUNiGp8LkqLMnK",
-	"JqidEBxfwFth2h699q57evVMu3Z6HHafVCxeH4UWdn1BiWaZlDldUu5Wp7nuLG54e7bE2twntkIu1L78",
-	"/sUlXyK84pYDN4DcrOn/sRbyGjhERU5ZgEVOJIVNsc4q4DTPWcBuUBtP6sloMpqwgN0OU7V0rHhqZ3hr",
-	"t0vcB4ph0fVSU4LwUqWUt7BvfprQf+6wKkfJc8Gm7P9LilRNuEOPHY7HtL5wsW7Z5ZVOYT5XqYWYW07h",
-	"EhYixQBWWliLEhZaZaAkeudkNZeGu0AMq0Sk6KBCqYmIEK4Rc+N/yeUI3lhIVBobSLhJ0ICS6TqAeWHB",
-	"kvMDYSEV155EKm6w3gKhjQDiMikycNr5C3+Mncrm6WRypK5RkUU7NMQua9c3dfCdC8n1mnXWUPvpTktI",
-	"I4L2s8mTQ/VSvdGqYgrYs6c/PmD2d/5w9559/500rIRN37Xt493l5jJgpsgyEsyUXTjxEbyVNOQNpIVI",
-	"5WsH9YZMSIZ8aVx+QMBjl8Rm7P2ts3plOvB3jksiqg3wyjdzGYNGW2hpQFgDInZD3s+OYOZKiyqW+lEQ",
-	"plyCsQMaJKjRLZuvQeMSJeEJh376SQdu3Spid/Hz6fDpd9872O5DMWqUY2WJjsa+UPH6kxXYXRXfpu0A",
-	"yYVv9mzhySfbwl4mdcAgvMYCHztJeHuK6VOVIUHJCAelxTwE1Q+zr4dYzENsoAJpjdEG2MuBJtrHd1Vy",
-	"svGAT9F2FGav3HizxD5xMqSS0fUujAOwC3UGjFU5rJS+dvHaOonuw9PzasCzBZBnhzYRf4wz8+T+ZtX4",
-	"/R9VTNAd+c5LF9NoVdQwLsHrs/POeHRIxJO/yQa/WAW+RvsB7TXbp++6d7CdMq7bq5vLTosc82bX8WNJ",
-	"BwfC2UuepuiCDsEqUcZCn/5acosrvg5gociLGLGUGA+FhMKgHvgqpQ6AwgDldRgDRUNwOZELe66hKQzM",
-	"KR2sWjeNqEk/aXYAEacKBjTGiJmLiREGbk6jH9oV2eqe7OPEtt3+6b3i2uSTsz9kSyTgR49Sn4fd+d4U",
-	"QVEuUxwWBreB597hbbzbM/jkBlV5aQ4SV+B7VWWG6DiXhWpdvBueVb1rn+XlGg1Ki7srKnspSfpBQUKJ",
-	"qzjQHXPhrafoxnaIWtdr5QZ4SgXTGrSy3PN2/YayXe4n00FRxhj7Kqvefa2GfRstuXm5VT2Ux7DTrobR",
-	"I9jqbiuXVFFj6fjlz85lTt2+PLvPpMM8Ht7x22uObg8R7LW7PPXmUTo2vtfWCNjtcKmG5WBD++el8Lv8",
-	"WZ3f0MSPcmrPPovSdtPKxJ097dmdkFaVLsIP5Fzoh3ixnQLxL3Blu5WS91YqjV27ZcFFag6n+dsNtxru",
-	"j56NHs9E6ViHy74vL0Se11Kuc7NeVRvcH1x1f7OzCvHpry39w4Eyo3IfO5B8nNcDlx8fUXbceSPR/kBr",
-	"/J635p3u+QMrMiHf+KlPjt3VfMRt/f7VS7A98zEfPiyV1XLkX2PsZxNjO/XzPxZoz26jhMslApfbhLSs",
-	"XsuK00fa/uuzmU+YOfxy8ftv7uHEoMM9koCJyAXP8hS9B0u5XLIpu0gwTUl17k0E1aKFTmE4LP0QEIsw",
-	"DCXAcEhfEmtzMx2PeZ6PrLstGXEx5rmo3O+3P7yoPOG3P7zyLrimkCCPUUPvtHya4QxnCi9cJIDzs7e/",
-	"nr48u3pxdnp+dn41+/2fZ7/19taW1ufgMoVdA9zOj7nl0LsLS58RsmlYgjxkQVg6kL1Rh+CQTd9thy+D",
-	"sHYurfmbHtsEtSR/4Tf8wmGzJU4ljQWS3HPofZTweieh9FSUg72B53BHR8zQJiqeQu/12awX0IgXkZn6",
-	"7wA7Yu4dk3Pgl7TE25tCb0/ANG/jZhPcpo8t4lBuTkIZuldO7lheFpUJwXPgKy4sLNBGSb/QaVDJaXCy",
-	"ne7AUE2t1o7oPP3tNJXiKFXLPk2m0Q1E3EYJ9N3Tn8GWPU10Y+UXmtuEwm9UQf5p9nFAAIDnUDrUvgdE",
-	"b+AOeF8dK2PJSXrVbGHkv+ZK2ynIIk39T26TKfQ+CLG/GD2VTitVvofnTjSj0uv0SykEsCikv/PsazSD",
-	"JgCipJDXJKd3l44WkFpHSvZ7pL5ec6mbOqiO5ReO8sIk5RcHgM1ghwzKuEVlS8DxJ/DDc3hRLBaoR5GS",
-	"EbeeXgm8NqbcmzarLhyu+4MGz5KxxvejlRYW++TKR94AxGLdv/PGNYWeH+sFZR7cGnFGNYV31dBlAJVB",
-	"bedtHF/ihDLuD06amH27tomSTciKjNDkFROlAqUtdSYrdfnR0c+z2duLl0pK/1CsH7IWMkM2oIU5X6eK",
-	"x/AcQnYXhrXTCMngw9rkQ3ISYe08Dn31TiR0bqT1+dJ9r53J/vpNyGg7JdorQ4OdoNSbQsiOIJ720Qn5",
-	"cC8nJH6bSnQ1xEP2+mwWsgBC9iHzpFml9ILKSgceM7R/R3aJtnJr/UEoS39HWNbI477XgBbSOu82ipHy",
-	"gX7ICrsY/iNkg4Fv2neXz8cqJVrxtVT6LyyVvlZJXzuRX3aBdKhR5D6ORf24+fATmZ8cTfdEqrysULrd",
-	"/wzcpTUpJaifZPh7wPIVv7vsEBmaE79Dufbv/jA1CH0PAfdA3T3iC6priwAKeS3VSgaw5HrOlzgAvOWR",
-	"TSkNLt8Bh2wKC54a3Oz3KbfHe8zLisf2Dcd4t1+nH2iM+vzWuJfy+MW+gplhmtZvRHl9YwYeBv52eZX4",
-	"l33u34eYBvbLB5sN6HuwHYZ9eZWOwvErb9Tbr3j7VQxvPBCr/vWJa0OQpXS/64VTaVaUej2dTCqbgBWm",
-	"6XChdEbQJ6NGaQkW7gLPwSsAnhq1fVVcC6E0FOif//QSfphMfhyMwL3Q7bomdDSqK0H35KdxCXniv7h1",
-	"sn09mSK/KR8MtQkWxqW5HfcExONxLwqbr7T/YuOrnkB3xpzSlRECuHvpXAL1M7vff9xwdcS2g7vd2w6S",
-	"WCPF3jNdR1DfVDl1odPy0XRnO4ly+f8EAAD//w==",
+	"7Fvvbhs5kn+VAvcWkoC27OSyO7cy8sHJeGayt5gYtoD9kDYMqruk5rib7JBsyzpDwD3EPeE9yaFIdqtb",
+	"ail2EM8kt0E+xGaTVWTVr/6SfmCJKkolUVrDJg+s5JoXaFG73y7yaiHku5R+FpJNWMltxiImeYH0W/05",
+	"Yho/VkJjyiZWVxgxk2RYcFpXCPkPlAubscmLiNlVSSuN1UIu2Hq9pqWmVNKg43iutdL0Q6KkRWnpR16W",
+	"uUi4FUoe/2aUpLEN/X/TOGcT9qfjzUGO/Vdz7Kk5LimaRIuSiLAJO5OA9C0CIWGKfJbjwPghmKl0NWa0",
+	"JpAhLmeVzd6qFJ2MtCpRW+F3nITRrZNFDO9LodG8c/vtsr/CRMnUQCWtyMFmCEQFwooxa+Qkq2KGmnkx",
+	"1RL+4Hm2OVw3K9TsN0ws8a+3fIkfKzR2d+czbtDr9rCOurzDqj6ObzVyix40e7l67Dywgt/XPF+enESH",
+	"90C6UKUn0BXlNEPw35wcPSSh4CvAO9QwQ1hoLi2mp25gBSitXkFRGUsfhWwvc4TgTiV8VuVcr8bwI855",
+	"lduJm7XMVN75zCImLBbmkzJsBrjWfLUjUyeTPok25rB16D7ERnuA2V36XiKoOdzxXKTOpG6CIVSSVzZT",
+	"WvwXphFopK0nFtMbjUZVOsEIpLI3c1XJNAKr1E3B5epGez0bsiSLWvL8xqC+Q+3ptrC8kUWBxvBFz+b+",
+	"mXELS5QWllrJRQSGzxGsApOpJf3vTIXnOfYTNpbbag9IfplOL8BPoOOVBNW0RYW2v+ixtXqzDfXIS7ZP",
+	"Xe+k1cqUmHi+29DniRV3bWcxUypHLmnpxhj7HMnukc7J9lekNnEPxvsTOs1c6YJbf56/vuo5XsQEt7v0",
+	"3hlTIVhR4GfRLFuR4oDtNtbyCfuImFW3KKdu8IGhrArSBU8SNMaFm7lGk7WUsMdbBZH3Kcv7qStMNPa4",
+	"KbHnKM30w3wFBcUweT/zfwqbPXEDtfv8IkLenKYLhouck27vLSgJifPqp1Bwc4spLDOUoJGnMOPJbY8Z",
+	"9knC7brh12y2TzKXXrVT0v/eIKJbkx7hfDfnfEqk6zA5qM1LvFO3+wNt2zi2HJ6wGXjCkZcseTi1lEIu",
+	"6qCkHXFzCqoQFmbKZrCkZTSTp4WQMEOuvUf8MnII1vdUeflF++WT9umx+bCVoOVLvjJAyeQpGPpRKpuR",
+	"VPhMVZZkZTPUTgiOL+C9MF2P3njXHb16pn07PQy7LyoWr49KC7u6okQzJGVOl5S7NWmuO4sb3pwts7b0",
+	"ia2Qc7XHnRvgMoWCS74I6ZHbi6EEwKcQAWNmAjz8ODDOrlGmYDVP0YCwJkDUkeNghFzkeFQZBEoZfO46",
+	"Vxq4BO+hg0r89GBGfuzUQ9aAxgXpS9c7iEC4CETEfDIRIqmj4lUWtj+GaaN10o5LY0CYTSKvlhKGMfsZ",
+	"bW1EbnbMRiEL9FDC3CCt83PclIHPvoXNNwWO5/S///0/XaGF3bCI3aE2XuwvxifjExax+6NcLZxaeG6n",
+	"eG+bpA3cB4r3ye1CUzL1VuWU47E//XRC/xwwVImSl4JN2L8HilR5OYAcOwEe0/rK5QWLPg9+BrOZyi2k",
+	"3HJKLWAucoxgqYW1KGGuVQFKonfkVnNpuEtaYJmJHB1WKI0TCcItYmn8b3IxhncWMpWnBjJuMjSgZL6K",
+	"YFZZsBQoQFjIxa0nkYs7bLZAgm3URc6Qdv7GH2OrCnx5cnKgBlSJRXtkiF3RrQWbRGUmJNcr1ltv7qaG",
+	"HSGNyQ28Onmxr7ZsNlpXlxF79fJvT5j9F3+4R89+/E5aHoVNPnR9yYfr9XXETFUUJJgJu3LiAw6JkoYs",
+	"UVpIVLki32BbMiEZ8oVxuRQBj10Tm2NvAs5DKtODv8tg3qZxLMGObaWl9ykidUPetXibLpu8IzgcYcIS",
+	"TB3QIEONbtlsRS4EJeEJj/z00x7culXE7uqXs6OXf/mrg+0uFJNW6RraGWjsG5Wuvlgzoq86XneDBYW7",
+	"9Y4tvPhiW9jJOvcYhNdY5PMMEt6OYoZUkUlQMsFRsJinoPpp9vUUi3mKDdQgbTDaAnsYaKP9+KFO5NYe",
+	"8DnaniL2RzfebkecOhk2sdKH5RCKjVUlLJW+dbmNdRLdhafn1YJnByCv9m0i/Rxn5sn9warx+z+omKg/",
+	"8l0GF9Nq6zQwDuD1lUxvPNon4pM/yAa/WQVS7nVYe+1W84f+HWymHDet6PV1r0Ue83aH9nNJR3vC2Vue",
+	"5+iCDsEqU8bCkH5acItLvop8+gtGLCSmR0JCZVCPfEXXBEBhKF2lUEbREFxO5MKeS6CFgRmlg3WbqxU1",
+	"6VeaHUHCqdoDjSli4WJigpGb0+od90W2pn/9PLFtu9f8qLh28sXZ77MlEvCzR6mvw+58H6+/SHt0eDve",
+	"7q98cYOqvTQHicu6avQZYqta3DQ6DC/qPr/P8kqNBqXF7RW1vXQKUVdapnUc6I+5cOEpurEtotb1pbkB",
+	"nlPBtAKtLPe8XW8mXC34yXRQlCmmvspqdt+oYddGAzcvt7rf9Bx22tdcewZb3W57kyoaLB2+KNu6+Gpa",
+	"veePmbSfx9O7ozuN5M0hop3WoKfePkrPxndaQBG7P1qoozDY0v5lEH6fP2vyG5r4WU7t1VdR2q47mbiz",
+	"px27E9Kq4CL8QMmFfooX2yoQfwdXtl0peW+l8tS1W+Zc5GZ/mr/ZcOdy4tmz0cOZKB1rf9n37YXIy0bK",
+	"7a5nczfxSHA1veDeKqRpRaYqqQofqOZKFxPg8PP51IciDn+/ev+rv76FN1otDWpDOZ5UBB/XPW1NpnkR",
+	"GAUxm+oVBTJV2ZjVCyiguf7IhLJPB7uL91dTx7bu6rhAVHKbwZDA3HI5owiWmUgysPw2FK9uMjH1jVxp",
+	"lrS95suSrw6UULVr3DK353lFcv350XIrVLWKiE9ckTzy9URv6PnEikLId37qi0N3dp/xamP3Ci7anPlQ",
+	"fDoKyuoEqe/5w1eTP/Tq518siTi/TzIuF+juoboXU50rGxj2eeBRj+snARORK16UOXoPlnO5YBN2lWGe",
+	"k+rc2xiqsyudw9FR8EPOb8dxLAGOjuhLZm1pJsfHvCzH1gWHMRfHvBR1aPnzD29qT/jnH3704aWhkCFP",
+	"UcPgLDzRcYYzgTcuysHl+cU/zt6e37w5P7s8v7yZvv/P818HO2uD9Tm4TGDbADfzU245DB7i4DNiNokD",
+	"yGMWxcGB7Iw6BMds8mEzfB3FjXPpzF8P2DpqJPl3fsevHDY74lTSWCDJvYbBZwlvcBpLT0U52Bt4DQ90",
+	"xAJtptIJDH4+nw4iGvEiMhP/HWBLzINDco78ko54BxMY7AiY5q3dbILb5LlFHMv1aSxj99rNHcvLojYh",
+	"eA18yYWFOdokG1Y6j2o5jU430x0Y6qn12jGdZ7iZpnIc52oxpMk0uoaE2ySDoXsCNtqwp4luLHyhuW0o",
+	"/ErV8W9mFwcEAHgNwaEOPSAGI3fAx+pYGUtO0qtmAyP/tVTaTkBWee5/5TabwOCTEPud0VPrtFblR3jt",
+	"RDMOXmcYpBDBvJL+Pneo0YzaAEiySt6SnD5cO1pAah0rORyQ+gbtpW7qqD6WXzguK5OFLw4A69EWGZRp",
+	"h8qGgOPvEsrX8Kaaz1GPEyUTbj29ALwuplxybNWVw/Vw1OIZGGv8OF5qYXFIrnzsDUDMV8MHb1wTGPix",
+	"QRRy/M6IM6oJfKiHriOoDWozb+34EieU6XB02sbsxcpmSrYhKwpCk1dMkguUNuhM1uryo+NfptOLq7dK",
+	"Sv9gcBizDjJjNqKFJV/liqfwGmL2EMeN04jJ4OPG5GNyEnHjPPZ99U4kdm6k8/nafW+cye76dcxoOwHt",
+	"taHBVlAaTCBmBxBP++iFfLyTExK/dS26BuIx+/l8GrMIYvYp86RZQXpRbaUjjxnavyO7QFu7teEolsHf",
+	"EZY18nToNaCFtM67jVOkfGAYs8rOj/4jZqORv5Dobw34SxAbsrxupbRVf30vlf6/lErfq6TvXdZvu0Da",
+	"1wRzH483T/P2P//5ydF0z7/CRYzS3d5u5C7kSSlR89zE33GGv+ZwFzmiQHMa3ha2H+0NPQTcHyq4x5xR",
+	"fSUTQSVvpVrKCBZcz/gCR4D3PLE5pcHhPXjMJjDnucH1bgdrc7znvIh5bt9wiHf3rxT2NH3Da0j3FxP4",
+	"zb7wmWKeN2+FeXMbCB4G/uZ8mflXi+7vhEwL++Hhbgv6Hmz7YR+eCaBw/MJrge5r7mEdw1uP3+q/QnJt",
+	"CLKU/vfdcBZasC9PTmqbgCXm+dFc6YKgT0aN0hIs3OWkg1cEPDdq87q8EUIwFBhe/vQWfjg5+dtoDO6l",
+	"dt8VqKNRX3e650ytC9ZT/8Wt23oDnCO/C/3kLsHKuDS35w6EeDzvJWj7tf7vbHz1U/jemBNcGSGAuxfv",
+	"Aahf2duF5w1XB2w7eti+yXHPwvlO2GpM1xHUd3VOXek8PJ7vbSdRLv9/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

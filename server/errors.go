@@ -100,6 +100,11 @@ func (e *Error) Status() int {
 var (
 	errInvalidSecret       = Errorf(CodeValidation, "Invalid secret")
 	errInvalidAuthCode     = Errorf(CodeValidation, "Invalid auth code")
+	// errAuthCodeReplayed and errRefreshTokenReused answer exactly as an
+	// invalid code or token does (a thief learns nothing), but are their
+	// own values so that the log can tell them apart.
+	errAuthCodeReplayed   = Errorf(CodeValidation, "Invalid auth code")
+	errRefreshTokenReused = Errorf(CodeValidation, "Invalid refresh token")
 	errPluginNotFound      = Errorf(CodeNotFound, "Plugin not found")
 	errMissingBearer       = Errorf(CodeUnauthorized, "A valid admin bearer token is required")
 	errInternal            = Errorf(CodeInternal, "Internal server error")
@@ -108,6 +113,34 @@ var (
 	errNotJSON             = Errorf(CodeUnsupportedMedia, "Content-Type must be application/json")
 	errNotImplemented      = Errorf(CodeNotImplemented, "This operation is not implemented yet")
 )
+
+// reasons name, for the request log line, why a request was refused where
+// the status alone does not say (several refusals share 400). Never a
+// credential.
+var reasons = map[*Error]string{
+	errInvalidSecret:       "invalid_secret",
+	errInvalidAuthCode:     "invalid_auth_code",
+	errAuthCodeReplayed:    "auth_code_replay",
+	errInvalidRefreshToken: "invalid_refresh_token",
+	errRefreshTokenReused:  "refresh_token_reuse",
+	errPluginNotFound:      "plugin_not_found",
+	errMissingBearer:       "admin_bearer_refused",
+}
+
+// reasonOf is the log reason of an answered error: its entry in reasons,
+// else its code.
+func reasonOf(e *Error) string {
+	if r, ok := reasons[e]; ok {
+		return r
+	}
+	if e.Code == CodeTooManyRequests {
+		return "rate_limited"
+	}
+	return string(e.Code)
+}
+
+// contextKeyReason is where writeError leaves the reason for the log line.
+const contextKeyReason = "plugintoken.reason"
 
 // maxBodyBytes bounds every request body: the largest real request is a few
 // hundred bytes.
@@ -186,6 +219,7 @@ func asError(err error) *Error {
 func writeError(c echo.Context, log *slog.Logger, err error) {
 	e := asError(err)
 	status := e.Status()
+	c.Set(contextKeyReason, reasonOf(e))
 	switch {
 	case status == http.StatusServiceUnavailable, status == http.StatusNotImplemented:
 		log.WarnContext(c.Request().Context(), e.Message,

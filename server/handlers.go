@@ -147,8 +147,8 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 		err = errPluginNotFound
 	case errors.Is(err, store.ErrCodeReplayed):
 		s.metrics.detections.WithLabelValues("auth_code_replay").Inc()
-		s.audit(ctx, "auth code replay detected: tokens issued from it revoked", slog.String("plugin", pluginID), slog.String("base", body.BaseID))
-		err = errInvalidAuthCode
+		s.alert(ctx, "auth code replay detected: tokens issued from it revoked", slog.String("plugin", pluginID), slog.String("base", body.BaseID))
+		err = errAuthCodeReplayed
 	case errors.Is(err, store.ErrInvalidCode):
 		err = errInvalidAuthCode
 	}
@@ -173,7 +173,7 @@ func (s *Server) exchange(ctx context.Context, pluginID string, body *gen.Plugin
 // others sent from the same address.
 func (s *Server) failed(ctx context.Context, pluginID string, now time.Time, err error) error {
 	switch err {
-	case errInvalidSecret, errInvalidAuthCode, errInvalidRefreshToken:
+	case errInvalidSecret, errInvalidAuthCode, errAuthCodeReplayed, errInvalidRefreshToken, errRefreshTokenReused:
 		if wait, over := s.failures.fail(pluginID+"|"+callerFrom(ctx).ip, now); over {
 			s.metrics.rateLimited.Inc()
 			return tooManyFailures(wait)
@@ -186,6 +186,15 @@ func (s *Server) failed(ctx context.Context, pluginID string, now time.Time, err
 // subject, or the plugin), which plugin and base. Never a secret, code or
 // token.
 func (s *Server) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	s.auditAt(ctx, slog.LevelInfo, event, attrs...)
+}
+
+// alert is audit for security events (a theft detected): logged at WARN.
+func (s *Server) alert(ctx context.Context, event string, attrs ...slog.Attr) {
+	s.auditAt(ctx, slog.LevelWarn, event, attrs...)
+}
+
+func (s *Server) auditAt(ctx context.Context, level slog.Level, event string, attrs ...slog.Attr) {
 	c := callerFrom(ctx)
 	attrs = append(attrs, slog.Bool("audit", true))
 	if c.subject != "" {
@@ -194,7 +203,7 @@ func (s *Server) audit(ctx context.Context, event string, attrs ...slog.Attr) {
 	if c.ip != "" {
 		attrs = append(attrs, slog.String("remote", c.ip))
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, event, attrs...)
+	s.log.LogAttrs(ctx, level, event, attrs...)
 }
 
 // pluginError maps the store's not-found to Teable's "Plugin not found".

@@ -34,8 +34,8 @@ func (s *Server) RefreshPluginToken(ctx context.Context, req gen.RefreshPluginTo
 		err = errPluginNotFound
 	case errors.Is(err, store.ErrTokenReused):
 		s.metrics.detections.WithLabelValues("refresh_token_reuse").Inc()
-		s.audit(ctx, "refresh token reuse detected: token family revoked", slog.String("plugin", req.PluginID))
-		err = errInvalidRefreshToken
+		s.alert(ctx, "refresh token reuse detected: token family revoked", slog.String("plugin", req.PluginID))
+		err = errRefreshTokenReused
 	case errors.Is(err, store.ErrInvalidToken):
 		err = errInvalidRefreshToken
 	}
@@ -120,10 +120,18 @@ func (s *Server) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObje
 		r.PluginID = *req.Body.PluginID
 		r.Authorize = checkSecret(*req.Body.Secret)
 	}
+	plugin := r.PluginID
+	if plugin == "" {
+		// An admin's revocation names no plugin: the log says whose token
+		// it was, when it is one of ours.
+		if t, err := s.store.Token(ctx, ref); err == nil {
+			plugin = t.PluginID
+		}
+	}
 	if err := s.store.RevokeToken(ctx, r); err != nil {
 		return nil, s.failed(ctx, r.PluginID, r.Now, pluginError(err))
 	}
 	s.metrics.tokens.WithLabelValues("revoked").Inc()
-	s.audit(ctx, "token revoke requested", slog.String("plugin", r.PluginID))
+	s.audit(ctx, "token revoke requested", slog.String("plugin", plugin))
 	return gen.RevokeToken200JSONResponse{Revoked: true}, nil
 }

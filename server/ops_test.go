@@ -348,3 +348,62 @@ func TestSweeperReportsUndecodableOnce(t *testing.T) {
 		t.Errorf("gauge missing:\n%s", grepLines(h.metricsText(), "undecodable"))
 	}
 }
+
+// TestLogReasons: a refused request's log line says why (never the
+// credential); theft detections are logged at WARN; an admin's revocation
+// names the plugin whose token it was.
+func TestLogReasons(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin()
+	code := h.authCode(p.ID, "bse1")
+	h.exchange(p.ID, tokenRequest("bse1", "wrong", code, "table|read"))
+	tok := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read"))
+	h.exchange(p.ID, tokenRequest("bse1", p.Secret, code, "table|read")) // replay
+	other := h.token(p, "table|read")
+	h.refresh(p.ID, p.Secret, "ptr_garbage")
+	h.refresh(p.ID, p.Secret, other.RefreshToken)
+	h.refresh(p.ID, p.Secret, other.RefreshToken) // reuse
+	third := h.token(p, "table|read")
+	h.admin.RevokeTokenWithResponse(ctx, gen.RevokeRequest{Token: third.AccessToken})
+	logs := h.logs.String()
+	for _, want := range []string{"reason=invalid_secret", "reason=auth_code_replay", "reason=invalid_refresh_token", "reason=refresh_token_reuse"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no request line with %s in\n%s", want, grepLines(logs, "msg=request"))
+		}
+	}
+	for _, event := range []string{"auth code replay detected", "refresh token reuse detected"} {
+		if l := grepLines(logs, event); !strings.Contains(l, "level=WARN") {
+			t.Errorf("%q not at WARN: %s", event, l)
+		}
+	}
+	if l := grepLines(logs, "token revoke requested"); !strings.Contains(l, "plugin="+p.ID) {
+		t.Errorf("admin revocation does not name the plugin: %s", l)
+	}
+	for _, secret := range []string{p.Secret, tok.JSON200.AccessToken, other.RefreshToken} {
+		if strings.Contains(logs, secret[len(secret)-16:]) {
+			t.Error("a credential reached the log")
+		}
+	}
+}
+
+// TestRoutesForNewcomers: HEAD on the health checks, and a root that says
+// where the docs are.
+func TestRoutesForNewcomers(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if res, _ := h.do("HEAD", path, "", ""); res.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d", path, res.StatusCode)
+		}
+	}
+	res, body := h.do("GET", "/", "", "")
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"docs":"/docs"`) {
+		t.Errorf("GET /: %d %s", res.StatusCode, body)
+	}
+	res, body = h.do("GET", "/api/openapi.json", "", "")
+	if res.StatusCode != 200 || !strings.Contains(string(body), "plugintoken — Teable plugin tokens") || strings.Contains(string(body), "drink a cup of tea") {
+		t.Errorf("the reference page's document still shows Teable's header: %.300s", body)
+	}
+	if !strings.Contains(string(body), "use the POST form") {
+		t.Error("the GET token operation does not point browsers to the POST form")
+	}
+}

@@ -396,10 +396,20 @@ func (s *Server) Handler() (*echo.Echo, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = func(err error, c echo.Context) { writeError(c, s.log, err) }
 	e.Use(middleware.Recover(), RequestLogger(s.log))
-	e.GET("/healthz", func(c echo.Context) error {
+	healthz := func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-	})
+	}
+	// Health checks commonly use HEAD.
+	e.GET("/healthz", healthz)
+	e.HEAD("/healthz", healthz)
 	e.GET("/readyz", s.ready)
+	e.HEAD("/readyz", s.ready)
+	// The root says where things are instead of a bare 404.
+	e.GET("/", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{
+			"service": "plugintoken", "docs": "/docs", "openapi": "/api/openapi.json", "health": "/healthz",
+		})
+	})
 	e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
 	if _, err := s.Mount(e, "/api"); err != nil {
 		return nil, err
@@ -444,6 +454,9 @@ func RequestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			}
 			if subject, ok := c.Get(contextKeySubject).(string); ok {
 				attrs = append(attrs, slog.String("subject", subject))
+			}
+			if reason, ok := c.Get(contextKeyReason).(string); ok {
+				attrs = append(attrs, slog.String("reason", reason))
 			}
 			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
 			return nil
