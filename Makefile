@@ -6,9 +6,9 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: run build test lincheck bench generate check-generated vet docs-assets spec-diff update-spec
 
-## run: build and serve on 127.0.0.1:8080 with the database in ./data
+## run: build and serve on 127.0.0.1:8080 with the database in ./data (flags: make run ARGS='--addr 127.0.0.1:9090')
 run: build
-	./plugintoken serve
+	./plugintoken serve $(ARGS)
 
 ## build: build the plugintoken binary
 build:
@@ -16,6 +16,7 @@ build:
 
 ## test: the whole test suite, with the race detector (about a minute and a half)
 test:
+	@echo "make test: every package with the race detector, then the linearizability checker; about 1.5 minutes"
 	$(GO) test -race -count=1 ./...
 	cd internal/lincheck && $(GO) test -race -count=1 ./...
 

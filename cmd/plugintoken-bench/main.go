@@ -80,6 +80,8 @@ func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int
 	}
 	fmt.Printf("plugintoken-bench: %d connections, %s per scenario after %s warm-up, %d CPUs shared by server, load generator (and etcd)\n",
 		conns, duration, warmup, runtime.NumCPU())
+	began := time.Now()
+	defer func() { fmt.Printf("\nplugintoken-bench took %s\n", time.Since(began).Round(time.Second)) }()
 	fmt.Println("\n== bbolt (the embedded default)")
 	if err := runBackend(bin, filepath.Join(dir, "bbolt"), duration, warmup, conns, codes, extra, profileDir); err != nil {
 		return err
@@ -412,10 +414,44 @@ func (c *client) exchangeOnce(s *server, p plugin) (string, error) {
 	return out.AccessToken, err
 }
 
+// onTerminal is whether stdout is a terminal: progress lines are drawn only
+// there, and a log or CI stays quiet.
+var onTerminal = func() bool {
+	st, err := os.Stdout.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}()
+
+// progress redraws "label: done/total (pct%) elapsed" on the terminal's
+// current line every quarter second until the returned stop is called.
+func progress(label string, total int64, done func() int64) (stop func()) {
+	if !onTerminal {
+		return func() {}
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				fmt.Print("\r\033[K")
+				return
+			case <-t.C:
+				d := min(done(), total)
+				fmt.Printf("\r\033[K  %s: %d/%d (%d%%) %s", label, d, total, d*100/max(total, 1), time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
 // issueCodes issues n auth codes with conns concurrent requests.
 func (c *client) issueCodes(s *server, p plugin, n, conns int) ([]string, error) {
 	out := make([]string, n)
 	var next atomic.Int64
+	defer progress("issuing auth codes", int64(n), next.Load)()
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	for range conns {
@@ -516,12 +552,16 @@ func (c *client) load(name string, conns int, warmup, duration time.Duration, ma
 		}
 		return r
 	}
+	start := time.Now()
+	elapsed := func() int64 { return int64(time.Since(start) / time.Second) }
+	stop := progress(name+", seconds", int64((warmup+duration)/time.Second), elapsed)
 	phase(warmup, false)
 	if c.profile != nil {
 		c.profile(name, duration)
 	}
 	srv0, self0 := cpuTime(c.serverPID), cpuTime(os.Getpid())
 	r := phase(duration, true)
+	stop()
 	r.serverCPU = (cpuTime(c.serverPID) - srv0).Seconds() / r.elapsed.Seconds()
 	r.loadCPU = (cpuTime(os.Getpid()) - self0).Seconds() / r.elapsed.Seconds()
 	return r
