@@ -98,13 +98,13 @@ func (e *Error) Status() int {
 
 // The messages Teable's server uses, which its clients may match on.
 var (
-	errInvalidSecret       = Errorf(CodeValidation, "Invalid secret")
-	errInvalidAuthCode     = Errorf(CodeValidation, "Invalid auth code")
+	errInvalidSecret   = Errorf(CodeValidation, "Invalid secret")
+	errInvalidAuthCode = Errorf(CodeValidation, "Invalid auth code")
 	// errAuthCodeReplayed and errRefreshTokenReused answer exactly as an
 	// invalid code or token does (a thief learns nothing), but are their
 	// own values so that the log can tell them apart.
-	errAuthCodeReplayed   = Errorf(CodeValidation, "Invalid auth code")
-	errRefreshTokenReused = Errorf(CodeValidation, "Invalid refresh token")
+	errAuthCodeReplayed    = Errorf(CodeValidation, "Invalid auth code")
+	errRefreshTokenReused  = Errorf(CodeValidation, "Invalid refresh token")
 	errPluginNotFound      = Errorf(CodeNotFound, "Plugin not found")
 	errMissingBearer       = Errorf(CodeUnauthorized, "A valid admin bearer token is required")
 	errInternal            = Errorf(CodeInternal, "Internal server error")
