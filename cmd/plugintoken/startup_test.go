@@ -197,3 +197,33 @@ func TestRestoreProcedure(t *testing.T) {
 		t.Error("a token issued after the backup survived the restore")
 	}
 }
+
+// TestTokenFileWarningIsStructured: the warning about an admin token file
+// others can read goes through the server's structured logger, like every
+// other line.
+func TestTokenFileWarningIsStructured(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(processAdmin+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DBPath = filepath.Join(dir, "plugintoken.db")
+	cfg.AdminTokenFile = tokenFile
+	logs := &lockedBuffer{}
+	m := NewMain(cfg, logs)
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var warning string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "readable by other users") {
+			warning = l
+		}
+	}
+	if !strings.HasPrefix(warning, "time=") || !strings.Contains(warning, "level=WARN") || !strings.Contains(warning, "file="+tokenFile) {
+		t.Errorf("warning line not in the server's log format: %q", warning)
+	}
+}
