@@ -30,7 +30,10 @@ func cli(t *testing.T, url string, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-func TestAdminCLI(t *testing.T) {
+// startMain starts a Main on a fresh database with the test admin token,
+// and stops it when the test ends.
+func startMain(t *testing.T) *Main {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DBPath = filepath.Join(t.TempDir(), "plugintoken.db")
@@ -40,7 +43,12 @@ func TestAdminCLI(t *testing.T) {
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func TestAdminCLI(t *testing.T) {
+	m := startMain(t)
 	url := "http://" + m.Addr()
 
 	// plugin create, readable and --json.
@@ -150,16 +158,7 @@ func runMain(t *testing.T, env map[string]string, args ...string) (int, string, 
 // stdout with exit 0, usage errors to stderr with exit 2, the same error
 // line), and what a newcomer types first works.
 func TestCLIConventions(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DBPath = filepath.Join(t.TempDir(), "plugintoken.db")
-	cfg.AdminTokenFile = filepath.Join(t.TempDir(), "absent")
-	cfg.AdminTokens = []string{processAdmin}
-	m := NewMain(cfg, &lockedBuffer{})
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := startMain(t)
 	env := map[string]string{"PLUGINTOKEN_ADMIN_TOKEN": processAdmin, "PLUGINTOKEN_SERVER": ""}
 
 	t.Run("HelpToStdout", func(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 )
 
 // serveOnce runs `plugintoken serve` with args and env until it exits (it
-// must, on its own, within 20 s) and returns its exit error and stderr.
-func serveOnce(t *testing.T, env []string, args ...string) (error, string) {
+// must, on its own, within 20 s) and returns its stderr and exit error.
+func serveOnce(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -30,7 +30,7 @@ func serveOnce(t *testing.T, env []string, args ...string) (error, string) {
 	if ctx.Err() != nil {
 		t.Fatalf("serve did not exit on its own: %s", stderr.String())
 	}
-	return err, stderr.String()
+	return stderr.String(), err
 }
 
 // TestServeDamagedFile starts the binary on database files damaged in the
@@ -75,7 +75,7 @@ func TestServeDamagedFile(t *testing.T) {
 			if err := os.WriteFile(damaged, damage(bytes.Clone(good)), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err, stderr := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=" + processAdmin}, "--db", damaged)
+			stderr, err := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=" + processAdmin}, "--db", damaged)
 			if err == nil {
 				t.Fatal("serve exited 0 on a damaged file")
 			}
@@ -96,7 +96,7 @@ func TestServeDamagedFile(t *testing.T) {
 // written.
 func TestServeRefusesWeakAdminToken(t *testing.T) {
 	dir := t.TempDir()
-	err, stderr := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=short-but-sixteen-chars"}, "--db", filepath.Join(dir, "plugintoken.db"))
+	stderr, err := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=short-but-sixteen-chars"}, "--db", filepath.Join(dir, "plugintoken.db"))
 	if err == nil {
 		t.Fatal("serve accepted a 23-character admin token")
 	}
