@@ -98,8 +98,9 @@ func (e *Error) Status() int {
 
 // The messages Teable's server uses, which its clients may match on.
 var (
-	errInvalidSecret   = Errorf(CodeValidation, "Invalid secret")
-	errInvalidAuthCode = Errorf(CodeValidation, "Invalid auth code")
+	errInvalidSecret       = Errorf(CodeValidation, "Invalid secret")
+	errInvalidAuthCode     = Errorf(CodeValidation, "Invalid auth code")
+	errInvalidRefreshToken = Errorf(CodeValidation, "Invalid refresh token")
 	// errAuthCodeReplayed and errRefreshTokenReused answer exactly as an
 	// invalid code or token does (a thief learns nothing), but are their
 	// own values so that the log can tell them apart.

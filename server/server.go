@@ -1,7 +1,14 @@
-// Package server implements plugintoken's HTTP API: the generated strict
-// interface (package gen) over a Store, the admin authentication hook, the
-// one mapping from errors to Teable's error body, and the functions with
-// which a standalone binary or an existing Echo application mounts it.
+// Package server is plugintoken's service and its HTTP API.
+//
+// The service (core.go) is every operation as a plain Go method over a
+// Store, with no generated or HTTP type in a signature: register a plugin,
+// issue an auth code, exchange, refresh, authenticate, introspect, revoke.
+// A gateway calls it in-process. The HTTP adapter (api.go, unexported)
+// implements the generated strict interface (package gen) over the service;
+// Mount and Handler serve it with request validation against the OpenAPI
+// document, the admin authentication hook, and the one mapping from errors
+// to Teable's error body (errors.go). RequireToken is the gateway's Echo
+// middleware for its own routes.
 package server
 
 import (
@@ -111,10 +118,6 @@ type Config struct {
 
 // Server serves the plugintoken API. Create it with New.
 type Server struct {
-	// Unimplemented answers 501 for any operation of the API document that
-	// has no method here yet (after an upstream update, say).
-	gen.Unimplemented
-
 	store      Store
 	admin      AdminAuthenticator
 	log        *slog.Logger
@@ -135,8 +138,6 @@ type Server struct {
 	sweepMu     sync.Mutex
 	undecodable map[string]bool
 }
-
-var _ gen.StrictServerInterface = (*Server)(nil)
 
 // New checks cfg and returns a Server.
 func New(cfg Config) (*Server, error) {
@@ -265,7 +266,7 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 	// the routes the host adds to the group.
 	g := e.Group(prefix)
 	chain := append(first, append(slices.Clone(mw), validator, ownBinding)...)
-	gen.RegisterHandlers(routes{g: g, mw: chain}, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withCaller}))
+	gen.RegisterHandlers(routes{g: g, mw: chain}, gen.NewStrictHandler(api{s: s}, []gen.StrictMiddlewareFunc{s.withCaller}))
 	var routes []string
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, prefix+"/") {

@@ -31,9 +31,14 @@ func PrincipalFrom(c echo.Context) (Principal, bool) {
 	if !ok {
 		return Principal{}, false
 	}
-	// The token is the store's (possibly cached) record: hand out a copy
-	// of its scopes, so that a caller editing them changes nothing here.
-	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}, true
+	return principalOf(t), true
+}
+
+// principalOf is what a live access token grants. The token is the store's
+// (possibly cached) record: the principal has its own copy of the scopes,
+// so that a caller editing them changes nothing here.
+func principalOf(t *store.Token) Principal {
+	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
 }
 
 // RequireToken returns Echo middleware for an embedding gateway's own routes:

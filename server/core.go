@@ -1,0 +1,418 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+)
+
+// This file is the service itself: every operation of the HTTP API as a
+// plain Go method, with the same validation and the same errors (*Error),
+// and no generated or HTTP type in a signature. The HTTP adapter (api.go)
+// turns requests into these calls and their results into Teable's answers;
+// a gateway calls them in-process (issuing codes for its signed-in users,
+// revoking as an admin, authenticating tokens on its own routes).
+//
+// Everything a method returns is the caller's own copy.
+
+// NewPlugin is a registered plugin with its plaintext secret, which is
+// returned once, at registration (or regeneration), and never stored.
+type NewPlugin struct {
+	ID, Name, Secret string
+	Scopes           []string
+}
+
+// PluginInfo is a registered plugin as it can be read back: the secret
+// masked but for its last characters.
+type PluginInfo struct {
+	ID, Name     string
+	MaskedSecret string
+	Scopes       []string
+}
+
+// AuthCode is an issued single-use auth code.
+type AuthCode struct {
+	Code      string
+	ExpiresIn time.Duration
+}
+
+// TokenRequest is a plugin backend's exchange of its secret and an auth
+// code for a token pair (Teable's "Get plugin token" body).
+type TokenRequest struct {
+	BaseID, Secret, AuthCode string
+	Scopes                   []string
+}
+
+// TokenPair is an issued access token and refresh token.
+type TokenPair struct {
+	AccessToken, RefreshToken   string
+	Scopes                      []string
+	ExpiresIn, RefreshExpiresIn time.Duration
+}
+
+// Introspection is what a token is (RFC 7662): for anything not live, only
+// Active, false.
+type Introspection struct {
+	Active              bool
+	TokenType           string // "access" or "refresh"
+	PluginID, BaseID    string
+	Scopes              []string
+	IssuedAt, ExpiresAt time.Time
+}
+
+// required refuses an empty value of a named field, with the message the
+// HTTP validator gives.
+func required(field, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return Errorf(CodeValidation, "%s: must not be empty", field)
+	}
+	return nil
+}
+
+// CreatePlugin registers a plugin allowed the given scopes (every plugin
+// scope when scopes is nil) and returns it with its secret.
+func (s *Server) CreatePlugin(ctx context.Context, name string, scopes []string) (NewPlugin, error) {
+	if err := required("name", name); err != nil {
+		return NewPlugin{}, err
+	}
+	allowed := s.scopes
+	if scopes != nil {
+		if len(scopes) == 0 {
+			return NewPlugin{}, Errorf(CodeValidation, "scopes must not be empty: omit it to allow every plugin scope")
+		}
+		if err := s.vocabulary.check(scopes); err != nil {
+			return NewPlugin{}, err
+		}
+		allowed = dedupe(scopes)
+	}
+	now := s.now()
+	secret := newSecret()
+	p := store.Plugin{
+		ID:         newPluginID(),
+		Name:       name,
+		SecretHash: store.HashOf(secret),
+		SecretHint: secretHint(secret),
+		Scopes:     slices.Clone(allowed),
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+	if err := s.store.CreatePlugin(ctx, p); err != nil {
+		return NewPlugin{}, err
+	}
+	s.audit(ctx, "plugin created", slog.String("plugin", p.ID), slog.Any("scopes", p.Scopes))
+	return NewPlugin{ID: p.ID, Name: p.Name, Secret: secret, Scopes: slices.Clone(p.Scopes)}, nil
+}
+
+// Plugin returns a plugin, its secret masked.
+func (s *Server) Plugin(ctx context.Context, id string) (PluginInfo, error) {
+	if err := required("pluginId", id); err != nil {
+		return PluginInfo{}, err
+	}
+	p, err := s.store.Plugin(ctx, id)
+	if err != nil {
+		return PluginInfo{}, pluginError(err)
+	}
+	return PluginInfo{ID: p.ID, Name: p.Name, MaskedSecret: maskSecret(p.SecretHint), Scopes: slices.Clone(p.Scopes)}, nil
+}
+
+// DeletePlugin deletes a plugin; its codes and tokens stop working at once.
+func (s *Server) DeletePlugin(ctx context.Context, id string) error {
+	if err := required("pluginId", id); err != nil {
+		return err
+	}
+	if err := s.store.DeletePlugin(ctx, id); err != nil {
+		return pluginError(err)
+	}
+	s.audit(ctx, "plugin deleted", slog.String("plugin", id))
+	return nil
+}
+
+// RegenerateSecret gives a plugin a new secret and returns it; the old one
+// fails at once.
+func (s *Server) RegenerateSecret(ctx context.Context, id string) (string, error) {
+	if err := required("pluginId", id); err != nil {
+		return "", err
+	}
+	secret := newSecret()
+	if err := s.store.SetPluginSecret(ctx, id, store.HashOf(secret), secretHint(secret), s.now()); err != nil {
+		return "", pluginError(err)
+	}
+	s.audit(ctx, "plugin secret regenerated", slog.String("plugin", id))
+	return secret, nil
+}
+
+// IssueAuthCode issues a single-use code bound to the plugin and the base.
+func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID string) (AuthCode, error) {
+	if err := errors.Join(required("pluginId", pluginID), required("baseId", baseID)); err != nil {
+		return AuthCode{}, firstError(err)
+	}
+	now := s.now()
+	code, ref := newCredential(PrefixAuthCode, now)
+	err := s.store.CreateAuthCode(ctx, store.AuthCode{
+		Key:       ref.Key,
+		Secret:    ref.Secret,
+		PluginID:  pluginID,
+		BaseID:    baseID,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(s.codeTTL),
+	})
+	if err != nil {
+		return AuthCode{}, pluginError(err)
+	}
+	s.audit(ctx, "auth code issued", slog.String("plugin", pluginID), slog.String("base", baseID))
+	return AuthCode{Code: code, ExpiresIn: s.codeTTL}, nil
+}
+
+// firstError is the first of errors.Join's errors.
+func firstError(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()[0]
+	}
+	return err
+}
+
+// Exchange trades a plugin secret and an auth code for a token pair.
+// Scopes are checked against the vocabulary before the store is touched;
+// the secret, the plugin's allowed scopes and the code are checked, and the
+// code consumed, in one store transaction. Failed secrets and codes are
+// rate-limited per plugin and client address.
+func (s *Server) Exchange(ctx context.Context, pluginID string, req TokenRequest) (TokenPair, error) {
+	if err := errors.Join(required("pluginId", pluginID), required("baseId", req.BaseID), required("secret", req.Secret),
+		required("authCode", req.AuthCode)); err != nil {
+		return TokenPair{}, firstError(err)
+	}
+	if len(req.Scopes) == 0 {
+		return TokenPair{}, Errorf(CodeValidation, "scopes: must have at least 1 item(s)")
+	}
+	if err := s.vocabulary.check(req.Scopes); err != nil {
+		return TokenPair{}, err
+	}
+	now := s.now()
+	scopes := dedupe(req.Scopes)
+	// A string that is no code of ours still goes through the store, so
+	// that the plugin and its secret are checked (and a wrong secret or an
+	// unknown plugin reported) whatever the code looks like.
+	code, _ := parseCredential(req.AuthCode, PrefixAuthCode)
+	access, refresh, grant := newTokenPair(code.Key, now, s.accessTTL, s.refreshTTL)
+	grant.PluginID, grant.BaseID, grant.Scopes = pluginID, req.BaseID, scopes
+
+	secretOK := checkSecret(req.Secret)
+	err := s.store.RedeemAuthCode(ctx, store.Redemption{
+		PluginID: pluginID,
+		BaseID:   req.BaseID,
+		Code:     code,
+		Now:      now,
+		Authorize: func(p store.Plugin) error {
+			if err := secretOK(p); err != nil {
+				return err
+			}
+			for _, sc := range scopes {
+				if !slices.Contains(p.Scopes, sc) {
+					return Errorf(CodeValidation, "Scope %q is not allowed for this plugin", sc)
+				}
+			}
+			return nil
+		},
+		Grant: grant,
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = errPluginNotFound
+	case errors.Is(err, store.ErrCodeReplayed):
+		s.metrics.detections.WithLabelValues("auth_code_replay").Inc()
+		s.alert(ctx, "auth code replay detected: tokens issued from it revoked", slog.String("plugin", pluginID), slog.String("base", req.BaseID))
+		err = errAuthCodeReplayed
+	case errors.Is(err, store.ErrInvalidCode):
+		err = errInvalidAuthCode
+	}
+	if err != nil {
+		return TokenPair{}, s.failed(ctx, pluginID, now, err)
+	}
+	s.metrics.tokens.WithLabelValues("issued").Inc()
+	s.audit(ctx, "token issued", slog.String("plugin", pluginID), slog.String("base", req.BaseID), slog.Any("scopes", scopes))
+	return TokenPair{AccessToken: access, RefreshToken: refresh, Scopes: scopes, ExpiresIn: s.accessTTL, RefreshExpiresIn: s.refreshTTL}, nil
+}
+
+// Refresh rotates a refresh token into a new pair (Teable's
+// POST /plugin/{pluginId}/refreshToken): the presented token and its access
+// token stop working at once. A refresh token presented again after its
+// rotation (outside the reuse grace) revokes its whole family.
+func (s *Server) Refresh(ctx context.Context, pluginID, refreshToken, secret string) (TokenPair, error) {
+	if err := errors.Join(required("pluginId", pluginID), required("refreshToken", refreshToken), required("secret", secret)); err != nil {
+		return TokenPair{}, firstError(err)
+	}
+	now := s.now()
+	presented, _ := parseCredential(refreshToken, PrefixRefreshToken)
+	access, refresh, grant := newTokenPair(presented.Key, now, s.accessTTL, s.refreshTTL)
+	fresh, err := s.store.RotateRefreshToken(ctx, store.Rotation{
+		PluginID:  pluginID,
+		Refresh:   presented,
+		Now:       now,
+		Grace:     s.reuseGrace,
+		Authorize: checkSecret(secret),
+		New:       grant,
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = errPluginNotFound
+	case errors.Is(err, store.ErrTokenReused):
+		s.metrics.detections.WithLabelValues("refresh_token_reuse").Inc()
+		s.alert(ctx, "refresh token reuse detected: token family revoked", slog.String("plugin", pluginID))
+		err = errRefreshTokenReused
+	case errors.Is(err, store.ErrInvalidToken):
+		err = errInvalidRefreshToken
+	}
+	if err != nil {
+		return TokenPair{}, s.failed(ctx, pluginID, now, err)
+	}
+	s.metrics.tokens.WithLabelValues("refreshed").Inc()
+	s.audit(ctx, "token refreshed", slog.String("plugin", fresh.PluginID), slog.String("base", fresh.BaseID))
+	return TokenPair{AccessToken: access, RefreshToken: refresh, Scopes: slices.Clone(fresh.Scopes),
+		ExpiresIn: s.accessTTL, RefreshExpiresIn: s.refreshTTL}, nil
+}
+
+// lookupToken returns the stored token for a presented one when it is
+// active at now, and nil for anything else: garbage, unknown, expired,
+// rotated, revoked, or a deleted plugin's. The token is shared: read only.
+func (s *Server) lookupToken(ctx context.Context, presented string, now time.Time) (*store.Token, error) {
+	ref, ok := parseCredential(presented, PrefixAccessToken)
+	if !ok {
+		if ref, ok = parseCredential(presented, PrefixRefreshToken); !ok {
+			return nil, nil
+		}
+	}
+	t, err := s.store.Token(ctx, ref)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !t.Active(now):
+		return nil, nil
+	}
+	return t, nil
+}
+
+// Introspect tells what a token is. Anything not active is exactly
+// Introspection{Active: false}.
+func (s *Server) Introspect(ctx context.Context, token string) (Introspection, error) {
+	t, err := s.lookupToken(ctx, token, s.now())
+	if err != nil || t == nil {
+		return Introspection{}, err
+	}
+	return Introspection{Active: true, TokenType: string(t.Kind), PluginID: t.PluginID, BaseID: t.BaseID,
+		Scopes: slices.Clone(t.Scopes), IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt}, nil
+}
+
+// Authenticate checks an access token, in-process, and returns what it
+// grants (a copy). Anything but a live access token is an *Error with code
+// CodeUnauthorized.
+func (s *Server) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
+	if !strings.HasPrefix(accessToken, PrefixAccessToken) {
+		return Principal{}, errInvalidAccessToken
+	}
+	t, err := s.lookupToken(ctx, accessToken, s.now())
+	switch {
+	case err != nil:
+		return Principal{}, err
+	case t == nil || t.Kind != store.KindAccess:
+		return Principal{}, errInvalidAccessToken
+	}
+	return principalOf(t), nil
+}
+
+// RevokeToken revokes any token, as an admin (RFC 7009: an unknown token
+// is not an error). A refresh token revokes its whole family.
+func (s *Server) RevokeToken(ctx context.Context, token string) error {
+	return s.revoke(ctx, token, "", "")
+}
+
+// RevokeTokenAsPlugin revokes one of the plugin's own tokens, the plugin
+// authenticated by its secret; another plugin's token is left alone, and
+// that is not an error either.
+func (s *Server) RevokeTokenAsPlugin(ctx context.Context, token, pluginID, secret string) error {
+	if err := errors.Join(required("pluginId", pluginID), required("secret", secret)); err != nil {
+		return firstError(err)
+	}
+	return s.revoke(ctx, token, pluginID, secret)
+}
+
+func (s *Server) revoke(ctx context.Context, token, pluginID, secret string) error {
+	// A string that is no token of ours revokes nothing, but the caller is
+	// still authenticated (RFC 7009 §2.2: 200 for unknown tokens).
+	ref, ok := parseCredential(token, PrefixAccessToken)
+	if !ok {
+		ref, _ = parseCredential(token, PrefixRefreshToken)
+	}
+	r := store.Revocation{Token: ref, Now: s.now(), PluginID: pluginID}
+	if pluginID != "" {
+		r.Authorize = checkSecret(secret)
+	}
+	plugin := pluginID
+	if plugin == "" {
+		// An admin's revocation names no plugin: the log says whose token
+		// it was, when it is one of ours.
+		if t, err := s.store.Token(ctx, ref); err == nil {
+			plugin = t.PluginID
+		}
+	}
+	if err := s.store.RevokeToken(ctx, r); err != nil {
+		return s.failed(ctx, pluginID, r.Now, pluginError(err))
+	}
+	s.metrics.tokens.WithLabelValues("revoked").Inc()
+	s.audit(ctx, "token revoke requested", slog.String("plugin", plugin))
+	return nil
+}
+
+// failed returns what to answer for err, a refused credential attempt for a
+// plugin: a wrong secret, code or token spends an attempt of the plugin and
+// client address, and is answered 429 instead once their budget is spent.
+// A correct credential never comes here, so it is never refused for what
+// others sent from the same address.
+func (s *Server) failed(ctx context.Context, pluginID string, now time.Time, err error) error {
+	switch err {
+	case errInvalidSecret, errInvalidAuthCode, errAuthCodeReplayed, errInvalidRefreshToken, errRefreshTokenReused:
+		if wait, over := s.failures.fail(pluginID+"|"+callerFrom(ctx).ip, now); over {
+			s.metrics.rateLimited.Inc()
+			return tooManyFailures(wait)
+		}
+	}
+	return err
+}
+
+// audit logs an event operators must be able to trace: who (the admin
+// subject, or the plugin), which plugin and base. Never a secret, code or
+// token.
+func (s *Server) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	s.auditAt(ctx, slog.LevelInfo, event, attrs...)
+}
+
+// alert is audit for security events (a theft detected): logged at WARN.
+func (s *Server) alert(ctx context.Context, event string, attrs ...slog.Attr) {
+	s.auditAt(ctx, slog.LevelWarn, event, attrs...)
+}
+
+func (s *Server) auditAt(ctx context.Context, level slog.Level, event string, attrs ...slog.Attr) {
+	c := callerFrom(ctx)
+	attrs = append(attrs, slog.Bool("audit", true))
+	if c.subject != "" {
+		attrs = append(attrs, slog.String("by", c.subject))
+	}
+	if c.ip != "" {
+		attrs = append(attrs, slog.String("remote", c.ip))
+	}
+	s.log.LogAttrs(ctx, level, event, attrs...)
+}
+
+// pluginError maps the store's not-found to Teable's "Plugin not found".
+func pluginError(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errPluginNotFound
+	}
+	return err
+}
