@@ -11,4 +11,3 @@ import (
 type Backuper interface {
 	Backup(ctx context.Context, w io.Writer, ready func(size int64)) error
 }
-
