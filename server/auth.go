@@ -16,16 +16,17 @@ import (
 	"github.com/plugintoken/plugintoken/store"
 )
 
-// AdminAuthenticator decides whether a bearer token grants admin access to
-// the protected routes (plugin registration, auth codes). It returns a
-// subject naming the caller, for logs, or an error: an *Error with code
-// CodeUnauthorized (or CodeRestricted) refuses the request with that status,
-// an *echo.HTTPError with its own status; any other error is an internal
-// failure and answers 500.
+// AdminAuthenticator decides whether a request may use the admin routes
+// (plugin registration, auth codes, introspection, backup). It gets the
+// request, so that a gateway can check its own session (a cookie, say), and
+// the bearer token of its Authorization header ("" when there is none). It
+// returns a subject naming the caller, for the audit log, or an error: an
+// *Error with code CodeUnauthorized (or CodeRestricted) refuses the request
+// with that status, an *echo.HTTPError with its own status; any other error
+// is an internal failure and answers 500.
 //
-// An embedding gateway plugs its own (its session check, say); the binary
-// uses StaticTokens.
-type AdminAuthenticator func(ctx context.Context, bearer string) (subject string, err error)
+// The binary uses StaticTokens.
+type AdminAuthenticator func(r *http.Request, bearer string) (subject string, err error)
 
 // ErrUnauthorized is what an AdminAuthenticator returns for a token it does
 // not accept.
@@ -56,7 +57,10 @@ func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
 	if len(hashes) == 0 {
 		return nil, errors.New("no admin token given")
 	}
-	return func(_ context.Context, bearer string) (string, error) {
+	return func(_ *http.Request, bearer string) (string, error) {
+		if bearer == "" {
+			return "", ErrUnauthorized
+		}
 		h := store.HashOf(bearer)
 		match := -1
 		for i, want := range hashes {
@@ -142,14 +146,22 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 	c := echomiddleware.GetEchoContext(ctx)
 	header := in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization)
 	token, ok := bearerToken(header)
-	if !ok {
-		if header != "" {
-			c.Set(contextKeyBearerRejected, true)
-		}
+	if !ok && header != "" {
+		c.Set(contextKeyBearerRejected, true) // not a bearer at all
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
 	}
-	subject, err := s.admin(c.Request().Context(), token)
+	subject, err := s.admin(c.Request(), token)
 	if err != nil {
+		if header == "" {
+			// No credential was presented (a route where the bearer is
+			// optional, or a session the gateway did not find): nothing
+			// was refused, nothing is counted.
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				return he
+			}
+			return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
+		}
 		c.Set(contextKeyBearerRejected, true)
 		var e *Error
 		if errors.As(err, &e) {

@@ -71,7 +71,7 @@ func newHost(t *testing.T, prefix string, options ...func(*server.Config)) *host
 		Store:   db,
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: h.reg,
-		Admin: func(_ context.Context, bearer string) (string, error) {
+		Admin: func(_ *http.Request, bearer string) (string, error) {
 			if bearer != hostAdmin {
 				return "", server.ErrUnauthorized
 			}
@@ -141,7 +141,7 @@ func TestEmbeddedIgnoresHostBinding(t *testing.T) {
 // becoming a 500.
 func TestEmbeddedKeepsUnknownStatuses(t *testing.T) {
 	h := newHost(t, "/auth", func(c *server.Config) {
-		c.Admin = func(context.Context, string) (string, error) {
+		c.Admin = func(*http.Request, string) (string, error) {
 			return "", echo.NewHTTPError(http.StatusUnprocessableEntity, "session expired")
 		}
 	})
@@ -173,13 +173,13 @@ func TestEmbeddedRoutes(t *testing.T) {
 // metrics show on the host's registry.
 func TestEmbeddedMetricsRegistry(t *testing.T) {
 	h := newHost(t, "/auth")
-	_, err := server.New(server.Config{Store: h.db, Admin: func(context.Context, string) (string, error) { return "", nil }, Metrics: h.reg})
+	_, err := server.New(server.Config{Store: h.db, Admin: func(*http.Request, string) (string, error) { return "", nil }, Metrics: h.reg})
 	if err == nil || !strings.Contains(err.Error(), "register metrics") {
 		t.Errorf("second Server on one registry: err = %v", err)
 	}
 	clash := prometheus.NewRegistry()
 	clash.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "plugintoken_tokens_total", Help: "the host's own"}))
-	if _, err := server.New(server.Config{Store: h.db, Admin: func(context.Context, string) (string, error) { return "", nil }, Metrics: clash}); err == nil {
+	if _, err := server.New(server.Config{Store: h.db, Admin: func(*http.Request, string) (string, error) { return "", nil }, Metrics: clash}); err == nil {
 		t.Error("a name clash with a host metric was accepted")
 	}
 	families, err := h.reg.Gather()
@@ -221,5 +221,138 @@ func TestRunSweeperRefusesZero(t *testing.T) {
 	cancel()
 	if err := h.srv.RunSweeper(ctx, time.Minute); err != nil {
 		t.Errorf("RunSweeper after cancel: %v", err)
+	}
+}
+
+// TestEmbeddedAdminSession: the admin check gets the request, so a
+// gateway's own session (a cookie, no bearer) works for the admin routes.
+func TestEmbeddedAdminSession(t *testing.T) {
+	h := newHost(t, "/auth", func(c *server.Config) {
+		c.Admin = func(r *http.Request, bearer string) (string, error) {
+			if ck, err := r.Cookie("session"); err == nil && ck.Value == "alice-session" {
+				return "alice", nil
+			}
+			return "", server.ErrUnauthorized
+		}
+	})
+	if status, body := h.do(t, "POST", "/auth/plugin", `{"name":"chart"}`, "Cookie", "session=alice-session"); status != http.StatusCreated {
+		t.Errorf("admin by session cookie: %d %s", status, body)
+	}
+	if status, _ := h.do(t, "POST", "/auth/plugin", `{"name":"chart"}`); status != http.StatusUnauthorized {
+		t.Errorf("no session: %d, want 401", status)
+	}
+}
+
+// TestEmbeddedMountSubsets: a gateway that issues codes in-process mounts
+// only the plugin-facing routes; the admin routes are then not reachable at
+// all. MountAdmin is the other half.
+func TestEmbeddedMountSubsets(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, err := server.New(server.Config{Store: db, Logger: slog.New(slog.DiscardHandler),
+		Admin: func(*http.Request, string) (string, error) { return "alice", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	if _, err := srv.MountPlugin(e, "/auth"); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	ctx := context.Background()
+	p, _ := srv.CreatePlugin(ctx, "chart", []string{"table|read"})
+	code, _ := srv.IssueAuthCode(ctx, p.ID, "bse1")
+	post := func(path, body string) int {
+		res, err := http.Post(ts.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := post("/auth/plugin/"+p.ID+"/token", `{"baseId":"bse1","secret":"`+p.Secret+`","scopes":["table|read"],"authCode":"`+code.Code+`"}`); got != 200 {
+		t.Errorf("token route with MountPlugin: %d", got)
+	}
+	for _, path := range []string{"/auth/plugin", "/auth/plugin/" + p.ID + "/authCode", "/auth/token/introspect"} {
+		if got := post(path, `{"name":"x","baseId":"b","token":"t"}`); got != http.StatusNotFound && got != http.StatusMethodNotAllowed {
+			t.Errorf("admin route %s reachable with MountPlugin only: %d", path, got)
+		}
+	}
+	admin := echo.New()
+	if _, err := srv.MountAdmin(admin, "/auth"); err != nil {
+		t.Fatal(err)
+	}
+	ats := httptest.NewServer(admin)
+	defer ats.Close()
+	res, err := http.Post(ats.URL+"/auth/token/introspect", "application/json", strings.NewReader(`{"token":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("introspection with MountAdmin: %d", res.StatusCode)
+	}
+}
+
+// TestGatewayMiddlewareOptions: the realm, base binding to a route
+// parameter, refusals through the host's error handler, and the same check
+// as net/http middleware.
+func TestGatewayMiddlewareOptions(t *testing.T) {
+	h := newHost(t, "/auth")
+	ctx := context.Background()
+	p, _ := h.srv.CreatePlugin(ctx, "chart", []string{"table|read"})
+	code, _ := h.srv.IssueAuthCode(ctx, p.ID, "bseA")
+	pair, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.e.GET("/v1/bases/:base/records", func(c echo.Context) error {
+		who, _ := server.PrincipalFrom(c)
+		return c.String(200, who.BaseID)
+	}, h.srv.RequireTokenWith(server.TokenCheck{Scopes: []string{"table|read"}, Realm: "gateway", BaseParam: "base", HostErrors: true}))
+	bearer := "Bearer " + pair.AccessToken
+	if status, body := h.do(t, "GET", "/v1/bases/bseA/records", "", "Authorization", bearer); status != 200 || body != "bseA" {
+		t.Errorf("own base: %d %s", status, body)
+	}
+	if status, body := h.do(t, "GET", "/v1/bases/bseB/records", "", "Authorization", bearer); status != 418 || body != "host error page" {
+		t.Errorf("another base: %d %s, want the host's error page (403 to its handler)", status, body)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /n/bases/{base}/records", h.srv.Middleware(server.TokenCheck{Scopes: []string{"table|read"}, BaseParam: "base", Realm: "gateway"})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			who, _ := server.PrincipalFromContext(r.Context())
+			_, _ = io.WriteString(w, who.BaseID)
+		})))
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	get := func(path, authz string) (int, string, string) {
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b), res.Header.Get("WWW-Authenticate")
+	}
+	if status, body, _ := get("/n/bases/bseA/records", bearer); status != 200 || body != "bseA" {
+		t.Errorf("net/http own base: %d %s", status, body)
+	}
+	if status, body, _ := get("/n/bases/bseB/records", bearer); status != 403 || !strings.Contains(body, `"code":"restricted_resource"`) {
+		t.Errorf("net/http another base: %d %s", status, body)
+	}
+	if status, _, challenge := get("/n/bases/bseA/records", ""); status != 401 || challenge != `Bearer realm="gateway"` {
+		t.Errorf("net/http no credentials: %d %q, want 401 with the realm and no error code", status, challenge)
+	}
+	if status, _, challenge := get("/n/bases/bseA/records", "Bearer pta_unknown"); status != 401 || !strings.Contains(challenge, `error="invalid_token"`) {
+		t.Errorf("net/http unknown token: %d %q", status, challenge)
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -249,4 +250,16 @@ func writeError(c echo.Context, log *slog.Logger, err error) {
 	if werr := c.JSON(status, body); werr != nil {
 		log.ErrorContext(c.Request().Context(), "writing error response", "err", werr)
 	}
+}
+
+// writeErrorHTTP answers with e in Teable's error body, for the net/http
+// middleware (no echo context there).
+func writeErrorHTTP(w http.ResponseWriter, e *Error) {
+	status := e.Status()
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(e.RetryAfter)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(gen.Error{Message: e.Message, Status: status, Code: string(e.Code)})
 }

@@ -36,7 +36,7 @@ func ExampleServer_Mount() {
 		Store:  db,
 		Logger: slog.New(slog.DiscardHandler), // the gateway's own logger
 		// The gateway decides who is an admin, here with its own session token.
-		Admin: func(_ context.Context, bearer string) (string, error) {
+		Admin: func(_ *http.Request, bearer string) (string, error) {
 			if bearer != "gateway-session-of-an-admin" {
 				return "", server.ErrUnauthorized
 			}
@@ -119,7 +119,7 @@ func ExampleServer_IssueAuthCode() {
 	}
 	defer db.Close()
 	srv, err := server.New(server.Config{Store: db, Logger: slog.New(slog.DiscardHandler),
-		Admin: func(context.Context, string) (string, error) { return "", server.ErrUnauthorized }})
+		Admin: func(*http.Request, string) (string, error) { return "", server.ErrUnauthorized }})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -34,6 +35,18 @@ func PrincipalFrom(c echo.Context) (Principal, bool) {
 	return principalOf(t), true
 }
 
+type principalKey struct{}
+
+// PrincipalFromContext returns the Principal that Middleware admitted the
+// request with (from the request's context).
+func PrincipalFromContext(ctx context.Context) (Principal, bool) {
+	t, ok := ctx.Value(principalKey{}).(*store.Token)
+	if !ok {
+		return Principal{}, false
+	}
+	return principalOf(t), true
+}
+
 // principalOf is what a live access token grants. The token is the store's
 // (possibly cached) record: the principal has its own copy of the scopes,
 // so that a caller editing them changes nothing here.
@@ -41,51 +54,160 @@ func principalOf(t *store.Token) Principal {
 	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
 }
 
+// TokenCheck says what the gateway middleware (RequireTokenWith, Middleware)
+// demands of a request to one of the gateway's own routes.
+type TokenCheck struct {
+	// Scopes the access token must hold, every one.
+	Scopes []string
+	// Realm is the realm of the WWW-Authenticate challenge. Default
+	// "plugintoken".
+	Realm string
+	// BaseParam, when set, names the route parameter that holds a base id
+	// (Echo's c.Param, net/http's r.PathValue): a token issued for another
+	// base is refused with 403, so a token for bseA never reaches
+	// /v1/bases/bseB/....
+	BaseParam string
+	// HostErrors hands refusals to the host instead of answering them in
+	// Teable's error body: RequireTokenWith returns an *echo.HTTPError (the
+	// host's HTTPErrorHandler renders it), and Middleware calls OnError.
+	// The WWW-Authenticate header is set either way.
+	HostErrors bool
+	// OnError renders a refusal for Middleware when HostErrors is set
+	// (default: http.Error with the message).
+	OnError func(w http.ResponseWriter, r *http.Request, status int, err error)
+}
+
+// refusal is why a request was turned away.
+type refusal struct {
+	status    int
+	challenge string
+	err       *Error
+}
+
+// check admits a request with the Authorization header and the base of its
+// route (when tc.BaseParam is set), returning the token, or a refusal (or
+// an internal error).
+func (s *Server) check(ctx context.Context, tc *TokenCheck, header, base string) (*store.Token, *refusal, error) {
+	realm := tc.Realm
+	if realm == "" {
+		realm = "plugintoken"
+	}
+	if header == "" {
+		// RFC 6750 §3.1: no credentials, no error code.
+		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), errInvalidAccessToken}, nil
+	}
+	token, ok := bearerToken(header)
+	if !ok || !strings.HasPrefix(token, PrefixAccessToken) {
+		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken}, nil
+	}
+	t, err := s.lookupToken(ctx, token, s.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	if t == nil || t.Kind != store.KindAccess {
+		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken}, nil
+	}
+	insufficient := func(err *Error) *refusal {
+		return &refusal{http.StatusForbidden,
+			fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " ")), err}
+	}
+	for _, want := range tc.Scopes {
+		if !slices.Contains(t.Scopes, want) {
+			return nil, insufficient(errInsufficientScope), nil
+		}
+	}
+	if tc.BaseParam != "" && base != t.BaseID {
+		return nil, insufficient(errOtherBase), nil
+	}
+	return t, nil, nil
+}
+
 // RequireToken returns Echo middleware for an embedding gateway's own routes:
 // it admits a request only with `Authorization: Bearer <access token>` for a
 // live plugintoken access token holding every one of scopes, checked against
 // the store in-process (no HTTP hop), and puts the Principal on the echo
 // context (see PrincipalFrom). Otherwise it answers, in Teable's error body,
-// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (no, unknown,
-// expired or revoked token, or a refresh token) or 403 with
-// `error="insufficient_scope"` (RFC 6750 §3).
+// 401 with `WWW-Authenticate: Bearer realm="plugintoken"` (no credentials;
+// RFC 6750 §3.1) or with `error="invalid_token"` (an unknown, expired,
+// revoked or refresh token), or 403 with `error="insufficient_scope"`.
+// RequireTokenWith takes more options.
 func (s *Server) RequireToken(scopes ...string) echo.MiddlewareFunc {
-	insufficient := fmt.Sprintf(`Bearer realm="plugintoken", error="insufficient_scope", scope=%q`, strings.Join(scopes, " "))
+	return s.RequireTokenWith(TokenCheck{Scopes: scopes})
+}
+
+// RequireTokenWith is RequireToken with the options of tc: a realm, a route
+// parameter the token's base must match, and refusals rendered by the
+// host's own error handler.
+func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
+	tc.Scopes = slices.Clone(tc.Scopes)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
-			if !ok || !strings.HasPrefix(token, PrefixAccessToken) {
-				return s.refuse(c, http.StatusUnauthorized, `Bearer realm="plugintoken", error="invalid_token"`, errInvalidAccessToken)
+			var base string
+			if tc.BaseParam != "" {
+				base = c.Param(tc.BaseParam)
 			}
-			t, err := s.lookupToken(c.Request().Context(), token, s.now())
-			if err != nil {
+			t, no, err := s.check(c.Request().Context(), &tc, c.Request().Header.Get(echo.HeaderAuthorization), base)
+			switch {
+			case err != nil && tc.HostErrors:
+				return err
+			case err != nil:
 				writeError(c, s.log, err)
 				return nil
-			}
-			if t == nil || t.Kind != store.KindAccess {
-				return s.refuse(c, http.StatusUnauthorized, `Bearer realm="plugintoken", error="invalid_token"`, errInvalidAccessToken)
-			}
-			for _, want := range scopes {
-				if !slices.Contains(t.Scopes, want) {
-					return s.refuse(c, http.StatusForbidden, insufficient, errInsufficientScope)
+			case no != nil:
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, no.challenge)
+				if tc.HostErrors {
+					return echo.NewHTTPError(no.status, no.err.Message).SetInternal(no.err)
 				}
+				writeError(c, s.log, no.err)
+				return nil
 			}
 			// The shared token itself, not a Principal built from it:
-			// storing a pointer costs no allocation.
+			// storing a pointer costs no allocation. PrincipalFrom copies.
 			c.Set(contextKeyPrincipal, t)
 			return next(c)
 		}
 	}
 }
 
+// Middleware is RequireTokenWith for net/http: it admits a request as
+// RequireTokenWith does and puts the Principal on the request's context
+// (see PrincipalFromContext). Refusals are answered in Teable's error body,
+// or by tc.OnError with tc.HostErrors.
+func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
+	tc.Scopes = slices.Clone(tc.Scopes)
+	onError := tc.OnError
+	if onError == nil {
+		onError = func(w http.ResponseWriter, _ *http.Request, status int, err error) { http.Error(w, err.Error(), status) }
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var base string
+			if tc.BaseParam != "" {
+				base = r.PathValue(tc.BaseParam)
+			}
+			t, no, err := s.check(r.Context(), &tc, r.Header.Get("Authorization"), base)
+			if err != nil {
+				no = &refusal{status: http.StatusInternalServerError, err: asError(err)}
+				s.log.ErrorContext(r.Context(), "request failed", "err", err)
+			}
+			if no != nil {
+				if no.challenge != "" {
+					w.Header().Set("WWW-Authenticate", no.challenge)
+				}
+				if tc.HostErrors {
+					onError(w, r, no.status, no.err)
+					return
+				}
+				writeErrorHTTP(w, no.err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, t)))
+		})
+	}
+}
+
 var (
 	errInvalidAccessToken = Errorf(CodeUnauthorized, "A valid plugin access token is required")
 	errInsufficientScope  = Errorf(CodeRestricted, "The access token lacks a required scope")
+	errOtherBase          = Errorf(CodeRestricted, "The access token was issued for another base")
 )
-
-// refuse answers a request RequireToken turned away.
-func (s *Server) refuse(c echo.Context, status int, challenge string, err *Error) error {
-	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
-	writeError(c, s.log, err)
-	return nil
-}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,7 +65,7 @@ func TestLifetimeBounds(t *testing.T) {
 		"Refresh":  func(c *server.Config, d time.Duration) { c.RefreshTokenTTL = d },
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg := server.Config{Store: h.db, Admin: func(_ context.Context, _ string) (string, error) { return "", nil }}
+			cfg := server.Config{Store: h.db, Admin: func(*http.Request, string) (string, error) { return "", nil }}
 			set(&cfg, 2_500_000*time.Hour)
 			_, err := server.New(cfg)
 			if err == nil || !strings.Contains(err.Error(), "2500000h") || !strings.Contains(err.Error(), "longest supported") {

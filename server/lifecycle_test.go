@@ -360,7 +360,13 @@ func TestRequireToken(t *testing.T) {
 			}
 			res, body := get("/records", authz)
 			checkError(t, res.StatusCode, []byte(body), 401, "unauthorized", "")
-			if got := res.Header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) {
+			got := res.Header.Get("WWW-Authenticate")
+			if name == "ErrMissing" {
+				// RFC 6750 §3.1: no credentials, no error code.
+				if got != `Bearer realm="plugintoken"` {
+					t.Errorf("WWW-Authenticate = %q, want the realm alone", got)
+				}
+			} else if !strings.Contains(got, `error="invalid_token"`) {
 				t.Errorf("WWW-Authenticate = %q", got)
 			}
 		})

@@ -215,12 +215,45 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Mount registers every plugintoken API route on e under prefix (for
-// example "/api", or "/plugins/api" inside a gateway) and returns the group.
-// Requests under the prefix are validated against the overlaid OpenAPI
-// document, admin routes are authenticated with Config.Admin, and every error
-// is answered in Teable's JSON error body, whatever e's own HTTPErrorHandler
-// does. The overlaid document is served at prefix + "/openapi.json".
+// example "/api", or "/plugins/api" inside a gateway) and returns the group
+// (a plain group: routes the host adds to it are the host's own). Requests
+// to the routes are validated against the overlaid OpenAPI document, admin
+// routes are authenticated with Config.Admin, request bodies are decoded by
+// plugintoken whatever e's Binder, and every error is answered in Teable's
+// JSON error body, whatever e's own HTTPErrorHandler does. The overlaid
+// document is served at prefix + "/openapi.json". mw run before
+// plugintoken's validator on each route.
 func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
+	return s.mount(e, prefix, func(string) bool { return true }, mw)
+}
+
+// MountPlugin registers only the routes a plugin's backend calls: the
+// token exchange (GET and POST), the refresh and the revocation. A gateway
+// that registers plugins and issues codes in-process (CreatePlugin,
+// IssueAuthCode) need not expose any admin route.
+func (s *Server) MountPlugin(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
+	return s.mount(e, prefix, pluginRoute, mw)
+}
+
+// MountAdmin registers only the admin routes: plugins, auth codes,
+// introspection and backup.
+func (s *Server) MountAdmin(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
+	return s.mount(e, prefix, func(path string) bool { return !pluginRoute(path) }, mw)
+}
+
+// pluginRoute tells the routes a plugin's backend calls (and the upstream
+// operations plugintoken does not implement, which answer 501) from the
+// admin routes.
+func pluginRoute(path string) bool {
+	switch path {
+	case "/plugin", "/plugin/:pluginId", "/plugin/:pluginId/regenerate-secret", "/plugin/:pluginId/authCode",
+		"/token/introspect", "/admin/backup":
+		return false
+	}
+	return true
+}
+
+func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool, mw []echo.MiddlewareFunc) (*echo.Group, error) {
 	prefix = "/" + strings.Trim(prefix, "/")
 	if prefix == "/" {
 		prefix = ""
@@ -266,7 +299,7 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 	// the routes the host adds to the group.
 	g := e.Group(prefix)
 	chain := append(first, append(slices.Clone(mw), validator, ownBinding)...)
-	gen.RegisterHandlers(routes{g: g, mw: chain}, gen.NewStrictHandler(api{s: s}, []gen.StrictMiddlewareFunc{s.withCaller}))
+	gen.RegisterHandlers(routes{g: g, mw: chain, keep: keep}, gen.NewStrictHandler(api{s: s}, []gen.StrictMiddlewareFunc{s.withCaller}))
 	var routes []string
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, prefix+"/") {
@@ -280,11 +313,15 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 // routes registers the generated routes on g, each with the middleware
 // chain mw.
 type routes struct {
-	g  *echo.Group
-	mw []echo.MiddlewareFunc
+	g    *echo.Group
+	mw   []echo.MiddlewareFunc
+	keep func(path string) bool
 }
 
 func (r routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	if !r.keep(path) {
+		return &echo.Route{Method: method, Path: path} // not mounted here
+	}
 	return r.g.Add(method, path, h, append(slices.Clone(r.mw), m...)...)
 }
 
