@@ -177,7 +177,9 @@ func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
 	tc.Scopes = slices.Clone(tc.Scopes)
 	onError := tc.OnError
 	if onError == nil {
-		onError = func(w http.ResponseWriter, _ *http.Request, status int, err error) { http.Error(w, err.Error(), status) }
+		onError = func(w http.ResponseWriter, _ *http.Request, status int, err error) {
+			http.Error(w, err.Error(), status)
+		}
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
