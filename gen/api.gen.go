@@ -51,6 +51,9 @@ type AuthCode struct {
 // AuthCodeRequest defines model for AuthCodeRequest.
 type AuthCodeRequest struct {
 	BaseID string `json:"baseId"`
+
+	// Subject Who the code is issued for (the signed-in user the gateway authenticated). The tokens issued from the code carry it, and introspection reports it as sub.
+	Subject *string `json:"subject,omitempty"`
 }
 
 // CreatePluginRequest defines model for CreatePluginRequest.
@@ -82,9 +85,12 @@ type Introspection struct {
 	Exp *int64 `json:"exp,omitempty"`
 
 	// Iat Issue time, unix seconds.
-	Iat       *int64                  `json:"iat,omitempty"`
-	PluginID  *string                 `json:"pluginId,omitempty"`
-	Scopes    *[]string               `json:"scopes,omitempty"`
+	Iat      *int64    `json:"iat,omitempty"`
+	PluginID *string   `json:"pluginId,omitempty"`
+	Scopes   *[]string `json:"scopes,omitempty"`
+
+	// Sub The subject the token's auth code was issued for, when it was.
+	Sub       *string                 `json:"sub,omitempty"`
 	TokenType *IntrospectionTokenType `json:"tokenType,omitempty"`
 }
 
@@ -4534,61 +4540,63 @@ func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
 	"7Fvvbhs5kn+VAvcWkoC27OSyO7cy8sHJeGayt5gYtoD9kDYMqruk5rib7JBsyzpDwD3EPeE9yaFIdqtb",
-	"ail2EM8kt0E+xGaTVWTVr/6SfmCJKkolUVrDJg+s5JoXaFG73y7yaiHku5R+FpJNWMltxiImeYH0W/05",
-	"Yho/VkJjyiZWVxgxk2RYcFpXCPkPlAubscmLiNlVSSuN1UIu2Hq9pqWmVNKg43iutdL0Q6KkRWnpR16W",
-	"uUi4FUoe/2aUpLEN/X/TOGcT9qfjzUGO/Vdz7Kk5LimaRIuSiLAJO5OA9C0CIWGKfJbjwPghmKl0NWa0",
-	"JpAhLmeVzd6qFJ2MtCpRW+F3nITRrZNFDO9LodG8c/vtsr/CRMnUQCWtyMFmCEQFwooxa+Qkq2KGmnkx",
-	"1RL+4Hm2OVw3K9TsN0ws8a+3fIkfKzR2d+czbtDr9rCOurzDqj6ObzVyix40e7l67Dywgt/XPF+enESH",
-	"90C6UKUn0BXlNEPw35wcPSSh4CvAO9QwQ1hoLi2mp25gBSitXkFRGUsfhWwvc4TgTiV8VuVcr8bwI855",
-	"lduJm7XMVN75zCImLBbmkzJsBrjWfLUjUyeTPok25rB16D7ERnuA2V36XiKoOdzxXKTOpG6CIVSSVzZT",
-	"WvwXphFopK0nFtMbjUZVOsEIpLI3c1XJNAKr1E3B5epGez0bsiSLWvL8xqC+Q+3ptrC8kUWBxvBFz+b+",
-	"mXELS5QWllrJRQSGzxGsApOpJf3vTIXnOfYTNpbbag9IfplOL8BPoOOVBNW0RYW2v+ixtXqzDfXIS7ZP",
-	"Xe+k1cqUmHi+29DniRV3bWcxUypHLmnpxhj7HMnukc7J9lekNnEPxvsTOs1c6YJbf56/vuo5XsQEt7v0",
-	"3hlTIVhR4GfRLFuR4oDtNtbyCfuImFW3KKdu8IGhrArSBU8SNMaFm7lGk7WUsMdbBZH3Kcv7qStMNPa4",
-	"KbHnKM30w3wFBcUweT/zfwqbPXEDtfv8IkLenKYLhouck27vLSgJifPqp1Bwc4spLDOUoJGnMOPJbY8Z",
-	"9knC7brh12y2TzKXXrVT0v/eIKJbkx7hfDfnfEqk6zA5qM1LvFO3+wNt2zi2HJ6wGXjCkZcseTi1lEIu",
-	"6qCkHXFzCqoQFmbKZrCkZTSTp4WQMEOuvUf8MnII1vdUeflF++WT9umx+bCVoOVLvjJAyeQpGPpRKpuR",
-	"VPhMVZZkZTPUTgiOL+C9MF2P3njXHb16pn07PQy7LyoWr49KC7u6okQzJGVOl5S7NWmuO4sb3pwts7b0",
-	"ia2Qc7XHnRvgMoWCS74I6ZHbi6EEwKcQAWNmAjz8ODDOrlGmYDVP0YCwJkDUkeNghFzkeFQZBEoZfO46",
-	"Vxq4BO+hg0r89GBGfuzUQ9aAxgXpS9c7iEC4CETEfDIRIqmj4lUWtj+GaaN10o5LY0CYTSKvlhKGMfsZ",
-	"bW1EbnbMRiEL9FDC3CCt83PclIHPvoXNNwWO5/S///0/XaGF3bCI3aE2XuwvxifjExax+6NcLZxaeG6n",
-	"eG+bpA3cB4r3ye1CUzL1VuWU47E//XRC/xwwVImSl4JN2L8HilR5OYAcOwEe0/rK5QWLPg9+BrOZyi2k",
-	"3HJKLWAucoxgqYW1KGGuVQFKonfkVnNpuEtaYJmJHB1WKI0TCcItYmn8b3IxhncWMpWnBjJuMjSgZL6K",
-	"YFZZsBQoQFjIxa0nkYs7bLZAgm3URc6Qdv7GH2OrCnx5cnKgBlSJRXtkiF3RrQWbRGUmJNcr1ltv7qaG",
-	"HSGNyQ28Onmxr7ZsNlpXlxF79fJvT5j9F3+4R89+/E5aHoVNPnR9yYfr9XXETFUUJJgJu3LiAw6JkoYs",
-	"UVpIVLki32BbMiEZ8oVxuRQBj10Tm2NvAs5DKtODv8tg3qZxLMGObaWl9ykidUPetXibLpu8IzgcYcIS",
-	"TB3QIEONbtlsRS4EJeEJj/z00x7culXE7uqXs6OXf/mrg+0uFJNW6RraGWjsG5Wuvlgzoq86XneDBYW7",
-	"9Y4tvPhiW9jJOvcYhNdY5PMMEt6OYoZUkUlQMsFRsJinoPpp9vUUi3mKDdQgbTDaAnsYaKP9+KFO5NYe",
-	"8DnaniL2RzfebkecOhk2sdKH5RCKjVUlLJW+dbmNdRLdhafn1YJnByCv9m0i/Rxn5sn9warx+z+omKg/",
-	"8l0GF9Nq6zQwDuD1lUxvPNon4pM/yAa/WQVS7nVYe+1W84f+HWymHDet6PV1r0Ue83aH9nNJR3vC2Vue",
-	"5+iCDsEqU8bCkH5acItLvop8+gtGLCSmR0JCZVCPfEXXBEBhKF2lUEbREFxO5MKeS6CFgRmlg3WbqxU1",
-	"6VeaHUHCqdoDjSli4WJigpGb0+od90W2pn/9PLFtu9f8qLh28sXZ77MlEvCzR6mvw+58H6+/SHt0eDve",
-	"7q98cYOqvTQHicu6avQZYqta3DQ6DC/qPr/P8kqNBqXF7RW1vXQKUVdapnUc6I+5cOEpurEtotb1pbkB",
-	"nlPBtAKtLPe8XW8mXC34yXRQlCmmvspqdt+oYddGAzcvt7rf9Bx22tdcewZb3W57kyoaLB2+KNu6+Gpa",
-	"veePmbSfx9O7ozuN5M0hop3WoKfePkrPxndaQBG7P1qoozDY0v5lEH6fP2vyG5r4WU7t1VdR2q47mbiz",
-	"px27E9Kq4CL8QMmFfooX2yoQfwdXtl0peW+l8tS1W+Zc5GZ/mr/ZcOdy4tmz0cOZKB1rf9n37YXIy0bK",
-	"7a5nczfxSHA1veDeKqRpRaYqqQofqOZKFxPg8PP51IciDn+/ev+rv76FN1otDWpDOZ5UBB/XPW1NpnkR",
-	"GAUxm+oVBTJV2ZjVCyiguf7IhLJPB7uL91dTx7bu6rhAVHKbwZDA3HI5owiWmUgysPw2FK9uMjH1jVxp",
-	"lrS95suSrw6UULVr3DK353lFcv350XIrVLWKiE9ckTzy9URv6PnEikLId37qi0N3dp/xamP3Ci7anPlQ",
-	"fDoKyuoEqe/5w1eTP/Tq518siTi/TzIuF+juoboXU50rGxj2eeBRj+snARORK16UOXoPlnO5YBN2lWGe",
-	"k+rc2xiqsyudw9FR8EPOb8dxLAGOjuhLZm1pJsfHvCzH1gWHMRfHvBR1aPnzD29qT/jnH3704aWhkCFP",
-	"UcPgLDzRcYYzgTcuysHl+cU/zt6e37w5P7s8v7yZvv/P818HO2uD9Tm4TGDbADfzU245DB7i4DNiNokD",
-	"yGMWxcGB7Iw6BMds8mEzfB3FjXPpzF8P2DpqJPl3fsevHDY74lTSWCDJvYbBZwlvcBpLT0U52Bt4DQ90",
-	"xAJtptIJDH4+nw4iGvEiMhP/HWBLzINDco78ko54BxMY7AiY5q3dbILb5LlFHMv1aSxj99rNHcvLojYh",
-	"eA18yYWFOdokG1Y6j2o5jU430x0Y6qn12jGdZ7iZpnIc52oxpMk0uoaE2ySDoXsCNtqwp4luLHyhuW0o",
-	"/ErV8W9mFwcEAHgNwaEOPSAGI3fAx+pYGUtO0qtmAyP/tVTaTkBWee5/5TabwOCTEPud0VPrtFblR3jt",
-	"RDMOXmcYpBDBvJL+Pneo0YzaAEiySt6SnD5cO1pAah0rORyQ+gbtpW7qqD6WXzguK5OFLw4A69EWGZRp",
-	"h8qGgOPvEsrX8Kaaz1GPEyUTbj29ALwuplxybNWVw/Vw1OIZGGv8OF5qYXFIrnzsDUDMV8MHb1wTGPix",
-	"QRRy/M6IM6oJfKiHriOoDWozb+34EieU6XB02sbsxcpmSrYhKwpCk1dMkguUNuhM1uryo+NfptOLq7dK",
-	"Sv9gcBizDjJjNqKFJV/liqfwGmL2EMeN04jJ4OPG5GNyEnHjPPZ99U4kdm6k8/nafW+cye76dcxoOwHt",
-	"taHBVlAaTCBmBxBP++iFfLyTExK/dS26BuIx+/l8GrMIYvYp86RZQXpRbaUjjxnavyO7QFu7teEolsHf",
-	"EZY18nToNaCFtM67jVOkfGAYs8rOj/4jZqORv5Dobw34SxAbsrxupbRVf30vlf6/lErfq6TvXdZvu0Da",
-	"1wRzH483T/P2P//5ydF0z7/CRYzS3d5u5C7kSSlR89zE33GGv+ZwFzmiQHMa3ha2H+0NPQTcHyq4x5xR",
-	"fSUTQSVvpVrKCBZcz/gCR4D3PLE5pcHhPXjMJjDnucH1bgdrc7znvIh5bt9wiHf3rxT2NH3Da0j3FxP4",
-	"zb7wmWKeN2+FeXMbCB4G/uZ8mflXi+7vhEwL++Hhbgv6Hmz7YR+eCaBw/MJrge5r7mEdw1uP3+q/QnJt",
-	"CLKU/vfdcBZasC9PTmqbgCXm+dFc6YKgT0aN0hIs3OWkg1cEPDdq87q8EUIwFBhe/vQWfjg5+dtoDO6l",
-	"dt8VqKNRX3e650ytC9ZT/8Wt23oDnCO/C/3kLsHKuDS35w6EeDzvJWj7tf7vbHz1U/jemBNcGSGAuxfv",
-	"Aahf2duF5w1XB2w7eti+yXHPwvlO2GpM1xHUd3VOXek8PJ7vbSdRLv9/AQAA//8=",
+	"ail2EM8kt4E/WOKfIln1q7+kHliiilJJlNawyQMrueYFWtTu20VeLYR8l9JnIdmEldxmLGKSF0jf6u6I",
+	"afxYCY0pm1hdYcRMkmHBaV4h5D9QLmzGJi8iZlclzTRWC7lg6/WapppSSYNuxXOtlaYPiZIWpaWPvCxz",
+	"kXArlDz+zShJbRv6/6ZxzibsT8ebgxz7XnPsqblVUjSJFiURYRN2JgGpLwIhYYp8luPA+CaYqXQ1ZjQn",
+	"kKFVziqbvVUpOh5pVaK2wu84Ca1bJ4sY3pdCo3nn9ttd/goTJVMDlbQiB5shEBUIM8as4ZOsihlq5tlU",
+	"c/iDX7O9wnUzQ81+w8TS+vWWL/Fjhcbu7nzGDXrZHpRRxEzlie6c45+Z2uxeGBDGVJjCXGkYUrsRC4np",
+	"kZBQGdRu6IJbXPIV8MpmKC3JFdPRGKYZglW3KDdUtCo21BOu9QqEjYDLFIS0WpkSE9oIaCyVtgaEBW7A",
+	"VLMWBxukdTkYzt7Ht7cauUUP/b288xrwwAp+X3Pu5clJ9ElOJqr0BLqMpNP7Pndir1hQ8BXgHWqYISw0",
+	"lxbTU9ewApRWr6CojKVOIdvTHCG4UwmfVTnXqzH8iHNe5XbiRi0zlXe6WcSExcI8AgmhgWvNVzs8dTzp",
+	"42ij1FuH7tO7aI96dae+lwhqDnc8F6kzDDdBnStJwFJa/BemEWikrScW0xuNRlU6wQiksjdzVck0AqvU",
+	"TcHl6kZ7ORuyBxa15PmNQX2H2tPtwVPECjSGL7BPK7iFJUoLS63kIgLD5wRuMJla0n8Hap7n2E/YWG6r",
+	"PSD5ZTq9AD+AjlcSVNMWFdr+osdi1JttqEees33ietdWrl3o88SKu7bJmymVI5c0dWNS+szh7pHOyYKt",
+	"SGziHoy3inSaudIFt/48f33Vc7yICd5jkN6R6QArCvwsmmXL3x3Q3UZbPqEfznLuUXZvUh0UnNkbGGcS",
+	"vbFb8rYtjWCZoSTrtuSmFzGOwtS1PjCUVUEi50mCxjjfPNdospas9xjFINk+THhzeIWJxh5rKPZwrBl+",
+	"eF1BEUQYvH/xfwqbPXEDtZX+MrJs1u6K8yLnBKF7C0pC4pzHKRTc3GLqBaeRpzDjye2n3ZLjhNt1s16z",
+	"2T7OXHrRTkn+e32Vbg16jLdvznk4dOvuvLPIQWle4p263R+VtHVwy64Km4EnHFSCtEctpZCL2vdpR9yc",
+	"giqEhZmyGSxpGo3kaSEkzJBrb3i/DB+C9j2VX37Sfv6kfXJsOrai2XzJVwYo8j4FQx+lshlxhc9UZYlX",
+	"Ngvxl1sX8F6YruNojPiOXP2ifTs9DLsvyhYvj0oLu7qiqDxEsE6WFOg2OYE7i2venC2ztvRZgJBztcdr",
+	"GBdYFlzyRYjCQjiq5iFDCBgzE+Dh48A4vUaZgtU8RQpBTYCoI8fBCLnI8agy2LLvFCBzCd5CB5H44UGN",
+	"fNuph6wBjQuSl653EHnv4Ij5mCU4bEfFiyxsvxVZA0nHRUsUqzfRl1pKGMbsZ7S1ErnRMRuFYNNDCXPj",
+	"Ynw/JvgsByBh80026Ff63//+ny7Twm5YxO5QG8/2F+OT8QmL2P1RrhZOLDy3U7y3TWwIroPCiuR2oSlm",
+	"e6tyCiXZn346oT8HDFWi5KVgE/bvgSKlqQ4gx46BxzS/cuHHos+Cn8FspnILKbecIhiYixwjWGphLUqf",
+	"iCiJ3pBbzaXhPvFYZiJHhxWKFkWCcItYGv9NLsbwzkKm8tRAxk2GBpTMVxHMKguWHAX59FzcehK5uMNm",
+	"C8TYRlxkDGnnb/wxtlLmlycnBxJmlVi0R4aWK7qJcxMPzYTkesV6k/PdyKXDpDGZgVcnL/Yl4s1G61Q8",
+	"Yq9e/u0Jo//iD/fo0Y/fScuisMmHri35cL2+puCtKIgxE3bl2AccEiUNaaK0kKhyRbbBtnhCPOQL42Ip",
+	"Ah67pmWOvQo4C6lMD/4ug3qbxrAEPbaVlt6miNQ1edPidbps4o5gcIQJUzB1QIMMNbppsxWZEJSEJzzy",
+	"w097cOtm0XJXv5wdvfzLXx1sd6GYtDLkUPtBY9+odPXFKjd9Sfi66yzI3a13dOHFF9vCTtS5RyG8xCIf",
+	"ZxDzdgQzpMRPgpIJjoLGPAXVT9Ovp2jMU3SgBmmD0RbYQ0Mb7ccPdSC39oDP0fbkyj+69nbV49TxsPGV",
+	"3i0HV2ysKmGp9K2Lbazj6C48/VoteHYA8mrfJtLPMWae3B8sGr//g4KJ+j3fZTAxrepRA+MAXp/J9Pqj",
+	"fSw++YN08JsVIMVeh6XXrst/6N/BZshxU7dfX/dq5DFvl7M/l3S0x5295XmOzukQrDJlrK8Gh9Jv5MPf",
+	"reLwyGd0jQMUhsJVcmXkDcHFRM7t1bXmGYWDdTWt5TXpK42OIOGU7YHGFLFwPjFBXz5uFdr7PFtT7H8e",
+	"37ZdmH+UXzv54svv0yVi8LN7qa9D73y5sD9Je7R7O96ur3xxhaqtNAeJyzpr9BFiK1vcFDoML+rrBB/l",
+	"lRoNSovbM2p96SSiofAY/EC/z4ULT9G1bRG1rvzNDfCcEqYVaGW5X9vVZsINhh9MB0WZtq973O4bMezq",
+	"aFjN862uNz2HnvYV155BV7er6ySKBkuHbxW3bgmbUu/5YwbtX+Pp1dGdQvLmENFOadBTbx+lZ+M7JaCI",
+	"3R8t1FFobEn/MjC/z5418Q0N/Cyj9uqrSG3XnUjc6dOO3glpVTARvqHkQj/Fim0liL+DKdvOlLy1Unnq",
+	"yi1zLnKzP8zfbLhzOfHs0ejhSJSOtT/t+/Zc5GXD5XbVs7mbeCS4mlpwbxbSlCJTlVSFd1RzpYsJcPj5",
+	"fOpdEYe/X73/1d8Swxutlga1oRhPKoKPq562BtO4CIyCmE3dwwFQlY1ZPYEcmquPTCj6dLC7eH81dcvW",
+	"VR3niEpuMxgSmFsmZxTBMhNJBpbfhuTVDaZFfSFXmiVtr+lZ8tWBFKo2jVvq9jxPbq4/31tuuapWEvGJ",
+	"K5LHPzXZdT2fmFEI+c4PfXHozu4plxBht7tXcNHmzIf801EQVsdJfY8fvpr4oVc+/2JBxPl9knG5QHcP",
+	"1b2Y6lzZwLDPAo96TD8xmIhc8aLM0VuwnMsFm7CrDPOcROee4FCeXekcjo6CHXJ2O45jCXB0RD2ZtaWZ",
+	"HB/zshxb5xzGXBzzUtSu5c8/vKkt4Z9/+NG7l4ZChjxFDYOz8BLIKc4E3jgvB5fnF/84e3t+8+b87PL8",
+	"8mb6/j/Pfx3szA3a5+AygW0F3IxPueUweIiDzYjZJA4gj1kUBwOy0+oQHLPJh03zdRQ3xqUzfj1g66jh",
+	"5N/5Hb9y2OywU0ljgTj3GgafxbzBaSw9FeVgb+A1PNARC7SZSicw+Pl8OoioxbPITHw/wBabB4f4HPkp",
+	"HfYOJjDYYTCNW7vRBLfJc7M4luvTWMbuUZ07ludFrULwGviSCwtztEk2rHQe1XwanW6GOzDUQ+u5YzrP",
+	"cDNM5TjO1WJIg6l1DQm3SQZD99JstFmeBrq20ENj21D4lbLj38wuDggA8BqCQR16QAxG7oCPlbEyloyk",
+	"F80GRr63VNpOQFZ57r9ym01g8EmI/c7oqWVai/IjvHasGQerMwxciGBeSX+fO9RoRm0AJFklb4lPH64d",
+	"LSCxjpUcDkh8g/ZUN3RUH8tPHJeVyUKPA8B6tEUGZdqhsiHg1ncB5Wt4U83nqMeJkgm3nl4AXhdTLji2",
+	"6srhejhqrRkW1vhxvNTC4pBM+dgrgJivhg9euSYw8G2DKMT4nRanVBP4UDddR1Ar1Gbc2q1LK6FMh6PT",
+	"NmYvVjZTsg1ZURCavGCSXKC0QWayFpdvHf8ynV5cvVVS+neJw5h1kBmzEU0s+SpXPIXXELOHOG6MRkwK",
+	"HzcqH5ORiBvjsa/XG5HYmZFO97Xrb4zJ7vx1zGg7Ae21osGWUxpMIGYHEE/76IV8vBMT0nrrmnUNxGP2",
+	"8/k0ZhHE7FPqSaMC96JaS0ceM7R/R3aBtjZrw1Esg70jLGvk6dBLQAtpnXUbp0jxwDBmlZ0f/UfMRiN/",
+	"IdFfGvCXIDZEed1MaSv/+p4q/X9Jlb5nSd+rrN92grSvCOY6jzdP8/Y///nJ0XTPv8JFjNLd2m7kLuRJ",
+	"KFHz3MTfcYYfjbiLHFGgOQ1vC9uP9oYeAu73EO4xZ1RfyURQyVupljKCBdczvsAR4D1PbE5hcHgPHrMJ",
+	"zHlucL1bwdoc7zkvYp7bNhxau/tjiD1F3/oFvyGufrMvfKaY581bYd7cBoKHgb85X2b+1aL7OZJpYT88",
+	"3G1B34NtP+zDMwEUbr3wWqD7mntY+/DW47f6x06uDEGa0v++G85CCfblyUmtE7DEPD+aK10Q9Du/QIOA",
+	"2wh4btTmdXnDhKAoMLz86S38cHLyt9EY3EvtvitQR6O+7nTPmVoXrKe+x83begOcI78L9eQuwcq4MLfn",
+	"DoTWeN5L0PZr/d9Z+eqn8L0+J5gyQgB3L94DUL+ytwvP664O6Hb0sH2T456F8x231aiuI6jv6pi60nl4",
+	"PN9bTqJY/v8CAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -57,7 +57,11 @@ func (a api) RegeneratePluginSecret(ctx context.Context, req gen.RegeneratePlugi
 }
 
 func (a api) CreateAuthCode(ctx context.Context, req gen.CreateAuthCodeRequestObject) (gen.CreateAuthCodeResponseObject, error) {
-	code, err := a.s.IssueAuthCode(ctx, req.PluginID, req.Body.BaseID)
+	var subject string
+	if req.Body.Subject != nil {
+		subject = *req.Body.Subject
+	}
+	code, err := a.s.IssueAuthCode(ctx, req.PluginID, req.Body.BaseID, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +121,12 @@ func (a api) IntrospectToken(ctx context.Context, req gen.IntrospectTokenRequest
 	}
 	kind := gen.IntrospectionTokenType(in.TokenType)
 	exp, iat := in.ExpiresAt.Unix(), in.IssuedAt.Unix()
-	return gen.IntrospectToken200JSONResponse{Active: true, TokenType: &kind, PluginID: &in.PluginID, BaseID: &in.BaseID,
-		Scopes: &in.Scopes, Exp: &exp, Iat: &iat}, nil
+	out := gen.IntrospectToken200JSONResponse{Active: true, TokenType: &kind, PluginID: &in.PluginID, BaseID: &in.BaseID,
+		Scopes: &in.Scopes, Exp: &exp, Iat: &iat}
+	if in.Subject != "" {
+		out.Sub = &in.Subject
+	}
+	return out, nil
 }
 
 var errRevokeNeedsClient = Errorf(CodeValidation, "pluginId and secret are required without an admin bearer token")

@@ -61,6 +61,7 @@ type Introspection struct {
 	Active              bool
 	TokenType           string // "access" or "refresh"
 	PluginID, BaseID    string
+	Subject             string // sub: who the token's code was issued for
 	Scopes              []string
 	IssuedAt, ExpiresAt time.Time
 }
@@ -146,8 +147,11 @@ func (s *Server) RegenerateSecret(ctx context.Context, id string) (string, error
 	return secret, nil
 }
 
-// IssueAuthCode issues a single-use code bound to the plugin and the base.
-func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID string) (AuthCode, error) {
+// IssueAuthCode issues a single-use code bound to the plugin and the base,
+// for subject: the signed-in user the gateway authenticated ("" for none).
+// The tokens issued from the code carry the subject: Principal.Subject,
+// Introspection.Subject (sub), and the audit lines.
+func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID, subject string) (AuthCode, error) {
 	if err := errors.Join(required("pluginId", pluginID), required("baseId", baseID)); err != nil {
 		return AuthCode{}, firstError(err)
 	}
@@ -160,11 +164,12 @@ func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID string) (Au
 		BaseID:    baseID,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(s.codeTTL),
+		Subject:   subject,
 	})
 	if err != nil {
 		return AuthCode{}, pluginError(err)
 	}
-	s.audit(ctx, "auth code issued", slog.String("plugin", pluginID), slog.String("base", baseID))
+	s.audit(ctx, "auth code issued", slog.String("plugin", pluginID), slog.String("base", baseID), slog.String("subject", subject))
 	return AuthCode{Code: code, ExpiresIn: s.codeTTL}, nil
 }
 
@@ -305,7 +310,7 @@ func (s *Server) Introspect(ctx context.Context, token string) (Introspection, e
 	if err != nil || t == nil {
 		return Introspection{}, err
 	}
-	return Introspection{Active: true, TokenType: string(t.Kind), PluginID: t.PluginID, BaseID: t.BaseID,
+	return Introspection{Active: true, TokenType: string(t.Kind), PluginID: t.PluginID, BaseID: t.BaseID, Subject: t.Subject,
 		Scopes: slices.Clone(t.Scopes), IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt}, nil
 }
 

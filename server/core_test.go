@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/plugintoken/plugintoken/server"
@@ -17,7 +19,7 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"EmptyName": func() error { _, err := h.srv.CreatePlugin(ctx, "", nil); return err }(),
-		"EmptyBase": func() error { _, err := h.srv.IssueAuthCode(ctx, p.ID, " "); return err }(),
+		"EmptyBase": func() error { _, err := h.srv.IssueAuthCode(ctx, p.ID, " ", ""); return err }(),
 		"EmptySecret": func() error {
 			_, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "b", AuthCode: "c", Scopes: []string{"table|read"}})
 			return err
@@ -36,7 +38,7 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 			t.Errorf("%s: err = %v, want a validation error", name, err)
 		}
 	}
-	code, err := h.srv.IssueAuthCode(ctx, p.ID, "bse1")
+	code, err := h.srv.IssueAuthCode(ctx, p.ID, "bse1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,5 +70,42 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	}
 	if _, err := h.srv.Authenticate(ctx, pair.AccessToken); err == nil {
 		t.Error("the access token survived an admin's revocation of its refresh token")
+	}
+}
+
+// TestSubject: a code issued for a subject (over HTTP or in-process) gives
+// tokens that carry it, through rotation, to the principal, introspection
+// (sub) and the audit lines.
+func TestSubject(t *testing.T) {
+	h := newHarness(t)
+	p := h.createPlugin("table|read")
+	res, body := h.do("POST", "/api/plugin/"+p.ID+"/authCode", "application/json", `{"baseId":"bse1","subject":"alice@example.com"}`,
+		"Authorization", "Bearer "+adminToken)
+	var code struct{ Code string }
+	if res.StatusCode != 200 || json.Unmarshal(body, &code) != nil {
+		t.Fatalf("auth code with a subject: %d %s", res.StatusCode, body)
+	}
+	tok := h.exchange(p.ID, tokenRequest("bse1", p.Secret, code.Code, "table|read"))
+	if tok.JSON200 == nil {
+		t.Fatalf("exchange: %d %s", tok.StatusCode(), tok.Body)
+	}
+	rotated := h.refresh(p.ID, p.Secret, tok.JSON200.RefreshToken)
+	if rotated.JSON200 == nil {
+		t.Fatalf("refresh: %d %s", rotated.StatusCode(), rotated.Body)
+	}
+	if in := h.introspect(rotated.JSON200.AccessToken); in.Sub == nil || *in.Sub != "alice@example.com" {
+		t.Errorf("introspection after a rotation: sub = %v", in.Sub)
+	}
+	who, err := h.srv.Authenticate(ctx, rotated.JSON200.AccessToken)
+	if err != nil || who.Subject != "alice@example.com" {
+		t.Errorf("principal: %+v %v", who, err)
+	}
+	if l := grepLines(h.logs.String(), "auth code issued"); !strings.Contains(l, "subject=alice@example.com") {
+		t.Errorf("issuing a code is not audited with its subject: %q", l)
+	}
+	// Without a subject, introspection has no sub at all.
+	plain := h.token(p, "table|read")
+	if in := h.introspect(plain.AccessToken); in.Sub != nil {
+		t.Errorf("sub without a subject: %q", *in.Sub)
 	}
 }

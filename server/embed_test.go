@@ -265,7 +265,7 @@ func TestEmbeddedMountSubsets(t *testing.T) {
 	defer ts.Close()
 	ctx := context.Background()
 	p, _ := srv.CreatePlugin(ctx, "chart", []string{"table|read"})
-	code, _ := srv.IssueAuthCode(ctx, p.ID, "bse1")
+	code, _ := srv.IssueAuthCode(ctx, p.ID, "bse1", "")
 	post := func(path, body string) int {
 		res, err := http.Post(ts.URL+path, "application/json", strings.NewReader(body))
 		if err != nil {
@@ -305,7 +305,7 @@ func TestGatewayMiddlewareOptions(t *testing.T) {
 	h := newHost(t, "/auth")
 	ctx := context.Background()
 	p, _ := h.srv.CreatePlugin(ctx, "chart", []string{"table|read"})
-	code, _ := h.srv.IssueAuthCode(ctx, p.ID, "bseA")
+	code, _ := h.srv.IssueAuthCode(ctx, p.ID, "bseA", "")
 	pair, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
 	if err != nil {
 		t.Fatal(err)

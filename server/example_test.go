@@ -126,20 +126,20 @@ func ExampleServer_IssueAuthCode() {
 	ctx := context.Background()
 
 	plugin, _ := srv.CreatePlugin(ctx, "Chart", []string{"record|read"})
-	code, _ := srv.IssueAuthCode(ctx, plugin.ID, "bseABC")
+	code, _ := srv.IssueAuthCode(ctx, plugin.ID, "bseABC", "alice") // for the signed-in user
 	pair, _ := srv.Exchange(ctx, plugin.ID, server.TokenRequest{BaseID: "bseABC", Secret: plugin.Secret,
 		AuthCode: code.Code, Scopes: []string{"record|read"}})
 	who, _ := srv.Authenticate(ctx, pair.AccessToken)
-	fmt.Println(who.BaseID, who.Scopes)
+	fmt.Println(who.Subject, who.BaseID, who.Scopes)
 
 	_ = srv.RevokeToken(ctx, pair.RefreshToken) // revokes the family
 	_, err = srv.Authenticate(ctx, pair.AccessToken)
 	fmt.Println(err)
 
-	_, err = srv.IssueAuthCode(ctx, plugin.ID, "")
+	_, err = srv.IssueAuthCode(ctx, plugin.ID, "", "")
 	fmt.Println(err)
 	// Output:
-	// bseABC [record|read]
+	// alice bseABC [record|read]
 	// unauthorized: A valid plugin access token is required
 	// validation_error: baseId: must not be empty
 }

@@ -16,8 +16,11 @@ import (
 // Principal is what a valid access token grants: the plugin acting, the base
 // it acts in and the scopes it holds. It is the caller's own copy.
 type Principal struct {
-	PluginID  string
-	BaseID    string
+	PluginID string
+	BaseID   string
+	// Subject is who the token's auth code was issued for (IssueAuthCode),
+	// or empty.
+	Subject   string
 	Scopes    []string
 	ExpiresAt time.Time
 }
@@ -51,7 +54,7 @@ func PrincipalFromContext(ctx context.Context) (Principal, bool) {
 // (possibly cached) record: the principal has its own copy of the scopes,
 // so that a caller editing them changes nothing here.
 func principalOf(t *store.Token) Principal {
-	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
+	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Subject: t.Subject, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
 }
 
 // TokenCheck says what the gateway middleware (RequireTokenWith, Middleware)

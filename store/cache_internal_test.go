@@ -114,3 +114,24 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordsWithoutSubjectDecode: records written before the subject
+// existed (the first pass's schema 3 files) still decode, with no subject.
+func TestRecordsWithoutSubjectDecode(t *testing.T) {
+	c := AuthCode{PluginID: "plu1", BaseID: "bse1", Subject: "alice"}
+	raw := c.marshal()
+	old := raw[:len(raw)-len("alice")-1] // without the trailing subject field
+	var back AuthCode
+	if err := back.unmarshal(old); err != nil || back.PluginID != "plu1" || back.BaseID != "bse1" || back.Subject != "" {
+		t.Errorf("code without a subject field: %+v %v", back, err)
+	}
+	if err := back.unmarshal(raw); err != nil || back.Subject != "alice" {
+		t.Errorf("code with a subject: %+v %v", back, err)
+	}
+	g := Grant{PluginID: "plu1", BaseID: "bse1", Scopes: []string{"a"}, Subject: "bob"}
+	graw := g.marshal()
+	var gback Grant
+	if err := gback.unmarshal(graw[:len(graw)-len("bob")-1]); err != nil || gback.Subject != "" || gback.Scopes[0] != "a" {
+		t.Errorf("grant without a subject field: %+v %v", gback, err)
+	}
+}

@@ -86,6 +86,16 @@ func (d *decoder) len() int {
 	return int(n)
 }
 func (d *decoder) string() string { return string(d.take(d.len())) }
+
+// optionalString reads a string field that records written before it
+// existed (schema 3 files, first pass) do not have: at the end of such a
+// record it is "".
+func (d *decoder) optionalString() string {
+	if d.err != nil || len(d.b) == 0 {
+		return ""
+	}
+	return d.string()
+}
 func (d *decoder) strings() []string {
 	n := d.len()
 	if n == 0 {
@@ -137,6 +147,7 @@ func (c *AuthCode) marshal() []byte {
 	e.time(c.RedeemedAt)
 	e.string(c.PluginID)
 	e.string(c.BaseID)
+	e.string(c.Subject)
 	return e.b
 }
 
@@ -145,6 +156,7 @@ func (c *AuthCode) unmarshal(raw []byte) error {
 	d.fixed(c.Secret[:])
 	c.IssuedAt, c.ExpiresAt, c.RedeemedAt = d.time(), d.time(), d.time()
 	c.PluginID, c.BaseID = d.string(), d.string()
+	c.Subject = d.optionalString()
 	return d.err
 }
 
@@ -161,6 +173,7 @@ func (g *Grant) marshal() []byte {
 	e.string(g.PluginID)
 	e.string(g.BaseID)
 	e.strings(g.Scopes)
+	e.string(g.Subject)
 	return e.b
 }
 
@@ -172,5 +185,6 @@ func (g *Grant) unmarshal(raw []byte) error {
 	g.RotatedAt, g.AccessRevokedAt = d.time(), d.time()
 	g.PluginID, g.BaseID = d.string(), d.string()
 	g.Scopes = d.strings()
+	g.Subject = d.optionalString()
 	return d.err
 }

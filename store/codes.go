@@ -89,6 +89,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 			return nil, err
 		}
 		g := r.Grant
+		g.Subject = c.Subject
 		return nil, putGrant(tx, &g)
 	})
 	return err

@@ -98,6 +98,9 @@ type AuthCode struct {
 	ExpiresAt time.Time
 	// RedeemedAt is zero until the code has been exchanged for tokens.
 	RedeemedAt time.Time
+	// Subject is who the code was issued for (a gateway's signed-in user),
+	// or empty. The tokens issued from the code carry it.
+	Subject string
 }
 
 // TokenKind tells access tokens from refresh tokens.
@@ -130,6 +133,10 @@ type Grant struct {
 	RotatedAt time.Time
 	// AccessRevokedAt is set when the access token alone is revoked.
 	AccessRevokedAt time.Time
+	// Subject is the subject of the code the grant descends from. The
+	// store copies it from the code (on redemption) or the presented grant
+	// (on rotation): callers need not set it.
+	Subject string
 }
 
 // Token is one token of a grant, as a lookup sees it.
@@ -144,6 +151,8 @@ type Token struct {
 	// EndedAt is when the token stopped working before its expiry
 	// (rotated or revoked); zero while it works.
 	EndedAt time.Time
+	// Subject is the subject of the code the token descends from.
+	Subject string
 }
 
 // Active reports whether the token may be used at now.
@@ -154,7 +163,7 @@ func (t Token) Active(now time.Time) bool {
 // view returns the grant's token of the given kind.
 func (g *Grant) view(kind TokenKind) Token {
 	t := Token{Key: g.Key, Kind: kind, PluginID: g.PluginID, BaseID: g.BaseID, Scopes: g.Scopes,
-		IssuedAt: g.IssuedAt, ExpiresAt: g.RefreshExpiresAt, EndedAt: g.RotatedAt}
+		IssuedAt: g.IssuedAt, ExpiresAt: g.RefreshExpiresAt, EndedAt: g.RotatedAt, Subject: g.Subject}
 	if kind == KindAccess {
 		t.ExpiresAt = g.AccessExpiresAt
 		if !g.AccessRevokedAt.IsZero() && (t.EndedAt.IsZero() || g.AccessRevokedAt.Before(t.EndedAt)) {

@@ -162,7 +162,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 			}
 		}
 		fresh = r.New
-		fresh.PluginID, fresh.BaseID, fresh.Scopes = old.PluginID, old.BaseID, old.Scopes
+		fresh.PluginID, fresh.BaseID, fresh.Scopes, fresh.Subject = old.PluginID, old.BaseID, old.Scopes, old.Subject
 		fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
 		return nil, putGrant(tx, &fresh)
 	})

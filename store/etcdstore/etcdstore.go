@@ -378,6 +378,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 		case nil:
 			c.RedeemedAt = r.Now
 			g := r.Grant
+			g.Subject = c.Subject
 			return db.commit(ctx, unchanged(keys, reads),
 				clientv3.OpPut(keys[1], marshal(c)),
 				clientv3.OpPut(db.grantKey(g.Key), marshal(&g)))
@@ -472,7 +473,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 				ops = append(ops, clientv3.OpPut(keys[1], marshal(old)))
 			}
 			fresh = r.New
-			fresh.PluginID, fresh.BaseID, fresh.Scopes = old.PluginID, old.BaseID, old.Scopes
+			fresh.PluginID, fresh.BaseID, fresh.Scopes, fresh.Subject = old.PluginID, old.BaseID, old.Scopes, old.Subject
 			fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
 			ops = append(ops, clientv3.OpPut(db.grantKey(fresh.Key), marshal(&fresh)))
 			return db.commit(ctx, unchanged(keys, reads), ops...)

@@ -186,3 +186,33 @@ func testRevokeRotatedRefresh(t *testing.T, open func(testing.TB) Store) {
 		}
 	})
 }
+
+// testSubject: the subject of a code goes to the grant redeemed from it and
+// to every rotation after, whatever the caller put in the new grant.
+func testSubject(t *testing.T, open func(testing.TB) Store) {
+	db := open(t)
+	MustCreatePlugin(t, db, "plu1")
+	err := db.CreateAuthCode(ctx, store.AuthCode{Key: Ref("subj").Key, Secret: Ref("subj").Secret, PluginID: "plu1", BaseID: "bse1",
+		IssuedAt: T0, ExpiresAt: T0.Add(5 * time.Minute), Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := RedemptionOf("subj", "s")
+	r.Grant.Subject = "mallory" // ignored: the code's subject wins
+	if err := db.RedeemAuthCode(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	now := T0.Add(2 * time.Minute)
+	rot := Rotation(RefreshRef(r.Grant), "s2", now)
+	rot.New.Subject = "mallory"
+	second, err := db.RotateRefreshToken(ctx, rot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []store.Ref{AccessRef(r.Grant), AccessRef(second), RefreshRef(second)} {
+		tok, err := db.Token(ctx, ref)
+		if err != nil || tok.Subject != "alice" {
+			t.Errorf("token %s: subject %q, err %v; want alice", ref.Key, tok.Subject, err)
+		}
+	}
+}

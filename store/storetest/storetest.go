@@ -186,7 +186,7 @@ func Run(t *testing.T, open func(testing.TB) Store) {
 		"RefreshReuse": testRefreshReuse, "CodeReplayRevokesFamily": testCodeReplayRevokesFamily,
 		"RevokeToken": testRevokeToken, "WritesSeenAtOnce": testCacheFollowsWrites, "NoStaleReadAfterRevoke": testCacheNoStaleFill,
 		"Sweep": testSweep, "RotationRace": testRotationRace, "ReuseRule": testReuseRule,
-		"RevokeRotatedRefresh": testRevokeRotatedRefresh,
+		"RevokeRotatedRefresh": testRevokeRotatedRefresh, "Subject": testSubject,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}
