@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // TestCacheNeverStaleAfterCommit looks the token up at the first moment
@@ -49,7 +47,7 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 
 	var seen error
 	checked := false
-	if err := db.write(func(tx *bolt.Tx) error {
+	if err := db.write(func(tx txn) error {
 		tx.OnCommit(func() {
 			checked = true
 			_, seen = db.Token(ctx, access)
@@ -91,7 +89,7 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 		k := NewKey(t0.Add(time.Duration(i) * time.Millisecond))
 		if i == 2 {
 			bad = k
-			if err := db.write(func(tx *bolt.Tx) error { return tx.Bucket(bucketCodes).Put(k[:], []byte{0xff, 1, 2}) }); err != nil {
+			if err := db.write(func(tx txn) error { return tx.Bucket(bucketCodes).Put(k[:], []byte{0xff, 1, 2}) }); err != nil {
 				t.Fatal(err)
 			}
 			continue

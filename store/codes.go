@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 )
 
 // CreateAuthCode stores a new auth code for an existing plugin. It returns
@@ -13,7 +12,7 @@ import (
 // key is already taken (80 random bits per millisecond make that a bug, not
 // bad luck).
 func (db *DB) CreateAuthCode(ctx context.Context, c AuthCode) error {
-	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+	return db.batch(ctx, func(tx txn) (error, error) {
 		if _, err := db.plugins.inWrite(tx, c.PluginID); err != nil {
 			return err, nil
 		}
@@ -63,7 +62,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	// does not queue behind real exchanges. The write transaction then
 	// decides again, authoritatively.
 	var pre error
-	if err := db.view(ctx, func(tx *bolt.Tx) error {
+	if err := db.view(ctx, func(tx txn) error {
 		var err error
 		_, pre, err = checkRedemption(tx, r, db.plugins.peek)
 		return err
@@ -73,7 +72,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	if pre != nil && pre != ErrCodeReplayed {
 		return pre
 	}
-	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+	err := db.batch(ctx, func(tx txn) (error, error) {
 		c, outcome, err := checkRedemption(tx, r, db.plugins.inWrite)
 		switch {
 		case err != nil:
@@ -99,7 +98,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 // returns the code and a nil outcome when the code may be redeemed, or the
 // outcome (ErrNotFound, Authorize's error, ErrInvalidCode, ErrCodeReplayed).
 // lookup reads the plugin (from the write cache inside the group commit).
-func checkRedemption(tx *bolt.Tx, r Redemption, lookup func(*bolt.Tx, string) (Plugin, error)) (c AuthCode, outcome, err error) {
+func checkRedemption(tx txn, r Redemption, lookup func(txn, string) (Plugin, error)) (c AuthCode, outcome, err error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
 		return c, nil, err
@@ -119,7 +118,7 @@ func checkRedemption(tx *bolt.Tx, r Redemption, lookup func(*bolt.Tx, string) (P
 // ErrNotFound. It is for operators and tests: it does not check a secret.
 func (db *DB) AuthCode(ctx context.Context, key Key) (AuthCode, error) {
 	var c AuthCode
-	err := db.view(ctx, func(tx *bolt.Tx) error {
+	err := db.view(ctx, func(tx txn) error {
 		ok, err := get(tx, bucketCodes, key[:], &c)
 		if err == nil && !ok {
 			err = ErrNotFound

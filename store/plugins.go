@@ -5,12 +5,11 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 )
 
 // CreatePlugin stores a new plugin. It returns ErrExists when the id is taken.
 func (db *DB) CreatePlugin(ctx context.Context, p Plugin) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx txn) error {
 		if tx.Bucket(bucketPlugins).Get([]byte(p.ID)) != nil {
 			return ErrExists
 		}
@@ -21,7 +20,7 @@ func (db *DB) CreatePlugin(ctx context.Context, p Plugin) error {
 // Plugin returns the plugin with the given id, or ErrNotFound.
 func (db *DB) Plugin(ctx context.Context, id string) (Plugin, error) {
 	var p Plugin
-	err := db.view(ctx, func(tx *bolt.Tx) error {
+	err := db.view(ctx, func(tx txn) error {
 		var err error
 		p, err = plugin(tx, id)
 		return err
@@ -43,7 +42,7 @@ type pluginCache struct {
 // inWrite returns the plugin id inside the write transaction tx, from the
 // cache when it can, or ErrNotFound. The plugin's Scopes are shared: read
 // only.
-func (c *pluginCache) inWrite(tx *bolt.Tx, id string) (Plugin, error) {
+func (c *pluginCache) inWrite(tx txn, id string) (Plugin, error) {
 	c.mu.Lock()
 	p, ok := c.m[id]
 	c.mu.Unlock()
@@ -67,7 +66,7 @@ func (c *pluginCache) inWrite(tx *bolt.Tx, id string) (Plugin, error) {
 // write: it reads a cached plugin but never fills the cache. What it returns
 // is at most as old as a read transaction begun a moment earlier would see;
 // callers use it only for verdicts that a write transaction decides again.
-func (c *pluginCache) peek(tx *bolt.Tx, id string) (Plugin, error) {
+func (c *pluginCache) peek(tx txn, id string) (Plugin, error) {
 	c.mu.Lock()
 	p, ok := c.m[id]
 	c.mu.Unlock()
@@ -85,7 +84,7 @@ func (c *pluginCache) forget(id string) {
 }
 
 // plugin reads a plugin inside tx, or returns ErrNotFound.
-func plugin(tx *bolt.Tx, id string) (Plugin, error) {
+func plugin(tx txn, id string) (Plugin, error) {
 	var p Plugin
 	ok, err := get(tx, bucketPlugins, []byte(id), &p)
 	if err == nil && !ok {
@@ -97,7 +96,7 @@ func plugin(tx *bolt.Tx, id string) (Plugin, error) {
 // DeletePlugin removes the plugin, or returns ErrNotFound. From the moment it
 // returns, the plugin's codes and tokens are treated as unknown.
 func (db *DB) DeletePlugin(ctx context.Context, id string) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx txn) error {
 		b := tx.Bucket(bucketPlugins)
 		if b.Get([]byte(id)) == nil {
 			return ErrNotFound
@@ -111,7 +110,7 @@ func (db *DB) DeletePlugin(ctx context.Context, id string) error {
 // SetPluginSecret replaces the plugin's secret hash and hint, or returns
 // ErrNotFound. The old secret stops matching when it returns.
 func (db *DB) SetPluginSecret(ctx context.Context, id string, secret Hash, hint string, now time.Time) error {
-	return db.update(ctx, func(tx *bolt.Tx) error {
+	return db.update(ctx, func(tx txn) error {
 		p, err := plugin(tx, id)
 		if err != nil {
 			return err

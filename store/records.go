@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 )
 
 // Hash is the SHA-256 of a secret, or of the secret part of a code or
@@ -203,7 +202,7 @@ type record interface {
 // get decodes the record at key in bucket into v. It reports false when
 // there is no such key. The bytes are decoded before the transaction ends,
 // so nothing in v points into bbolt's memory map.
-func get(tx *bolt.Tx, bucket, key []byte, v record) (bool, error) {
+func get(tx txn, bucket, key []byte, v record) (bool, error) {
 	raw := tx.Bucket(bucket).Get(key)
 	if raw == nil {
 		return false, nil
@@ -220,7 +219,7 @@ func decode(bucket, key, raw []byte, v record) error {
 }
 
 // put stores v at key in bucket.
-func put(tx *bolt.Tx, bucket, key []byte, v record) error {
+func put(tx txn, bucket, key []byte, v record) error {
 	b := tx.Bucket(bucket)
 	// Keys of codes and tokens grow with time (NewKey), so pages fill from
 	// the right: packing them full halves the pages to write and to map.

@@ -110,6 +110,10 @@ type Options struct {
 	// commits as soon as the previous commit is done, which measured best
 	// (see README, Performance).
 	MaxBatchDelay time.Duration
+	// Bucket is the top-level bucket OpenDB keeps plugintoken's buckets
+	// under, in the host's database. Zero means "plugintoken". Open ignores
+	// it: a file of plugintoken's own has its buckets at the top.
+	Bucket string
 	// TokenCacheSize bounds how many tokens are kept decoded in memory for
 	// repeated lookups. Zero means DefaultTokenCacheSize; negative turns the
 	// cache off.
@@ -128,6 +132,11 @@ const DefaultMaxBatchSize = 256
 // DB is a plugintoken store in one bbolt file. It is safe for concurrent use.
 type DB struct {
 	bolt *bolt.DB
+	// root is the top-level bucket plugintoken's buckets live under (OpenDB),
+	// nil when they are at the top of a file of their own (Open).
+	root []byte
+	// owned: Close closes bolt (Open), or leaves it to the host (OpenDB).
+	owned bool
 	// writeMu makes each write transaction and the cache's settle after it
 	// one step (bbolt runs one write transaction at a time anyway), so the
 	// token cache can tell which transaction a drop belongs to.
@@ -170,19 +179,46 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, openError(path, opts.LockTimeout, err)
 	}
+	db, err := newDB(b, nil, true, opts)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// OpenDB keeps plugintoken's buckets inside the bbolt database b that the
+// host application already has open, all under one top-level bucket of
+// their own (Options.Bucket, default "plugintoken"), so that a gateway needs
+// no second file and no second lock. The host's own buckets are never read
+// or written; the host keeps b, and Close leaves it open. The token cache
+// relies on plugintoken being the only writer of its buckets: the host must
+// not write under that bucket itself. Backup copies the whole file, the
+// host's buckets included.
+func OpenDB(b *bolt.DB, opts Options) (*DB, error) {
+	if b == nil {
+		return nil, errors.New("store: OpenDB needs an open *bbolt.DB")
+	}
+	root := opts.Bucket
+	if root == "" {
+		root = "plugintoken"
+	}
+	return newDB(b, []byte(root), false, opts)
+}
+
+func newDB(b *bolt.DB, root []byte, owned bool, opts Options) (*DB, error) {
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = DefaultMaxBatchSize
 	}
-	db := &DB{bolt: b, path: path}
+	db := &DB{bolt: b, path: b.Path(), root: root, owned: owned}
 	if err := db.init(); err != nil {
-		_ = b.Close()
 		return nil, err
 	}
 	if opts.TokenCacheSize == 0 {
 		opts.TokenCacheSize = DefaultTokenCacheSize
 	}
 	db.cache = newTokenCache(opts.TokenCacheSize)
-	db.commit = newCommitter(db.write, opts.MaxBatchSize, opts.MaxBatchDelay)
+	db.commit = newCommitter(db.writeTx, opts.MaxBatchSize, opts.MaxBatchDelay)
 	db.plugins = &pluginCache{m: make(map[string]*Plugin)}
 	return db, nil
 }
@@ -257,7 +293,18 @@ func openError(path string, timeout time.Duration, err error) error {
 
 // init creates the buckets and checks the schema version, once, at open.
 func (db *DB) init() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.bolt.Update(func(btx *bolt.Tx) error {
+		type bucketCreator interface {
+			CreateBucketIfNotExists([]byte) (*bolt.Bucket, error)
+		}
+		var tx bucketCreator = btx
+		if db.root != nil {
+			root, err := btx.CreateBucketIfNotExists(db.root)
+			if err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", db.root, err)
+			}
+			tx = root
+		}
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -286,6 +333,9 @@ func (db *DB) Path() string { return db.path }
 // ErrClosed, and releases the file.
 func (db *DB) Close() error {
 	db.commit.close()
+	if !db.owned {
+		return nil // the host's database: the host closes it
+	}
 	return db.bolt.Close()
 }
 
@@ -294,7 +344,7 @@ func (db *DB) Close() error {
 // own (64 KiB in meta/probe), and keeps reporting the failure
 // (wrapping ErrUnavailable) until one succeeds.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.view(ctx, func(tx *bolt.Tx) error {
+	if err := db.view(ctx, func(tx txn) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return errors.New("store: meta bucket missing")
 		}
@@ -305,7 +355,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	if db.writeErr.Load() == nil {
 		return nil
 	}
-	return db.write(func(tx *bolt.Tx) error {
+	return db.write(func(tx txn) error {
 		return tx.Bucket(bucketMeta).Put(keyProbe, probe)
 	})
 }
@@ -328,7 +378,7 @@ func (db *DB) Size() int64 {
 // Check verifies the file's consistency (every page reachable once, no
 // page both used and free) and returns the first problem found.
 func (db *DB) Check(ctx context.Context) error {
-	return db.view(ctx, func(tx *bolt.Tx) error {
+	return db.view(ctx, func(tx txn) error {
 		var first error
 		for err := range tx.Check() { // drained: the checker reads tx until it closes the channel
 			if first == nil {
@@ -357,7 +407,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) e
 	_ = os.Remove(f.Name())
 	defer f.Close()
 	var size int64
-	if err := db.view(ctx, func(tx *bolt.Tx) error {
+	if err := db.view(ctx, func(tx txn) error {
 		size = tx.Size()
 		_, err := tx.WriteTo(f)
 		return err
@@ -372,12 +422,30 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) e
 	return err
 }
 
+// txn is a transaction as the store sees it: Bucket finds plugintoken's
+// buckets at the top of the file (Open) or under the root bucket the host
+// application gave (OpenDB).
+type txn struct {
+	*bolt.Tx
+	root []byte
+}
+
+// Bucket returns plugintoken's bucket name.
+func (tx txn) Bucket(name []byte) *bolt.Bucket {
+	if tx.root == nil {
+		return tx.Tx.Bucket(name)
+	}
+	return tx.Tx.Bucket(tx.root).Bucket(name)
+}
+
+func (db *DB) txn(tx *bolt.Tx) txn { return txn{Tx: tx, root: db.root} }
+
 // view runs fn in a read transaction unless ctx is already done.
-func (db *DB) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (db *DB) view(ctx context.Context, fn func(txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return db.bolt.View(fn)
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(db.txn(tx)) })
 }
 
 // batch runs fn in a write transaction shared with concurrent callers (the
@@ -388,14 +456,14 @@ func (db *DB) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 // the caller is told once fn's writes have committed. A refusal is an
 // outcome with nothing written, so it costs the batch nothing; a detection
 // (a replay, a reuse) is an outcome whose revocation commits.
-func (db *DB) batch(ctx context.Context, fn func(*bolt.Tx) (outcome, err error)) error {
+func (db *DB) batch(ctx context.Context, fn func(txn) (outcome, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	var outcome error
 	err := db.commit.do(func(tx *bolt.Tx) error {
 		var err error
-		outcome, err = fn(tx)
+		outcome, err = fn(db.txn(tx))
 		return err
 	})
 	if err != nil {
@@ -406,21 +474,26 @@ func (db *DB) batch(ctx context.Context, fn func(*bolt.Tx) (outcome, err error))
 
 // update runs fn in a write transaction of its own unless ctx is already
 // done. The transaction is fsynced before update returns.
-func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (db *DB) update(ctx context.Context, fn func(txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return db.write(fn)
 }
 
-// write runs fn in a write transaction of its own and then settles the
+// write runs fn in a write transaction of its own (see writeTx).
+func (db *DB) write(fn func(txn) error) error {
+	return db.writeTx(func(tx *bolt.Tx) error { return fn(db.txn(tx)) })
+}
+
+// writeTx runs fn in a write transaction of its own and then settles the
 // token cache: every write transaction of the store goes through it.
 //
 // A transaction that fn accepted but the file refused (disk full, an I/O
 // error) is rolled back, nothing of it is visible, and the error is
 // returned wrapping ErrUnavailable: the caller may retry. Until a write
 // succeeds again, Ping reports the failure.
-func (db *DB) write(fn func(*bolt.Tx) error) error {
+func (db *DB) writeTx(fn func(*bolt.Tx) error) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	defer db.cache.settle()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 )
 
 // sweepChunk bounds how many records one sweep transaction looks at, so that
@@ -31,7 +30,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 	plugins := map[string]bool{}
 	for _, bucket := range [][]byte{bucketCodes, bucketGrants} {
 		isGrant := bytes.Equal(bucket, bucketGrants)
-		n, err := sweepBucket(ctx, db, bucket, func(tx *bolt.Tx, k, v []byte) (bool, error) {
+		n, err := sweepBucket(ctx, db, bucket, func(tx txn, k, v []byte) (bool, error) {
 			gone, undecodable, err := SweepVerdict(isGrant, v, now, func(id string) (bool, error) {
 				ok, seen := plugins[id]
 				if !seen {
@@ -61,7 +60,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 // sweepBucket walks bucket in chunks of sweepChunk keys, one write
 // transaction each, deleting the keys that expired says to.
 func sweepBucket(ctx context.Context, db *DB, bucket []byte,
-	expired func(tx *bolt.Tx, k, v []byte) (bool, error),
+	expired func(tx txn, k, v []byte) (bool, error),
 ) (int, error) {
 	var removed int
 	var next []byte
@@ -70,7 +69,7 @@ func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 			return removed, err
 		}
 		var doomed [][]byte
-		err := db.write(func(tx *bolt.Tx) error {
+		err := db.write(func(tx txn) error {
 			doomed = doomed[:0]
 			c := tx.Bucket(bucket).Cursor()
 			k, v := c.First()

@@ -6,21 +6,20 @@ import (
 	"errors"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 )
 
 // putGrant stores g under its key. Keys carry 64 random bits within their
 // family (NewGrantKey), so it does not look for a grant already there: that
 // would cost a B+tree descent per exchange, inside the group commit, for an
 // event that does not happen.
-func putGrant(tx *bolt.Tx, g *Grant) error {
+func putGrant(tx txn, g *Grant) error {
 	return put(tx, bucketGrants, g.Key[:], g)
 }
 
 // revokeFamily deletes every grant of the family (all the tokens descended
 // from one auth code) inside the write transaction tx, and drops the cached
 // tokens before the commit makes the revocation visible.
-func (db *DB) revokeFamily(tx *bolt.Tx, fam Family) error {
+func (db *DB) revokeFamily(tx txn, fam Family) error {
 	db.cache.drop()
 	b := tx.Bucket(bucketGrants)
 	var keys [][]byte
@@ -38,7 +37,7 @@ func (db *DB) revokeFamily(tx *bolt.Tx, fam Family) error {
 
 // grant reads the grant stored under key. It returns ErrNotFound when there
 // is none or its plugin has been deleted.
-func grant(tx *bolt.Tx, key Key) (*Grant, error) {
+func grant(tx txn, key Key) (*Grant, error) {
 	g := &Grant{Key: key}
 	ok, err := get(tx, bucketGrants, key[:], g)
 	if err != nil {
@@ -53,7 +52,7 @@ func grant(tx *bolt.Tx, key Key) (*Grant, error) {
 // presented reads the grant a Ref names and tells which of its tokens the
 // Ref presents. It returns ErrNotFound when there is no such grant, neither
 // secret half matches, or the grant's plugin has been deleted.
-func presented(tx *bolt.Tx, ref Ref) (*Grant, TokenKind, error) {
+func presented(tx txn, ref Ref) (*Grant, TokenKind, error) {
 	g, err := grant(tx, ref.Key)
 	if err != nil {
 		return nil, "", err
@@ -80,7 +79,7 @@ func (db *DB) Token(ctx context.Context, ref Ref) (*Token, error) {
 	epoch := db.cache.epoch.Load()
 	var g *Grant
 	var kind TokenKind
-	err := db.view(ctx, func(tx *bolt.Tx) error {
+	err := db.view(ctx, func(tx txn) error {
 		var err error
 		g, kind, err = presented(tx, ref)
 		return err
@@ -131,7 +130,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 	}
 	// As in RedeemAuthCode, refusals are decided on a read first.
 	var pre error
-	if err := db.view(ctx, func(tx *bolt.Tx) error {
+	if err := db.view(ctx, func(tx txn) error {
 		var err error
 		_, pre, err = checkRotation(tx, r, db.plugins.peek)
 		return err
@@ -142,7 +141,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 		return Grant{}, pre
 	}
 	var fresh Grant
-	err := db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+	err := db.batch(ctx, func(tx txn) (error, error) {
 		old, outcome, err := checkRotation(tx, r, db.plugins.inWrite)
 		switch {
 		case err != nil:
@@ -176,7 +175,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 // presented grant and a nil outcome when it may be rotated (for the first
 // time, or again within the grace period), or the outcome (ErrNotFound,
 // Authorize's error, ErrInvalidToken, ErrTokenReused).
-func checkRotation(tx *bolt.Tx, r Rotation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, error, error) {
+func checkRotation(tx txn, r Rotation, lookup func(txn, string) (Plugin, error)) (*Grant, error, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
 		return nil, nil, err
@@ -215,7 +214,7 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 	// Refusals, unknown tokens and tokens already revoked need no write.
 	var pre error
 	var work bool
-	if err := db.view(ctx, func(tx *bolt.Tx) error {
+	if err := db.view(ctx, func(tx txn) error {
 		g, _, outcome, err := checkRevocation(tx, r, db.plugins.peek)
 		pre, work = outcome, g != nil
 		return err
@@ -225,7 +224,7 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 	if pre != nil || !work {
 		return pre
 	}
-	return db.batch(ctx, func(tx *bolt.Tx) (error, error) {
+	return db.batch(ctx, func(tx txn) (error, error) {
 		g, what, outcome, err := checkRevocation(tx, r, db.plugins.inWrite)
 		switch {
 		case err != nil || outcome != nil:
@@ -245,7 +244,7 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 // the grant and what to revoke, or a nil grant when there is nothing to do
 // (unknown token, another plugin's, already revoked), or a refusal
 // (ErrNotFound for the plugin, Authorize's error).
-func checkRevocation(tx *bolt.Tx, r Revocation, lookup func(*bolt.Tx, string) (Plugin, error)) (*Grant, Revoke, error, error) {
+func checkRevocation(tx txn, r Revocation, lookup func(txn, string) (Plugin, error)) (*Grant, Revoke, error, error) {
 	var pp *Plugin
 	if r.PluginID != "" {
 		var err error

@@ -61,6 +61,8 @@ type DB struct {
 	c       *clientv3.Client
 	prefix  string
 	timeout time.Duration
+	// owned: Close closes c (Open), or leaves it to the host (New).
+	owned bool
 }
 
 // maxAttempts bounds the read-decide-write loop of one operation under
@@ -96,9 +98,30 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: connect to %v: %w", opts.Endpoints, err)
 	}
+	db, err := New(c, opts)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	db.owned = true
+	return db, nil
+}
+
+// New keeps plugintoken's keys, under opts.Prefix, in the etcd that the host
+// application's client c already talks to. Only Prefix and RequestTimeout
+// of opts are used; the host keeps c, and Close leaves it open.
+func New(c *clientv3.Client, opts Options) (*DB, error) {
+	if c == nil {
+		return nil, errors.New("etcdstore: New needs a client")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "/plugintoken/"
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 3 * time.Second
+	}
 	db := &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout}
 	if err := db.init(); err != nil {
-		_ = c.Close()
 		return nil, err
 	}
 	return db, nil
@@ -124,8 +147,14 @@ func (db *DB) init() error {
 	return nil
 }
 
-// Close closes the connection.
-func (db *DB) Close() error { return db.c.Close() }
+// Close closes the connection Open made; a client given to New is the
+// host's, and stays open.
+func (db *DB) Close() error {
+	if !db.owned {
+		return nil
+	}
+	return db.c.Close()
+}
 
 // unavailable wraps an etcd client error as store.ErrUnavailable.
 func unavailable(err error) error {
