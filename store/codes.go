@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
 )
 
 // CreateAuthCode stores a new auth code for an existing plugin. It returns

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
 )
 
 // CreatePlugin stores a new plugin. It returns ErrExists when the id is taken.

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
-
 )
 
 // Hash is the SHA-256 of a secret, or of the secret part of a code or

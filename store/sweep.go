@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
 )
 
 // sweepChunk bounds how many records one sweep transaction looks at, so that

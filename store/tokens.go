@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
 )
 
 // putGrant stores g under its key. Keys carry 64 random bits within their
