@@ -4,4 +4,4 @@
 // `make generate`.
 package gen
 
-//go:generate go tool oapi-codegen -config config.yaml ../openapi/teable-get-plugin-token.yaml
+//go:generate go tool -modfile=../tools.mod oapi-codegen -config config.yaml ../openapi/teable-get-plugin-token.yaml

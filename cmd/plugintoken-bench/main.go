@@ -72,7 +72,7 @@ func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int
 	defer os.RemoveAll(dir)
 	if bin == "" {
 		bin = filepath.Join(dir, "plugintoken")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/plugintoken")
+		build := exec.Command("go", "build", "-o", bin, "./plugintoken") // run from the cmd module
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build: %w", err)

@@ -68,8 +68,8 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "plugintoken")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/plugintoken")
-		cmd.Dir = "../.."
+		cmd := exec.Command("go", "build", "-o", binPath, "./plugintoken")
+		cmd.Dir = "../../cmd"
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -99,10 +99,10 @@ func TestNewUpstreamOperationAnswers501(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(work, "openapi", "teable-get-plugin-token.yaml"), fixture, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(work, "cmd", "probe"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(work, "probe"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(work, "cmd", "probe", "main.go"), []byte(probe), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(work, "probe", "main.go"), []byte(probe), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,7 +125,7 @@ func TestNewUpstreamOperationAnswers501(t *testing.T) {
 		t.Fatalf("the regenerated code lacks the new operation (%v)", err)
 	}
 	run("build", "./...")
-	out := run("run", "./cmd/probe")
+	out := run("run", "./probe")
 	if !strings.HasPrefix(out, "501 ") || !strings.Contains(out, `"code":"not_implemented"`) || !strings.Contains(out, `"status":501`) {
 		t.Errorf("the new operation answered %q, want 501 in the error body", out)
 	}
