@@ -23,7 +23,7 @@ build:
 ## test: the whole test suite, with the race detector (about a minute and a half)
 test:
 	@echo "make test: every package of every module ($(MODULES)) with the race detector; about 2 minutes"
-	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && PLUGINTOKEN_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 ./...) || exit 1; done
 
 ## lincheck: long linearizability runs (2 minutes each, 16 clients): bbolt, in-process, two replicas on etcd, restarts
 LINCHECK_DURATION ?= 2m

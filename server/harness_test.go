@@ -16,6 +16,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/docs"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -96,6 +97,9 @@ func newHarnessAt(t testing.TB, path string, options ...func(*server.Config)) *h
 	h.srv = srv
 	e, err := srv.Handler()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := docs.Mount(e, "/docs", "/api/openapi.json"); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(e)

@@ -423,9 +423,11 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Handler returns a standalone Echo application: the API under /api, its
-// reference page at /docs, /healthz, /readyz and /metrics, a log line per
-// request, and Teable's error body for everything, unknown routes included.
+// Handler returns a standalone Echo application: the API under /api,
+// /healthz, /readyz and /metrics, a log line per request, and Teable's error
+// body for everything, unknown routes included. The binary adds the
+// reference page at /docs (package server/docs), which is linked only into
+// programs that mount it.
 func (s *Server) Handler() (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -450,9 +452,6 @@ func (s *Server) Handler() (*echo.Echo, error) {
 	})
 	e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
 	if _, err := s.Mount(e, "/api"); err != nil {
-		return nil, err
-	}
-	if err := MountDocs(e, "/docs", "/api/openapi.json"); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/docs"
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/etcdstore"
 )
@@ -171,6 +172,9 @@ func (m *Main) Start() (err error) {
 	}
 	h, err := srv.Handler()
 	if err != nil {
+		return err
+	}
+	if err := docs.Mount(h, "/docs", "/api/openapi.json"); err != nil {
 		return err
 	}
 	m.http = &http.Server{
