@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # binaries, the embedded test etcd and the linearizability checker are
 # modules of their own, so that an embedder pays only for what it imports
 # (README, "Modules"). The generator and oasdiff are tools of tools.mod.
-MODULES := . store/etcdstore cmd internal/etcdtest internal/lincheck
+MODULES := . store/etcdstore cmd internal/etcdtest internal/lincheck examples/gateway
 
 .PHONY: run build test lincheck bench generate check-generated vet docs-assets spec-diff update-spec
 
