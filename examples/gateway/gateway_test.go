@@ -7,9 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugintoken/plugintoken/server"
 )
 
 // newGateway starts the example gateway on a fresh database.
@@ -115,5 +120,97 @@ func TestGatewayLimiterIgnoresForwardedFor(t *testing.T) {
 	}
 	if last != http.StatusTooManyRequests {
 		t.Errorf("11th failure with rotating X-Forwarded-For: %d, want 429", last)
+	}
+}
+
+// TestGatewayPrincipalIsACopy: a gateway handler that edits the principal's
+// scopes (an ordinary bug) does not widen what the token grants.
+func TestGatewayPrincipalIsACopy(t *testing.T) {
+	g, ts := newGateway(t)
+	g.Echo.GET("/v1/bases/:base/buggy", func(c echo.Context) error {
+		who, _ := server.PrincipalFrom(c)
+		who.Scopes[0] = "record|delete"
+		return c.NoContent(http.StatusNoContent)
+	}, g.Tokens.RequireTokenWith(server.TokenCheck{Scopes: []string{"record|read"}, BaseParam: "base"}))
+	g.Echo.GET("/v1/bases/:base/delete", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) },
+		g.Tokens.RequireTokenWith(server.TokenCheck{Scopes: []string{"record|delete"}, BaseParam: "base"}))
+	ctx := context.Background()
+	p, _ := g.RegisterPlugin(ctx, "Chart", "record|read", "record|delete")
+	code, _ := g.Tokens.IssueAuthCode(ctx, p.ID, "bseA", "alice")
+	pair, err := g.Tokens.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"record|read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := "Bearer " + pair.AccessToken
+	if status, _ := call(t, ts, "GET", "/v1/bases/bseA/buggy", "", "Authorization", bearer); status != http.StatusNoContent {
+		t.Fatalf("buggy handler: %d", status)
+	}
+	if status, _ := call(t, ts, "GET", "/v1/bases/bseA/delete", "", "Authorization", bearer); status != http.StatusForbidden {
+		t.Errorf("a record|read token passed record|delete after a handler edited its principal: %d", status)
+	}
+}
+
+// TestGatewayNoPanics: what used to panic is an error or works: a sweeper
+// with no interval, a second Server on the gateway's registry, mounting at
+// "/" (the gateway keeps its own 404 page) and the gateway's own routes on
+// the group Mount returns.
+func TestGatewayNoPanics(t *testing.T) {
+	g, _ := newGateway(t)
+	if err := g.Tokens.RunSweeper(context.Background(), 0); err == nil {
+		t.Error("RunSweeper(ctx, 0) returned nil")
+	}
+	if _, err := server.New(server.Config{Store: g.store, Metrics: g.Registry,
+		Admin: func(*http.Request, string) (string, error) { return "", server.ErrUnauthorized }}); err == nil {
+		t.Error("a second Server on the gateway's registry was accepted")
+	}
+	e := echo.New()
+	e.HTTPErrorHandler = func(err error, c echo.Context) { _ = c.String(http.StatusTeapot, "gateway 404 page") }
+	grp, err := g.Tokens.Mount(e, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grp.GET("/hello", func(c echo.Context) error { return c.String(http.StatusOK, "gateway route") })
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	if status, body := call(t, ts, "GET", "/nowhere", ""); status != http.StatusTeapot || body != "gateway 404 page" {
+		t.Errorf("unknown page with plugintoken at /: %d %s", status, body)
+	}
+	if status, body := call(t, ts, "GET", "/hello", ""); status != http.StatusOK || body != "gateway route" {
+		t.Errorf("the gateway's route on the returned group: %d %s", status, body)
+	}
+}
+
+// TestGatewayAdminBySession: mounted, the admin half takes the gateway's
+// session cookie (the check gets the request), and an *echo.HTTPError from
+// the check keeps its status.
+func TestGatewayAdminBySession(t *testing.T) {
+	g, ts := newGateway(t)
+	if _, err := g.Tokens.MountAdmin(g.Echo, "/admin"); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := call(t, ts, "POST", "/admin/plugin", `{"name":"Chart"}`, "Cookie", "session=admin"); status != http.StatusCreated {
+		t.Errorf("admin by session: %d %s", status, body)
+	}
+	if status, _ := call(t, ts, "POST", "/admin/plugin", `{"name":"Chart"}`, "Cookie", "session=alice"); status != http.StatusUnauthorized {
+		t.Errorf("a non-admin session: %d, want 401", status)
+	}
+	if status, body := call(t, ts, "POST", "/admin/plugin", `{"name":"Chart"}`, "Cookie", "session=expired"); status != http.StatusUnprocessableEntity {
+		t.Errorf("the gateway's own 422 from its check: %d %s, want 422 (not 500)", status, body)
+	}
+}
+
+// TestGatewayModuleGraph: what the gateway links and requires holds no etcd,
+// gRPC, OpenTelemetry, generator, oasdiff or Swagger UI page.
+func TestGatewayModuleGraph(t *testing.T) {
+	for _, args := range [][]string{{"list", "-deps", "."}, {"list", "-m", "all"}} {
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %v: %v\n%s", args, err, out)
+		}
+		for _, bad := range []string{"go.etcd.io/etcd", "google.golang.org/grpc", "go.opentelemetry.io", "oapi-codegen/v2", "oasdiff/oasdiff", "plugintoken/server/docs"} {
+			if strings.Contains(string(out), bad) {
+				t.Errorf("go %v lists %s", args, bad)
+			}
+		}
 	}
 }

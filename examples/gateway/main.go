@@ -66,6 +66,14 @@ func (strictBinder) Bind(v any, c echo.Context) error {
 	return nil
 }
 
+// refusingValidator stands for a host validator with rules of its own; it
+// refuses everything, and plugintoken's routes never consult it.
+type refusingValidator struct{}
+
+func (refusingValidator) Validate(any) error {
+	return echo.NewHTTPError(http.StatusUnprocessableEntity, "the gateway's validator says no")
+}
+
 // sessionUser is the gateway's own sign-in: here a cookie naming the user.
 func sessionUser(r *http.Request) (string, bool) {
 	ck, err := r.Cookie("session")
@@ -96,7 +104,12 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 		Metrics: g.Registry,
 		// No admin route is mounted; this check would serve them if they were.
 		Admin: func(r *http.Request, _ string) (string, error) {
-			if user, ok := sessionUser(r); ok && user == "admin" {
+			user, ok := sessionUser(r)
+			switch {
+			case ok && user == "expired":
+				// The gateway's own status for a stale session: kept as is.
+				return "", echo.NewHTTPError(http.StatusUnprocessableEntity, "session expired")
+			case ok && user == "admin":
 				return user, nil
 			}
 			return "", server.ErrUnauthorized
@@ -110,7 +123,7 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 	e := g.Echo
 	e.HideBanner = true
 	e.Use(middleware.Recover(), middleware.RequestID(), middleware.CORS())
-	e.Binder = strictBinder{}
+	e.Binder, e.Validator = strictBinder{}, refusingValidator{}
 	e.IPExtractor = echo.ExtractIPFromXFFHeader() // the gateway's choice; plugintoken keys on the TCP peer
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		status := http.StatusInternalServerError
