@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -87,40 +89,68 @@ type refusal struct {
 	err       *Error
 }
 
-// check admits a request with the Authorization header and the base of its
-// route (when tc.BaseParam is set), returning the token, or a refusal (or
-// an internal error).
-func (s *Server) check(ctx context.Context, tc *TokenCheck, header, base string) (*store.Token, *refusal, error) {
+// challenges are a TokenCheck's WWW-Authenticate values, made once.
+type challenges struct{ missing, invalid, insufficient string }
+
+func (tc *TokenCheck) challenges() challenges {
 	realm := tc.Realm
 	if realm == "" {
 		realm = "plugintoken"
 	}
+	return challenges{
+		missing:      fmt.Sprintf(`Bearer realm=%q`, realm),
+		invalid:      fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm),
+		insufficient: fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " ")),
+	}
+}
+
+// The refusals, made once per challenge set.
+func (ch challenges) refusals() (missing, invalid, scope, base *refusal) {
+	return &refusal{http.StatusUnauthorized, ch.missing, errInvalidAccessToken},
+		&refusal{http.StatusUnauthorized, ch.invalid, errInvalidAccessToken},
+		&refusal{http.StatusForbidden, ch.insufficient, errInsufficientScope},
+		&refusal{http.StatusForbidden, ch.insufficient, errOtherBase}
+}
+
+// checker admits requests for one TokenCheck.
+type checker struct {
+	s                             *Server
+	tc                            TokenCheck
+	missing, invalid, scope, base *refusal
+}
+
+func (s *Server) checker(tc TokenCheck) *checker {
+	tc.Scopes = slices.Clone(tc.Scopes)
+	k := &checker{s: s, tc: tc}
+	k.missing, k.invalid, k.scope, k.base = tc.challenges().refusals()
+	return k
+}
+
+// check admits a request with the Authorization header and the base of its
+// route (when BaseParam is set), returning the token, or a refusal (or an
+// internal error).
+func (k *checker) check(ctx context.Context, header, base string) (*store.Token, *refusal, error) {
 	if header == "" {
-		// RFC 6750 §3.1: no credentials, no error code.
-		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), errInvalidAccessToken}, nil
+		return nil, k.missing, nil // RFC 6750 §3.1: no credentials, no error code
 	}
 	token, ok := bearerToken(header)
 	if !ok || !strings.HasPrefix(token, PrefixAccessToken) {
-		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken}, nil
+		return nil, k.invalid, nil
 	}
-	t, err := s.lookupToken(ctx, token, s.now())
+	t, err := k.s.lookupToken(ctx, token, k.s.now())
 	if err != nil {
 		return nil, nil, err
 	}
 	if t == nil || t.Kind != store.KindAccess {
-		return nil, &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken}, nil
+		return nil, k.invalid, nil
 	}
-	insufficient := func(err *Error) *refusal {
-		return &refusal{http.StatusForbidden,
-			fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " ")), err}
-	}
-	for _, want := range tc.Scopes {
+	for _, want := range k.tc.Scopes {
 		if !slices.Contains(t.Scopes, want) {
-			return nil, insufficient(errInsufficientScope), nil
+			return nil, k.scope, nil
 		}
 	}
-	if tc.BaseParam != "" && base != t.BaseID {
-		return nil, insufficient(errOtherBase), nil
+	if k.tc.BaseParam != "" && base != t.BaseID {
+		return nil, k.base, nil
 	}
 	return t, nil, nil
 }
@@ -142,14 +172,14 @@ func (s *Server) RequireToken(scopes ...string) echo.MiddlewareFunc {
 // parameter the token's base must match, and refusals rendered by the
 // host's own error handler.
 func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
-	tc.Scopes = slices.Clone(tc.Scopes)
+	k := s.checker(tc)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			var base string
 			if tc.BaseParam != "" {
 				base = c.Param(tc.BaseParam)
 			}
-			t, no, err := s.check(c.Request().Context(), &tc, c.Request().Header.Get(echo.HeaderAuthorization), base)
+			t, no, err := k.check(c.Request().Context(), c.Request().Header.Get(echo.HeaderAuthorization), base)
 			switch {
 			case err != nil && tc.HostErrors:
 				return err
@@ -157,11 +187,17 @@ func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
 				writeError(c, s.log, err)
 				return nil
 			case no != nil:
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, no.challenge)
+				h := c.Response().Header()
+				h.Set(echo.HeaderWWWAuthenticate, no.challenge)
 				if tc.HostErrors {
 					return echo.NewHTTPError(no.status, no.err.Message).SetInternal(no.err)
 				}
-				writeError(c, s.log, no.err)
+				// The body of a refusal is always the same: written from
+				// bytes made once, so that a made-up token costs no more
+				// than a live one.
+				h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+				c.Response().WriteHeader(no.status)
+				_, _ = c.Response().Write(refusalBodies[no.err])
 				return nil
 			}
 			// The shared token itself, not a Principal built from it:
@@ -177,7 +213,7 @@ func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
 // (see PrincipalFromContext). Refusals are answered in Teable's error body,
 // or by tc.OnError with tc.HostErrors.
 func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
-	tc.Scopes = slices.Clone(tc.Scopes)
+	k := s.checker(tc)
 	onError := tc.OnError
 	if onError == nil {
 		onError = func(w http.ResponseWriter, _ *http.Request, status int, err error) {
@@ -190,7 +226,7 @@ func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
 			if tc.BaseParam != "" {
 				base = r.PathValue(tc.BaseParam)
 			}
-			t, no, err := s.check(r.Context(), &tc, r.Header.Get("Authorization"), base)
+			t, no, err := k.check(r.Context(), r.Header.Get("Authorization"), base)
 			if err != nil {
 				no = &refusal{status: http.StatusInternalServerError, err: asError(err)}
 				s.log.ErrorContext(r.Context(), "request failed", "err", err)
@@ -216,3 +252,14 @@ var (
 	errInsufficientScope  = Errorf(CodeRestricted, "The access token lacks a required scope")
 	errOtherBase          = Errorf(CodeRestricted, "The access token was issued for another base")
 )
+
+// refusalBodies are the gateway middleware's refusals in Teable's error
+// body, encoded once.
+var refusalBodies = func() map[*Error][]byte {
+	m := map[*Error][]byte{}
+	for _, e := range []*Error{errInvalidAccessToken, errInsufficientScope, errOtherBase} {
+		b, _ := json.Marshal(gen.Error{Message: e.Message, Status: e.Status(), Code: string(e.Code)})
+		m[e] = append(b, '\n')
+	}
+	return m
+}()

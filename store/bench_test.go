@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/storetest"
 )
 
 // benchCodes stores n fresh codes of plu1 for bse1 and returns their Refs.
@@ -88,20 +89,26 @@ func BenchmarkRedeemAuthCode(b *testing.B) {
 // of introspection and of the gateway middleware: "Cached" is a token looked
 // up before (the common case), "Uncached" a read transaction and a decode.
 func BenchmarkToken(b *testing.B) {
-	for name, size := range map[string]int{"Cached": 0, "Uncached": -1} {
+	for name, tc := range map[string]struct {
+		size    int
+		unknown bool
+	}{"Cached": {0, false}, "Uncached": {-1, false}, "UnknownCached": {0, true}, "UnknownUncached": {-1, true}} {
 		b.Run(name, func(b *testing.B) {
-			db := mustOpenAt(b, filepath.Join(b.TempDir(), "plugintoken.db"), store.Options{TokenCacheSize: size})
+			db := mustOpenAt(b, filepath.Join(b.TempDir(), "plugintoken.db"), store.Options{TokenCacheSize: tc.size})
 			seed(b, db)
 			r := redemption("a")
 			if err := db.RedeemAuthCode(ctx, r); err != nil {
 				b.Fatal(err)
 			}
 			ref := accessRef(r.Grant)
+			if tc.unknown {
+				ref = storetest.Ref("never-issued") // well-formed, never issued
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := db.Token(ctx, ref); err != nil {
+					if _, err := db.Token(ctx, ref); (err != nil) != tc.unknown {
 						b.Error(err)
 						return
 					}

@@ -35,6 +35,13 @@ type tokenCache struct {
 
 	mu sync.RWMutex
 	m  map[Key]*cachedGrant
+	// absent holds keys no grant is stored under, so that presenting an
+	// unknown (well-formed) token costs what a known one does, not a read
+	// transaction. Such a fact never goes stale: a grant's key is drawn
+	// from crypto/rand when the grant is created, so nobody can look it up
+	// before it exists (short of guessing 64 random bits), and a deleted
+	// key is never used again.
+	absent map[Key]struct{}
 	// pending is true from a drop until the write transaction that dropped
 	// has ended.
 	pending bool
@@ -55,26 +62,46 @@ func (c *cachedGrant) token(kind TokenKind) *Token {
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[Key]*cachedGrant)}
+	return &tokenCache{max: max, m: make(map[Key]*cachedGrant), absent: make(map[Key]struct{})}
 }
 
-// get returns the cached token that ref presents, if any. Both secret
-// halves are compared in constant time, as on a read from the file.
-func (c *tokenCache) get(ref Ref) (*cachedGrant, TokenKind, bool) {
+// get returns the cached token that ref presents (hit), or reports that the
+// cache knows no token is presented (unknown: no grant under the key, or a
+// cached grant whose secrets do not match: a grant's secrets never change),
+// or neither (ask the file). Both secret halves are compared in constant
+// time, as on a read from the file.
+func (c *tokenCache) get(ref Ref) (e *cachedGrant, kind TokenKind, hit, unknown bool) {
 	c.mu.RLock()
-	e := c.m[ref.Key]
+	e = c.m[ref.Key]
+	_, absent := c.absent[ref.Key]
 	c.mu.RUnlock()
 	if e == nil {
-		return nil, "", false
+		return nil, "", false, absent
 	}
 	access, refresh := ref.matches(e.accessSecret), ref.matches(e.refreshSecret)
 	switch {
 	case access:
-		return e, KindAccess, true
+		return e, KindAccess, true, false
 	case refresh:
-		return e, KindRefresh, true
+		return e, KindRefresh, true, false
 	}
-	return nil, "", false
+	return nil, "", false, true
+}
+
+// noteAbsent records that no grant is stored under key.
+func (c *tokenCache) noteAbsent(key Key) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.absent) >= c.max {
+		for k := range c.absent { // map order is random: evict an arbitrary entry
+			delete(c.absent, k)
+			break
+		}
+	}
+	c.absent[key] = struct{}{}
 }
 
 // fill makes the views of g, read at epoch, and caches them unless a write

@@ -41,7 +41,7 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 	if _, err := db.Token(ctx, access); err != nil { // cached from here on
 		t.Fatal(err)
 	}
-	if _, _, ok := db.cache.get(access); !ok {
+	if _, _, ok, _ := db.cache.get(access); !ok {
 		t.Fatal("the token was not cached: the test would prove nothing")
 	}
 
@@ -65,7 +65,7 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 	if _, err := db.Token(ctx, access); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("lookup after the write returned: err = %v, want ErrNotFound", err)
 	}
-	if _, _, ok := db.cache.get(access); ok {
+	if _, _, ok, _ := db.cache.get(access); ok {
 		t.Fatal("a lookup during the write put the revoked token back in the cache")
 	}
 }

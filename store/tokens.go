@@ -72,17 +72,25 @@ func presented(tx txn, ref Ref) (*Grant, TokenKind, error) {
 // it, never modify it. Sharing it is what lets a repeated lookup allocate
 // nothing.
 func (db *DB) Token(ctx context.Context, ref Ref) (*Token, error) {
-	if e, kind, ok := db.cache.get(ref); ok {
+	e, kind, hit, unknown := db.cache.get(ref)
+	switch {
+	case hit:
 		return e.token(kind), nil
+	case unknown:
+		return nil, ErrNotFound
 	}
 	epoch := db.cache.epoch.Load()
 	var g *Grant
-	var kind TokenKind
+	var stored bool
 	err := db.view(ctx, func(tx txn) error {
 		var err error
+		stored = tx.Bucket(bucketGrants).Get(ref.Key[:]) != nil
 		g, kind, err = presented(tx, ref)
 		return err
 	})
+	if errors.Is(err, ErrNotFound) && !stored {
+		db.cache.noteAbsent(ref.Key)
+	}
 	if err != nil {
 		return nil, err
 	}
