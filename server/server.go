@@ -37,27 +37,10 @@ import (
 	"github.com/plugintoken/plugintoken/store"
 )
 
-// Store is the persistence the server needs. *store.DB (bbolt) implements
-// it; another engine must keep the same contract, method by method, as
-// documented on *store.DB: hashes in, never plaintext; the sentinel errors
-// (store.ErrNotFound, ErrExists, ErrInvalidCode, ErrCodeReplayed,
-// ErrInvalidToken, ErrTokenReused); and redemption, rotation and the
-// revocations they trigger each as one atomic step.
-type Store interface {
-	CreatePlugin(ctx context.Context, p store.Plugin) error
-	Plugin(ctx context.Context, id string) (store.Plugin, error)
-	DeletePlugin(ctx context.Context, id string) error
-	SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error
-	CreateAuthCode(ctx context.Context, c store.AuthCode) error
-	RedeemAuthCode(ctx context.Context, r store.Redemption) error
-	RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error)
-	RevokeToken(ctx context.Context, r store.Revocation) error
-	Token(ctx context.Context, ref store.Ref) (*store.Token, error)
-	Sweep(ctx context.Context, now time.Time) (store.SweepResult, error)
-	Ping(ctx context.Context) error
-}
-
-var _ Store = (*store.DB)(nil)
+// Store is the storage contract the service runs on, declared once in
+// package store (see store.Store for what each method returns): *store.DB
+// (bbolt) and etcdstore's DB keep it.
+type Store = store.Store
 
 // Default lifetimes, Teable's.
 const (

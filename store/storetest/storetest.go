@@ -16,20 +16,8 @@ import (
 	"github.com/plugintoken/plugintoken/store"
 )
 
-// Store is what every backend provides: the methods server.Store needs.
-type Store interface {
-	CreatePlugin(ctx context.Context, p store.Plugin) error
-	Plugin(ctx context.Context, id string) (store.Plugin, error)
-	DeletePlugin(ctx context.Context, id string) error
-	SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error
-	CreateAuthCode(ctx context.Context, c store.AuthCode) error
-	RedeemAuthCode(ctx context.Context, r store.Redemption) error
-	RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error)
-	RevokeToken(ctx context.Context, r store.Revocation) error
-	Token(ctx context.Context, ref store.Ref) (*store.Token, error)
-	Sweep(ctx context.Context, now time.Time) (store.SweepResult, error)
-	Ping(ctx context.Context) error
-}
+// Store is the contract the suite checks: store.Store.
+type Store = store.Store
 
 var ctx = context.Background()
 
