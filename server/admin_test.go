@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"slices"
@@ -45,9 +46,15 @@ func TestAdminRoutesNeedBearer(t *testing.T) {
 			})
 		}
 	}
-	// Nothing above changed the plugin.
-	if _, err := h.db.Plugin(ctx, p.ID); err != nil {
-		t.Errorf("plugin changed by unauthenticated requests: %v", err)
+	// Nothing above changed anything: the plugin is there with its old
+	// secret (no unauthenticated regeneration), no other plugin exists,
+	// and the old secret still exchanges a code.
+	stored, err := h.db.Plugin(ctx, p.ID)
+	if err != nil || stored.SecretHash != store.HashOf(p.Secret) {
+		t.Fatalf("plugin changed by unauthenticated requests: %v", err)
+	}
+	if tok := h.exchange(p.ID, tokenRequest("bse1", p.Secret, h.authCode(p.ID, "bse1"), "table|read")); tok.StatusCode() != 200 {
+		t.Errorf("the plugin's secret stopped working after unauthenticated requests: %d %s", tok.StatusCode(), tok.Body)
 	}
 }
 
@@ -61,7 +68,10 @@ func TestCreatePlugin(t *testing.T) {
 			t.Fatalf("status = %d %s", res.StatusCode, body)
 		}
 		checkNoStore(t, res.Header)
-		p := h.createPlugin()
+		var p gen.PluginWithSecret
+		if err := json.Unmarshal(body, &p); err != nil || p.Name != "Chart" {
+			t.Fatalf("answer %s: %v", body, err)
+		}
 		if !pluginIDRe.MatchString(p.ID) || !secretRe.MatchString(p.Secret) {
 			t.Errorf("id %q or secret %q has the wrong form", p.ID, p.Secret)
 		}

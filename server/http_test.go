@@ -18,8 +18,9 @@ func TestRoutesOutsideTheSpec(t *testing.T) {
 	h := newHarness(t)
 	t.Run("Healthz", func(t *testing.T) {
 		res, body := h.do("GET", "/healthz", "", "")
-		if res.StatusCode != http.StatusOK {
-			t.Errorf("status = %d %s", res.StatusCode, body)
+		if res.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"status":"ok"}` ||
+			!strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("status = %d %s %s", res.StatusCode, res.Header.Get("Content-Type"), body)
 		}
 	})
 	t.Run("OpenAPIJSON", func(t *testing.T) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,9 +58,11 @@ func TestBadInput(t *testing.T) {
 	t.Run("JSONWithCharset", func(t *testing.T) {
 		code := h.authCode(p.ID, "bse1")
 		res, body := h.do("POST", "/api/plugin/"+p.ID+"/token", "application/json; charset=utf-8", tokenRequest("bse1", p.Secret, code, "table|read"))
-		if res.StatusCode != http.StatusOK {
-			t.Errorf("status = %d %s", res.StatusCode, body)
+		var tok gen.PluginTokenResponse
+		if res.StatusCode != http.StatusOK || json.Unmarshal(body, &tok) != nil {
+			t.Fatalf("status = %d %s", res.StatusCode, body)
 		}
+		h.checkActive(true, tok.AccessToken, tok.RefreshToken)
 	})
 }
 

@@ -50,11 +50,8 @@ type Redemption struct {
 // every token issued from the code (rotated descendants included) has been
 // revoked.
 func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
-	if r.Authorize == nil {
-		return errors.New("store: Redemption.Authorize is required")
-	}
-	if r.Grant.Key.Family() != r.Code.Key.Family() {
-		return errors.New("store: the grant must be in the code's family")
+	if err := r.Check(); err != nil {
+		return err
 	}
 	// Refusals write nothing, so they are decided on a read transaction
 	// first: a wrong guess costs a read, never a commit and its fsync, and

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // The decisions below are the contract of the store's check-and-write
 // operations, shared by every backend: a backend reads the records (nil
@@ -149,4 +153,43 @@ func SweepVerdict(isGrant bool, raw []byte, now time.Time, pluginExists func(id 
 	}
 	ok, err := pluginExists(pluginID)
 	return !ok, false, err
+}
+
+// ErrInvalidArgument means a request to the store is malformed (a caller's
+// bug, not a client's mistake): nothing was read or written.
+var ErrInvalidArgument = errors.New("store: invalid argument")
+
+// Check reports a malformed redemption (ErrInvalidArgument): every backend
+// calls it first.
+func (r Redemption) Check() error {
+	switch {
+	case r.Authorize == nil:
+		return fmt.Errorf("%w: Redemption.Authorize is required", ErrInvalidArgument)
+	case r.Grant.Key.Family() != r.Code.Key.Family():
+		return fmt.Errorf("%w: the grant must be in the code's family", ErrInvalidArgument)
+	case r.Now.IsZero():
+		return fmt.Errorf("%w: Redemption.Now is required", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Check reports a malformed rotation (ErrInvalidArgument).
+func (r Rotation) Check() error {
+	switch {
+	case r.Authorize == nil:
+		return fmt.Errorf("%w: Rotation.Authorize is required", ErrInvalidArgument)
+	case r.New.Key.Family() != r.Refresh.Key.Family():
+		return fmt.Errorf("%w: the new grant must be in the presented token's family", ErrInvalidArgument)
+	case r.Now.IsZero():
+		return fmt.Errorf("%w: Rotation.Now is required", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Check reports a malformed revocation (ErrInvalidArgument).
+func (r Revocation) Check() error {
+	if r.Now.IsZero() {
+		return fmt.Errorf("%w: Revocation.Now is required", ErrInvalidArgument)
+	}
+	return nil
 }

@@ -87,8 +87,9 @@ func TestOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		store.SetSchemaVersionForTest(t, path, "999")
-		if _, err := store.Open(path, store.Options{}); err == nil {
-			t.Fatal("Open of a file with another schema version succeeded")
+		_, err := store.Open(path, store.Options{})
+		if err == nil || !strings.Contains(err.Error(), `schema version "999"`) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Open of a file with another schema version: %v, want an error naming the file and its version", err)
 		}
 	})
 }

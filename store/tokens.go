@@ -129,11 +129,8 @@ type Rotation struct {
 // is written. It returns ErrTokenReused when the token was already rotated
 // more than Grace ago: then its whole family has been revoked.
 func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error) {
-	if r.Authorize == nil {
-		return Grant{}, errors.New("store: Rotation.Authorize is required")
-	}
-	if r.New.Key.Family() != r.Refresh.Key.Family() {
-		return Grant{}, errors.New("store: the new grant must be in the presented token's family")
+	if err := r.Check(); err != nil {
+		return Grant{}, err
 	}
 	// As in RedeemAuthCode, refusals are decided on a read first.
 	var pre error
@@ -215,8 +212,8 @@ type Revocation struct {
 // r.PluginID names no plugin, and the error of Authorize when that refuses;
 // then nothing changes.
 func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
-	if r.Now.IsZero() {
-		return errors.New("store: Revocation.Now is required")
+	if err := r.Check(); err != nil {
+		return err
 	}
 	// Refusals, unknown tokens and tokens already revoked need no write.
 	var pre error

@@ -386,8 +386,8 @@ func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 // concurrent redemptions through any number of replicas exactly one
 // succeeds. A replay revokes the code's family in one transaction too.
 func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
-	if r.Authorize == nil || r.Grant.Key.Family() != r.Code.Key.Family() {
-		return errors.New("etcdstore: Authorize is required and the grant must be in the code's family")
+	if err := r.Check(); err != nil {
+		return err
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
@@ -476,8 +476,8 @@ func (db *DB) Token(ctx context.Context, ref store.Ref) (*store.Token, error) {
 // with the check, the rotation (or the family's revocation on reuse) in one
 // etcd transaction guarded by the revisions read.
 func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error) {
-	if r.Authorize == nil || r.New.Key.Family() != r.Refresh.Key.Family() {
-		return store.Grant{}, errors.New("etcdstore: Authorize is required and the new grant must be in the presented token's family")
+	if err := r.Check(); err != nil {
+		return store.Grant{}, err
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
@@ -526,8 +526,8 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 // token is revoked alone; a refresh token, live or rotated, revokes its
 // whole family in one transaction guarded by the revisions read.
 func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
-	if r.Now.IsZero() {
-		return errors.New("etcdstore: Revocation.Now is required")
+	if err := r.Check(); err != nil {
+		return err
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()

@@ -392,8 +392,11 @@ func testRotateRefreshToken(t *testing.T, open func(testing.TB) Store) {
 		db, r := redeemed(t, open)
 		rot := Rotation(RefreshRef(r.Grant), "b", now)
 		rot.New.Key = store.NewGrantKey(Ref("elsewhere").Key)
-		if _, err := db.RotateRefreshToken(ctx, rot); err == nil {
-			t.Fatal("a new grant outside the family was accepted")
+		if _, err := db.RotateRefreshToken(ctx, rot); !errors.Is(err, store.ErrInvalidArgument) {
+			t.Fatalf("a new grant outside the family: err = %v, want ErrInvalidArgument", err)
+		}
+		if !Live(t, db, RefreshRef(r.Grant), now) {
+			t.Error("a refused rotation changed the token")
 		}
 	})
 }
