@@ -72,6 +72,8 @@ func credential(prefix string, key store.Key) (string, store.Hash) {
 	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), sha256.Sum256(raw[len(key):])
 }
 
+var strictBase64 = base64.RawURLEncoding.Strict()
+
 // parseCredential reads a code or token minted by newCredential with the
 // given prefix. It reports false for anything else.
 func parseCredential(s, prefix string) (store.Ref, bool) {
@@ -80,7 +82,9 @@ func parseCredential(s, prefix string) (store.Ref, bool) {
 		return ref, false
 	}
 	var raw [len(store.Key{}) + tokenBytes]byte
-	if n, err := base64.RawURLEncoding.Decode(raw[:], unsafeBytes(s[len(prefix):])); err != nil || n != len(raw) {
+	// Strict: the last character's unused bits must be zero, so that each
+	// credential has exactly one spelling.
+	if n, err := strictBase64.Decode(raw[:], unsafeBytes(s[len(prefix):])); err != nil || n != len(raw) {
 		return ref, false
 	}
 	copy(ref.Key[:], raw[:])

@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -169,13 +172,41 @@ func FuzzIntrospect(f *testing.F) {
 }
 
 func FuzzParseCredential(f *testing.F) {
-	for _, seed := range []string{"pta_", "ptc_" + strings.Repeat("A", 75), "ptr_" + strings.Repeat("_", 75), "pta_" + strings.Repeat("=", 75), "", "ptaX"} {
+	for _, seed := range []string{"pta_", "ptc_" + strings.Repeat("A", 75), "ptr_" + strings.Repeat("_", 75), "pta_" + strings.Repeat("=", 75), "", "ptaX",
+		"pta_" + strings.Repeat("A", 74) + "B"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		ref := server.RefOf(s) // must not panic
-		if ref.Key != ([24]byte{}) && len(s) != 4+75 {
-			t.Fatalf("%q parsed although it has the wrong length", s)
+		if ref.Key == ([24]byte{}) && ref.Secret == ([32]byte{}) {
+			return
+		}
+		// A string that parses has exactly one spelling: encoding what it
+		// decodes to gives it back.
+		prefix, body := s[:4], s[4:]
+		raw, err := base64.RawURLEncoding.DecodeString(body)
+		if err != nil || prefix+base64.RawURLEncoding.EncodeToString(raw) != s {
+			t.Fatalf("%q parsed, but is not the canonical spelling of what it decodes to", s)
+		}
+		if !bytes.Equal(raw[:24], ref.Key[:]) || sha256.Sum256(raw[24:]) != ref.Secret {
+			t.Fatalf("%q parsed to another key or secret than it holds", s)
+		}
+	})
+}
+
+// FuzzCredentialRoundTrip: any key and secret make a credential that parses
+// back to exactly that key and the secret's hash.
+func FuzzCredentialRoundTrip(f *testing.F) {
+	f.Add([]byte("0123456789abcdef01234567"), []byte("0123456789abcdef0123456789abcdef"), byte(0))
+	f.Fuzz(func(t *testing.T, key, secret []byte, kind byte) {
+		if len(key) != 24 || len(secret) != 32 {
+			return
+		}
+		prefix := []string{server.PrefixAccessToken, server.PrefixRefreshToken, server.PrefixAuthCode}[int(kind)%3]
+		s := prefix + base64.RawURLEncoding.EncodeToString(append(slices.Clone(key), secret...))
+		ref := server.RefOf(s)
+		if !bytes.Equal(ref.Key[:], key) || ref.Secret != sha256.Sum256(secret) {
+			t.Fatalf("%q did not parse back to its key and secret", s)
 		}
 	})
 }
