@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -221,8 +222,17 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 	cfg.AdminTokenFile = filepath.Join(t.TempDir(), "absent")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewMain(cfg, io.Discard).Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
+	logs := &lockedBuffer{}
+	go func() { done <- NewMain(cfg, logs).Run(ctx) }()
+	// Cancel once it serves (its "serving" line), not after a guess.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `msg=serving`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Run did not start serving:\n%s", logs.String())
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
 	cancel()
 	select {
 	case err := <-done:
