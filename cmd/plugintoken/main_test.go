@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -36,8 +37,28 @@ func TestParseServeFlags(t *testing.T) {
 		}
 		want := DefaultConfig()
 		want.AdminTokenFile = filepath.Join("data", "admin-token")
-		if !equalConfig(cfg, want) {
+		if !reflect.DeepEqual(cfg, want) {
 			t.Errorf("got %+v, want %+v", cfg, want)
+		}
+	})
+	t.Run("EveryFlag", func(t *testing.T) {
+		cfg, err := parseServeFlags([]string{"--debug-addr", "127.0.0.1:6060", "--max-batch-size", "32", "--max-batch-delay", "2ms",
+			"--etcd-endpoints", "a:2379, b:2379", "--etcd-prefix", "/pt/", "--etcd-username", "u", "--etcd-dial-timeout", "7s",
+			"--etcd-request-timeout", "4s", "--max-failures", "-1", "--failure-window", "2m", "--shutdown-timeout", "9s",
+			"--sweep-interval", "30s", "--refresh-token-ttl", "48h"},
+			env("PLUGINTOKEN_ETCD_PASSWORD", "p"), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := DefaultConfig()
+		want.AdminTokenFile = filepath.Join("data", "admin-token")
+		want.DebugAddr, want.MaxBatchSize, want.MaxBatchDelay = "127.0.0.1:6060", 32, 2*time.Millisecond
+		want.Etcd.Endpoints, want.Etcd.Prefix, want.Etcd.Username, want.Etcd.Password = []string{"a:2379", "b:2379"}, "/pt/", "u", "p"
+		want.Etcd.DialTimeout, want.Etcd.RequestTimeout = 7*time.Second, 4*time.Second
+		want.MaxFailures, want.FailureWindow, want.ShutdownTimeout = -1, 2*time.Minute, 9*time.Second
+		want.SweepInterval, want.RefreshTokenTTL = 30*time.Second, 48*time.Hour
+		if !reflect.DeepEqual(cfg, want) {
+			t.Errorf("got  %+v\nwant %+v", cfg, want)
 		}
 	})
 	t.Run("EnvThenFlags", func(t *testing.T) {
@@ -62,29 +83,21 @@ func TestParseServeFlags(t *testing.T) {
 	for name, tc := range map[string]struct {
 		args []string
 		env  []string
+		msg  string
 	}{
-		"ErrBadEnvDuration": {nil, []string{"PLUGINTOKEN_REFRESH_TOKEN_TTL", "forever"}},
-		"ErrBadFlag":        {[]string{"-nope"}, nil},
-		"ErrTTLTooShort":    {[]string{"-auth-code-ttl", "10ms"}, nil},
-		"ErrExtraArgument":  {[]string{"extra"}, nil},
-		"ErrSweepTooOften":  {[]string{"-sweep-interval", "1ms"}, nil},
-		"ErrNegativeGrace":  {[]string{"-refresh-reuse-grace", "-1s"}, nil},
+		"ErrBadEnvDuration": {nil, []string{"PLUGINTOKEN_REFRESH_TOKEN_TTL", "forever"}, `PLUGINTOKEN_REFRESH_TOKEN_TTL="forever"`},
+		"ErrBadFlag":        {[]string{"-nope"}, nil, "flag provided but not defined: -nope"},
+		"ErrTTLTooShort":    {[]string{"-auth-code-ttl", "10ms"}, nil, "-auth-code-ttl must be at least 1s, got 10ms"},
+		"ErrExtraArgument":  {[]string{"extra"}, nil, `unexpected argument "extra"`},
+		"ErrSweepTooOften":  {[]string{"-sweep-interval", "1ms"}, nil, "-sweep-interval must be at least 1s, got 1ms"},
+		"ErrNegativeGrace":  {[]string{"-refresh-reuse-grace", "-1s"}, nil, "-refresh-reuse-grace must not be negative, got -1s"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := parseServeFlags(tc.args, env(tc.env...), io.Discard); err == nil {
-				t.Error("no error")
+			if _, err := parseServeFlags(tc.args, env(tc.env...), io.Discard); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("err = %v, want %q", err, tc.msg)
 			}
 		})
 	}
-}
-
-func equalConfig(a, b Config) bool {
-	return a.Addr == b.Addr && a.DBPath == b.DBPath && a.AdminTokenFile == b.AdminTokenFile &&
-		slices.Equal(a.AdminTokens, b.AdminTokens) && a.AuthCodeTTL == b.AuthCodeTTL &&
-		a.AccessTokenTTL == b.AccessTokenTTL && a.RefreshTokenTTL == b.RefreshTokenTTL &&
-		a.ShutdownTimeout == b.ShutdownTimeout && a.RefreshReuseGrace == b.RefreshReuseGrace &&
-		a.SweepInterval == b.SweepInterval && a.TokenRequiresBearer == b.TokenRequiresBearer &&
-		a.MaxFailures == b.MaxFailures && a.FailureWindow == b.FailureWindow
 }
 
 func TestRunCommands(t *testing.T) {
