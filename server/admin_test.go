@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"slices"
@@ -185,7 +186,7 @@ func TestDeletePlugin(t *testing.T) {
 	gone := h.exchange(p.ID, tokenRequest("bse1", p.Secret, unused, "table|read"))
 	checkError(t, gone.StatusCode(), gone.Body, http.StatusNotFound, "not_found", "Plugin not found")
 	for _, token := range []string{tok.AccessToken, tok.RefreshToken} {
-		if _, err := h.db.Token(ctx, server.RefOf(token)); err == nil {
+		if _, err := h.db.Token(ctx, server.RefOf(token)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("token of a deleted plugin still found")
 		}
 	}

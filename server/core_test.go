@@ -59,16 +59,17 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	if again, _ := h.srv.Authenticate(ctx, pair.AccessToken); again.Scopes[0] != "table|read" {
 		t.Errorf("editing an introspection changed the token: %v", again.Scopes)
 	}
-	if _, err := h.srv.Authenticate(ctx, pair.RefreshToken); err == nil {
+	var refused *server.Error
+	if _, err := h.srv.Authenticate(ctx, pair.RefreshToken); !errors.As(err, &refused) || refused.Code != server.CodeUnauthorized {
 		t.Error("a refresh token authenticated as an access token")
 	}
-	if err := h.srv.RevokeTokenAsPlugin(ctx, pair.RefreshToken, p.ID, "wrong"); err == nil {
+	if err := h.srv.RevokeTokenAsPlugin(ctx, pair.RefreshToken, p.ID, "wrong"); !errors.As(err, &refused) || refused.Message != "Invalid secret" {
 		t.Error("revocation with a wrong secret succeeded")
 	}
 	if err := h.srv.RevokeToken(ctx, pair.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.srv.Authenticate(ctx, pair.AccessToken); err == nil {
+	if _, err := h.srv.Authenticate(ctx, pair.AccessToken); !errors.As(err, &refused) || refused.Code != server.CodeUnauthorized {
 		t.Error("the access token survived an admin's revocation of its refresh token")
 	}
 }
