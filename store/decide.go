@@ -193,3 +193,24 @@ func (r Revocation) Check() error {
 	}
 	return nil
 }
+
+// Sweeping runs a backend's sweep of one kind of record, codes first, then
+// grants, and adds up what they removed. sweep decides each record with
+// SweepVerdict and reports an undecodable one with undecodable (its name,
+// bucket/key), which Sweeping collects.
+func Sweeping(sweep func(isGrant bool, undecodable func(name string)) (removed int, err error)) (SweepResult, error) {
+	var res SweepResult
+	note := func(name string) { res.Undecodable = append(res.Undecodable, name) }
+	for _, isGrant := range []bool{false, true} {
+		n, err := sweep(isGrant, note)
+		if isGrant {
+			res.Grants = n
+		} else {
+			res.Codes = n
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

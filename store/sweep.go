@@ -25,12 +25,14 @@ type SweepResult struct {
 // it did so far, when ctx is done. A record that does not decode is skipped
 // and named in the result.
 func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
-	var res SweepResult
 	plugins := map[string]bool{}
-	for _, bucket := range [][]byte{bucketCodes, bucketGrants} {
-		isGrant := bytes.Equal(bucket, bucketGrants)
-		n, err := sweepBucket(ctx, db, bucket, func(tx txn, k, v []byte) (bool, error) {
-			gone, undecodable, err := SweepVerdict(isGrant, v, now, func(id string) (bool, error) {
+	res, err := Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
+		bucket := bucketCodes
+		if isGrant {
+			bucket = bucketGrants
+		}
+		return sweepBucket(ctx, db, bucket, func(tx txn, k, v []byte) (bool, error) {
+			gone, bad, err := SweepVerdict(isGrant, v, now, func(id string) (bool, error) {
 				ok, seen := plugins[id]
 				if !seen {
 					ok = tx.Bucket(bucketPlugins).Get([]byte(id)) != nil
@@ -38,22 +40,16 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 				}
 				return ok, nil
 			})
-			if undecodable {
-				res.Undecodable = append(res.Undecodable, fmt.Sprintf("%s/%x", bucket, k))
+			if bad {
+				undecodable(fmt.Sprintf("%s/%x", bucket, k))
 			}
 			return gone, err
 		})
-		if isGrant {
-			res.Grants = n
-		} else {
-			res.Codes = n
-		}
-		if err != nil {
-			return res, err
-		}
+	})
+	if err == nil {
+		db.cache.evictExpired(now)
 	}
-	db.cache.evictExpired(now)
-	return res, nil
+	return res, err
 }
 
 // sweepBucket walks bucket in chunks of sweepChunk keys, one write

@@ -571,7 +571,6 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 // Sweep deletes expired codes and grants and those of deleted plugins, a
 // page at a time, each deletion guarded by the revision it was judged at.
 func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, error) {
-	var res store.SweepResult
 	ctx, cancel := context.WithTimeout(ctx, 10*db.timeout)
 	defer cancel()
 	plugins := map[string]bool{}
@@ -586,28 +585,19 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, erro
 		plugins[id] = resp.Count > 0
 		return plugins[id], nil
 	}
-	for _, isGrant := range []bool{false, true} {
+	return store.Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
 		prefix := db.prefix + "codes/"
 		if isGrant {
 			prefix = db.prefix + "grants/"
 		}
-		n, err := db.sweepPrefix(ctx, prefix, func(key string, raw []byte) (bool, error) {
-			gone, undecodable, err := store.SweepVerdict(isGrant, raw, now, pluginExists)
-			if undecodable {
-				res.Undecodable = append(res.Undecodable, strings.TrimPrefix(key, db.prefix))
+		return db.sweepPrefix(ctx, prefix, func(key string, raw []byte) (bool, error) {
+			gone, bad, err := store.SweepVerdict(isGrant, raw, now, pluginExists)
+			if bad {
+				undecodable(strings.TrimPrefix(key, db.prefix))
 			}
 			return gone, err
 		})
-		if isGrant {
-			res.Grants = n
-		} else {
-			res.Codes = n
-		}
-		if err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	})
 }
 
 // sweepPrefix walks the keys under prefix in pages and deletes those expired
