@@ -20,7 +20,7 @@ run: build
 build:
 	cd cmd && $(GO) build -ldflags "$(LDFLAGS)" -o ../plugintoken ./plugintoken
 
-## test: the whole test suite, with the race detector (about a minute and a half)
+## test: the whole test suite, every module, with the race detector (about 2 minutes)
 test:
 	@echo "make test: every package of every module ($(MODULES)) with the race detector; about 2 minutes"
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && PLUGINTOKEN_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 ./...) || exit 1; done
