@@ -355,15 +355,14 @@ func (db *DB) Ping(ctx context.Context) error {
 	if db.writeErr.Load() == nil {
 		return nil
 	}
+	// The probe is large enough (16 pages) that it needs fresh pages as a
+	// batch of real writes does, rather than fitting in the few pages the
+	// failed transaction left free.
+	probe := make([]byte, 64<<10)
 	return db.write(func(tx txn) error {
 		return tx.Bucket(bucketMeta).Put(keyProbe, probe)
 	})
 }
-
-// probe is what Ping writes after a failed write: large enough (16 pages)
-// that it needs fresh pages as a batch of real writes does, rather than
-// fitting in the few pages the failed transaction left free.
-var probe = make([]byte, 64<<10)
 
 // Size returns the size of the database file in bytes (0 if it cannot be
 // read).
