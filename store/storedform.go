@@ -3,7 +3,8 @@ package store
 import "time"
 
 // The stored form of each record is the same in every backend: these
-// methods let another backend (etcdstore) store exactly what this one does.
+// methods let another backend (etcdstore) store, and read back, exactly
+// what the bbolt store does, and ask a stored grant what a lookup sees.
 
 // MarshalBinary encodes the plugin as stored.
 func (p *Plugin) MarshalBinary() ([]byte, error) { return p.marshal(), nil }
