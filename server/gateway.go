@@ -89,30 +89,8 @@ type refusal struct {
 	err       *Error
 }
 
-// challenges are a TokenCheck's WWW-Authenticate values, made once.
-type challenges struct{ missing, invalid, insufficient string }
-
-func (tc *TokenCheck) challenges() challenges {
-	realm := tc.Realm
-	if realm == "" {
-		realm = "plugintoken"
-	}
-	return challenges{
-		missing:      fmt.Sprintf(`Bearer realm=%q`, realm),
-		invalid:      fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm),
-		insufficient: fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " ")),
-	}
-}
-
-// The refusals, made once per challenge set.
-func (ch challenges) refusals() (missing, invalid, scope, base *refusal) {
-	return &refusal{http.StatusUnauthorized, ch.missing, errInvalidAccessToken},
-		&refusal{http.StatusUnauthorized, ch.invalid, errInvalidAccessToken},
-		&refusal{http.StatusForbidden, ch.insufficient, errInsufficientScope},
-		&refusal{http.StatusForbidden, ch.insufficient, errOtherBase}
-}
-
-// checker admits requests for one TokenCheck.
+// checker admits requests for one TokenCheck. Its refusals (with their
+// WWW-Authenticate challenges) are made once, not per request.
 type checker struct {
 	s                             *Server
 	tc                            TokenCheck
@@ -121,9 +99,17 @@ type checker struct {
 
 func (s *Server) checker(tc TokenCheck) *checker {
 	tc.Scopes = slices.Clone(tc.Scopes)
-	k := &checker{s: s, tc: tc}
-	k.missing, k.invalid, k.scope, k.base = tc.challenges().refusals()
-	return k
+	realm := tc.Realm
+	if realm == "" {
+		realm = "plugintoken"
+	}
+	insufficient := fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " "))
+	return &checker{s: s, tc: tc,
+		missing: &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), errInvalidAccessToken},
+		invalid: &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken},
+		scope:   &refusal{http.StatusForbidden, insufficient, errInsufficientScope},
+		base:    &refusal{http.StatusForbidden, insufficient, errOtherBase},
+	}
 }
 
 // check admits a request with the Authorization header and the base of its
