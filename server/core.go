@@ -66,10 +66,10 @@ type Introspection struct {
 	IssuedAt, ExpiresAt time.Time
 }
 
-// required refuses an empty value of a named field, with the message the
-// HTTP validator gives.
+// required refuses an empty value of a named field, as the HTTP validator
+// does (minLength 1), with its message.
 func required(field, v string) error {
-	if strings.TrimSpace(v) == "" {
+	if v == "" {
 		return Errorf(CodeValidation, "%s: must not be empty", field)
 	}
 	return nil

@@ -19,7 +19,7 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"EmptyName": func() error { _, err := h.srv.CreatePlugin(ctx, "", nil); return err }(),
-		"EmptyBase": func() error { _, err := h.srv.IssueAuthCode(ctx, p.ID, " ", ""); return err }(),
+		"EmptyBase": func() error { _, err := h.srv.IssueAuthCode(ctx, p.ID, "", ""); return err }(),
 		"EmptySecret": func() error {
 			_, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "b", AuthCode: "c", Scopes: []string{"table|read"}})
 			return err
