@@ -42,6 +42,13 @@ import (
 // (bbolt) and etcdstore's DB keep it.
 type Store = store.Store
 
+// The failure limiter's defaults: DefaultMaxFailures failed credentials
+// per key per DefaultFailureWindow.
+const (
+	DefaultMaxFailures   = 10
+	DefaultFailureWindow = time.Minute
+)
+
 // Default lifetimes, Teable's.
 const (
 	DefaultAuthCodeTTL     = 300 * time.Second
@@ -167,10 +174,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.vocabulary = newVocabulary(s.scopes)
 	if cfg.MaxFailures == 0 {
-		cfg.MaxFailures = 10
+		cfg.MaxFailures = DefaultMaxFailures
 	}
 	if cfg.FailureWindow == 0 {
-		cfg.FailureWindow = time.Minute
+		cfg.FailureWindow = DefaultFailureWindow
 	}
 	s.failures = newFailureLimiter(cfg.MaxFailures, cfg.FailureWindow, cfg.MaxLimiterKeys)
 	var err error

@@ -27,61 +27,54 @@ import (
 	"github.com/plugintoken/plugintoken/store/etcdstore"
 )
 
-// Config is everything `plugintoken serve` is told.
+// Config is everything `plugintoken serve` is told. It embeds the library's
+// own configurations, so that each setting is declared (and defaulted, and
+// documented) once: the service's (lifetimes, reuse grace, bearer option,
+// failure limits; Main sets its Store, Admin and Logger), the bbolt store's
+// (group commit) and etcd's.
 type Config struct {
-	Addr            string
-	DBPath          string
-	AdminTokens     []string // from PLUGINTOKEN_ADMIN_TOKEN
-	AdminTokenFile  string
-	AuthCodeTTL     time.Duration
-	AccessTokenTTL  time.Duration
-	RefreshTokenTTL time.Duration
+	server.Config
+	store.Options
+	Addr           string
+	DBPath         string
+	AdminTokens    []string // from PLUGINTOKEN_ADMIN_TOKEN
+	AdminTokenFile string
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM; SweepInterval is
+	// how often expired records are deleted.
 	ShutdownTimeout time.Duration
-	// RefreshReuseGrace, SweepInterval and TokenRequiresBearer: see the
-	// flags of the same names.
-	RefreshReuseGrace   time.Duration
-	SweepInterval       time.Duration
-	TokenRequiresBearer bool
+	SweepInterval   time.Duration
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
 	DebugAddr string
-	// MaxBatchSize and MaxBatchDelay tune the store's group commit.
-	MaxBatchSize  int
-	MaxBatchDelay time.Duration
-	// MaxFailures and FailureWindow set the rate limit of failed
-	// credentials (see server.Config).
-	MaxFailures   int
-	FailureWindow time.Duration
 	// Etcd, when it has endpoints, selects the etcd backend instead of the
 	// bbolt file.
 	Etcd EtcdConfig
 }
 
-// EtcdConfig is how to reach etcd.
+// EtcdConfig is how to reach etcd: etcdstore's options, with the TLS
+// configuration given as files.
 type EtcdConfig struct {
-	Endpoints      []string
-	Prefix         string
-	CertFile       string // client certificate (mutual TLS)
-	KeyFile        string
-	CAFile         string // CA to verify the members; TLS is on when any file is set
-	Username       string
-	Password       string
-	DialTimeout    time.Duration
-	RequestTimeout time.Duration
+	etcdstore.Options
+	CertFile string // client certificate (mutual TLS)
+	KeyFile  string
+	CAFile   string // CA to verify the members; TLS is on when any file is set
 }
 
-// DefaultConfig is the configuration of a bare `plugintoken serve`.
+// DefaultConfig is the configuration of a bare `plugintoken serve`: the
+// library's defaults, and the binary's own settings.
 func DefaultConfig() Config {
 	return Config{
+		Config: server.Config{
+			AuthCodeTTL:     server.DefaultAuthCodeTTL,
+			AccessTokenTTL:  server.DefaultAccessTokenTTL,
+			RefreshTokenTTL: server.DefaultRefreshTokenTTL,
+			MaxFailures:     server.DefaultMaxFailures,
+			FailureWindow:   server.DefaultFailureWindow,
+		},
 		Addr:            "127.0.0.1:8080",
 		DBPath:          filepath.Join("data", "plugintoken.db"),
-		AuthCodeTTL:     server.DefaultAuthCodeTTL,
-		AccessTokenTTL:  server.DefaultAccessTokenTTL,
-		RefreshTokenTTL: server.DefaultRefreshTokenTTL,
 		ShutdownTimeout: 15 * time.Second,
 		SweepInterval:   time.Minute,
-		MaxFailures:     10,
-		FailureWindow:   time.Minute,
-		Etcd:            EtcdConfig{Prefix: "/plugintoken/", DialTimeout: 5 * time.Second, RequestTimeout: 3 * time.Second},
+		Etcd:            EtcdConfig{Options: etcdstore.DefaultOptions()},
 	}
 }
 
@@ -154,19 +147,9 @@ func (m *Main) Start() (err error) {
 			_ = m.db.Close()
 		}
 	}()
-	srv, err := server.New(server.Config{
-		Store:           m.db,
-		Admin:           admin,
-		Logger:          m.Log,
-		AuthCodeTTL:     cfg.AuthCodeTTL,
-		AccessTokenTTL:  cfg.AccessTokenTTL,
-		RefreshTokenTTL: cfg.RefreshTokenTTL,
-
-		RefreshReuseGrace:   cfg.RefreshReuseGrace,
-		TokenRequiresBearer: cfg.TokenRequiresBearer,
-		MaxFailures:         cfg.MaxFailures,
-		FailureWindow:       cfg.FailureWindow,
-	})
+	scfg := cfg.Config
+	scfg.Store, scfg.Admin, scfg.Logger = m.db, admin, m.Log
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -337,7 +320,7 @@ type backend interface {
 func (m *Main) openStore() (backend, error) {
 	cfg := m.Config
 	if len(cfg.Etcd.Endpoints) == 0 {
-		return store.Open(cfg.DBPath, store.Options{MaxBatchSize: cfg.MaxBatchSize, MaxBatchDelay: cfg.MaxBatchDelay})
+		return store.Open(cfg.DBPath, cfg.Options)
 	}
 	e := cfg.Etcd
 	var tlsCfg *tls.Config
@@ -347,11 +330,9 @@ func (m *Main) openStore() (backend, error) {
 			return nil, fmt.Errorf("etcd TLS: %w", err)
 		}
 	}
-	return etcdstore.Open(etcdstore.Options{
-		Endpoints: e.Endpoints, Prefix: e.Prefix, TLS: tlsCfg,
-		Username: e.Username, Password: e.Password,
-		DialTimeout: e.DialTimeout, RequestTimeout: e.RequestTimeout,
-	})
+	opts := e.Options
+	opts.TLS = tlsCfg
+	return etcdstore.Open(opts)
 }
 
 // storeName says where the data is, for logs (never the etcd password).

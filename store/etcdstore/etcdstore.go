@@ -69,20 +69,32 @@ type DB struct {
 // contention: each failed attempt means another writer succeeded.
 const maxAttempts = 64
 
+// DefaultOptions are the defaults Open and New apply to zero fields.
+func DefaultOptions() Options {
+	return Options{Prefix: "/plugintoken/", DialTimeout: 5 * time.Second, RequestTimeout: 3 * time.Second}
+}
+
+// withDefaults fills zero fields from DefaultOptions.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Prefix == "" {
+		o.Prefix = d.Prefix
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = d.DialTimeout
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = d.RequestTimeout
+	}
+	return o
+}
+
 // Open connects to etcd and checks (or writes) the schema version.
 func Open(opts Options) (*DB, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("etcdstore: no endpoints")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = "/plugintoken/"
-	}
-	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = 5 * time.Second
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 3 * time.Second
-	}
+	opts = opts.withDefaults()
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   opts.Endpoints,
 		DialTimeout: opts.DialTimeout,
@@ -114,12 +126,7 @@ func New(c *clientv3.Client, opts Options) (*DB, error) {
 	if c == nil {
 		return nil, errors.New("etcdstore: New needs a client")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = "/plugintoken/"
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 3 * time.Second
-	}
+	opts = opts.withDefaults()
 	db := &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout}
 	if err := db.init(); err != nil {
 		return nil, err
