@@ -57,57 +57,68 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	// first: a wrong guess costs a read, never a commit and its fsync, and
 	// does not queue behind real exchanges. The write transaction then
 	// decides again, authoritatively.
-	var pre error
+	var pre Plan
 	if err := db.view(ctx, func(tx txn) error {
 		var err error
-		_, pre, err = checkRedemption(tx, r, db.plugins.peek)
+		pre, err = planRedemption(tx, r, db.plugins.peek)
 		return err
 	}); err != nil {
 		return err
 	}
-	if pre != nil && pre != ErrCodeReplayed {
-		return pre
+	if !pre.Writes() {
+		return pre.Outcome
 	}
-	err := db.batch(ctx, func(tx txn) (error, error) {
-		c, outcome, err := checkRedemption(tx, r, db.plugins.inWrite)
-		switch {
-		case err != nil:
-			return nil, err
-		case outcome == ErrCodeReplayed:
-			// RFC 6749 §4.1.2: deny, and revoke what the code gave.
-			return ErrCodeReplayed, db.revokeFamily(tx, r.Code.Key.Family())
-		case outcome != nil:
-			return outcome, nil
-		}
-		c.RedeemedAt = r.Now
-		if err := put(tx, bucketCodes, r.Code.Key[:], &c); err != nil {
+	return db.batch(ctx, func(tx txn) (error, error) {
+		plan, err := planRedemption(tx, r, db.plugins.inWrite)
+		if err != nil {
 			return nil, err
 		}
-		g := r.Grant
-		g.Subject = c.Subject
-		return nil, putGrant(tx, &g)
+		return plan.Outcome, db.apply(tx, plan)
 	})
-	return err
 }
 
-// checkRedemption decides a redemption inside tx without writing: it
-// returns the code and a nil outcome when the code may be redeemed, or the
-// outcome (ErrNotFound, Authorize's error, ErrInvalidCode, ErrCodeReplayed).
-// lookup reads the plugin (from the write cache inside the group commit).
-func checkRedemption(tx txn, r Redemption, lookup func(txn, string) (Plugin, error)) (c AuthCode, outcome, err error) {
+// planRedemption reads what a redemption needs inside tx and plans it
+// (PlanRedemption). lookup reads the plugin (from the write cache inside
+// the group commit).
+func planRedemption(tx txn, r Redemption, lookup func(txn, string) (Plugin, error)) (Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
-		return c, nil, err
+		return Plan{}, err
 	}
+	var c AuthCode
 	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
 	if err != nil {
-		return c, nil, err
+		return Plan{}, err
 	}
 	var pc *AuthCode
 	if ok {
 		pc = &c
 	}
-	return c, DecideRedemption(r, pp, pc), nil
+	return PlanRedemption(r, pp, pc), nil
+}
+
+// apply writes a plan inside the write transaction tx, dropping the cached
+// views of what it changes before the commit makes the change visible.
+func (db *DB) apply(tx txn, plan Plan) error {
+	if plan.RevokeFamily != nil {
+		if err := db.revokeFamily(tx, *plan.RevokeFamily); err != nil {
+			return err
+		}
+	}
+	if len(plan.Changed) > 0 {
+		db.cache.drop(plan.Changed...)
+	}
+	if plan.Code != nil {
+		if err := put(tx, bucketCodes, plan.Code.Key[:], plan.Code); err != nil {
+			return err
+		}
+	}
+	for i := range plan.Grants {
+		if err := putGrant(tx, &plan.Grants[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AuthCode returns the code stored under key, redeemed or not, or

@@ -34,13 +34,13 @@ type Store interface {
 	// code was redeemed before, and its whole family has been revoked.
 	RedeemAuthCode(ctx context.Context, r Redemption) error
 	// RotateRefreshToken exchanges a live refresh token for a new grant in
-	// one atomic step (DecideRotation says when): the presented grant's
+	// one atomic step (PlanRotation says when): the presented grant's
 	// tokens stop working. ErrNotFound (no plugin), Authorize's error or
 	// ErrInvalidToken (unknown, expired, not a refresh token, another
 	// plugin's) write nothing; ErrTokenReused means the token was rotated
 	// before (outside the grace), and its whole family has been revoked.
 	RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
-	// RevokeToken revokes a token (DecideRevocation says what): an access
+	// RevokeToken revokes a token (PlanRevocation says what): an access
 	// token alone, or a refresh token's whole family. An unknown token is
 	// not an error (RFC 7009); ErrNotFound when r.PluginID names no plugin,
 	// Authorize's error when that refuses.

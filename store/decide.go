@@ -8,11 +8,11 @@ import (
 
 // The decisions below are the contract of the store's check-and-write
 // operations, shared by every backend: a backend reads the records (nil
-// when absent), asks the decision, and writes what it says in the same
-// atomic step (one bbolt write transaction; one etcd transaction guarded by
+// when absent), asks for a plan (PlanRedemption, PlanRotation,
+// PlanRevocation), and applies what it says in the same atomic step (one bbolt write transaction; one etcd transaction guarded by
 // the revisions it read).
 
-// DecideRedemption decides a redemption from the plugin and the code as
+// decideRedemption decides a redemption from the plugin and the code as
 // stored (nil when absent). A nil outcome means the code may be redeemed.
 // Otherwise the outcome is ErrNotFound (no plugin), Authorize's error,
 // ErrInvalidCode, or ErrCodeReplayed (the backend must then revoke the
@@ -20,7 +20,7 @@ import (
 //
 // For an unknown plugin it still runs Authorize on a placeholder, so that
 // answering "unknown plugin" costs what answering "wrong secret" does.
-func DecideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
+func decideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
 	if p == nil {
 		_ = r.Authorize(Plugin{})
 		return ErrNotFound
@@ -39,7 +39,7 @@ func DecideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
 	return nil
 }
 
-// DecideRotation decides a rotation from the plugin and the presented grant
+// decideRotation decides a rotation from the plugin and the presented grant
 // as stored (nil when absent, or when its plugin is gone). A nil outcome
 // means the grant may be rotated (for the first time, or again within the
 // grace period). Otherwise the outcome is ErrNotFound (no plugin),
@@ -53,7 +53,7 @@ func DecideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
 // inside the window: a request stamped before the rotation it follows (a
 // race, a clock stepped back, a replica whose clock lags) sees a negative
 // age and is treated as reuse, so clock order can never widen the window.
-func DecideRotation(r Rotation, p *Plugin, g *Grant) error {
+func decideRotation(r Rotation, p *Plugin, g *Grant) error {
 	if p == nil {
 		_ = r.Authorize(Plugin{})
 		return ErrNotFound
@@ -80,50 +80,50 @@ func withinGrace(age, grace time.Duration) bool {
 	return grace > 0 && age >= 0 && age < grace
 }
 
-// DecideRevocation decides a revocation from the plugin (when r.PluginID is
+// decideRevocation decides a revocation from the plugin (when r.PluginID is
 // set) and the grant as stored (nil when absent). It returns what to revoke:
-// RevokeNothing (unknown token, another plugin's, an access token already
-// dead), RevokeAccess (the grant's access token alone), or RevokeFamily (a
+// revokeNothing (unknown token, another plugin's, an access token already
+// dead), revokeAccess (the grant's access token alone), or revokeFamily (a
 // refresh token, live or already rotated: RFC 7009 §2.1 has the whole grant
 // revoked, so every token descended from the code, and from the presented
 // token, stops working at once). A refusal (ErrNotFound for the plugin,
-// Authorize's error) comes with RevokeNothing.
-func DecideRevocation(r Revocation, p *Plugin, g *Grant) (Revoke, error) {
+// Authorize's error) comes with revokeNothing.
+func decideRevocation(r Revocation, p *Plugin, g *Grant) (revoke, error) {
 	if r.PluginID != "" {
 		if p == nil {
-			return RevokeNothing, ErrNotFound
+			return revokeNothing, ErrNotFound
 		}
 		if r.Authorize != nil {
 			if err := r.Authorize(*p); err != nil {
-				return RevokeNothing, err
+				return revokeNothing, err
 			}
 		}
 	}
 	if g == nil {
-		return RevokeNothing, nil
+		return revokeNothing, nil
 	}
 	kind, ok := g.presents(r.Token)
 	switch {
 	case !ok:
-		return RevokeNothing, nil
+		return revokeNothing, nil
 	case r.PluginID != "" && g.PluginID != r.PluginID:
-		return RevokeNothing, nil
+		return revokeNothing, nil
 	case kind == KindRefresh:
-		return RevokeFamily, nil
+		return revokeFamily, nil
 	case !g.AccessRevokedAt.IsZero(), !g.RotatedAt.IsZero():
-		return RevokeNothing, nil
+		return revokeNothing, nil
 	}
-	return RevokeAccess, nil
+	return revokeAccess, nil
 }
 
-// Revoke is what a revocation does.
-type Revoke int
+// revoke is what a revocation does.
+type revoke int
 
 // What a revocation does.
 const (
-	RevokeNothing Revoke = iota
-	RevokeAccess
-	RevokeFamily
+	revokeNothing revoke = iota
+	revokeAccess
+	revokeFamily
 )
 
 // SweepVerdict decides whether the sweeper removes a stored code
@@ -213,4 +213,98 @@ func Sweeping(sweep func(isGrant bool, undecodable func(name string)) (removed i
 		}
 	}
 	return res, nil
+}
+
+// Plan is what a decided check-and-write does, for a backend to apply in
+// one atomic step (one bbolt write transaction; one etcd transaction
+// guarded by the revisions it read). The decisions below make plans; a
+// backend only reads the records they need and applies what they say.
+type Plan struct {
+	// Outcome is what the caller is told once the plan is applied: nil on
+	// success, a detection (ErrCodeReplayed, ErrTokenReused) whose
+	// revocation the plan carries, or a refusal with nothing to write.
+	Outcome error
+	// Code, when set, is stored (under its Key).
+	Code *AuthCode
+	// Grants are stored, each under its Key. Changed lists those that
+	// replace a grant already stored (a rotated grant, an access token
+	// revoked), whose cached views a backend must drop.
+	Grants  []Grant
+	Changed []Key
+	// RevokeFamily, when set, deletes every grant of that family.
+	RevokeFamily *Family
+	// Result is the grant a rotation issued.
+	Result Grant
+}
+
+// PlanRedemption decides a redemption (decideRedemption) and says what to
+// write: the code, marked redeemed, and the grant with the code's subject;
+// or, for a replay, the family's revocation.
+func PlanRedemption(r Redemption, p *Plugin, c *AuthCode) Plan {
+	outcome := decideRedemption(r, p, c)
+	switch outcome {
+	case nil:
+		redeemed := *c
+		redeemed.Key, redeemed.RedeemedAt = r.Code.Key, r.Now
+		g := r.Grant
+		g.Subject = c.Subject
+		return Plan{Code: &redeemed, Grants: []Grant{g}}
+	case ErrCodeReplayed:
+		// RFC 6749 §4.1.2: deny, and revoke what the code gave.
+		fam := r.Code.Key.Family()
+		return Plan{Outcome: outcome, RevokeFamily: &fam}
+	}
+	return Plan{Outcome: outcome}
+}
+
+// PlanRotation decides a rotation (decideRotation) and says what to write:
+// the presented grant, ended (on its first rotation), and the new grant,
+// which copies plugin, base, scopes and subject from it; or, for a reuse,
+// the family's revocation.
+func PlanRotation(r Rotation, p *Plugin, g *Grant) Plan {
+	outcome := decideRotation(r, p, g)
+	switch outcome {
+	case nil:
+		var plan Plan
+		if g.RotatedAt.IsZero() {
+			ended := *g
+			ended.RotatedAt = r.Now
+			plan.Grants, plan.Changed = append(plan.Grants, ended), append(plan.Changed, ended.Key)
+		}
+		fresh := r.New
+		fresh.PluginID, fresh.BaseID, fresh.Scopes, fresh.Subject = g.PluginID, g.BaseID, g.Scopes, g.Subject
+		fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
+		plan.Grants, plan.Result = append(plan.Grants, fresh), fresh
+		return plan
+	case ErrTokenReused:
+		// RFC 9700 §4.14.2: a rotated token came back; one of its two
+		// holders is not the client. Revoke everything it led to.
+		fam := g.Key.Family()
+		return Plan{Outcome: outcome, RevokeFamily: &fam}
+	}
+	return Plan{Outcome: outcome}
+}
+
+// PlanRevocation decides a revocation (decideRevocation) and says what to
+// write: the family's revocation, or the grant with its access token
+// revoked, or nothing.
+func PlanRevocation(r Revocation, p *Plugin, g *Grant) Plan {
+	what, refusal := decideRevocation(r, p, g)
+	switch {
+	case refusal != nil:
+		return Plan{Outcome: refusal}
+	case what == revokeFamily:
+		fam := g.Key.Family()
+		return Plan{RevokeFamily: &fam}
+	case what == revokeAccess:
+		revoked := *g
+		revoked.AccessRevokedAt = r.Now
+		return Plan{Grants: []Grant{revoked}, Changed: []Key{revoked.Key}}
+	}
+	return Plan{}
+}
+
+// Writes reports whether the plan writes anything.
+func (p Plan) Writes() bool {
+	return p.Code != nil || len(p.Grants) > 0 || p.RevokeFamily != nil
 }

@@ -133,41 +133,25 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 		return Grant{}, err
 	}
 	// As in RedeemAuthCode, refusals are decided on a read first.
-	var pre error
+	var pre Plan
 	if err := db.view(ctx, func(tx txn) error {
 		var err error
-		_, pre, err = checkRotation(tx, r, db.plugins.peek)
+		pre, err = planRotation(tx, r, db.plugins.peek)
 		return err
 	}); err != nil {
 		return Grant{}, err
 	}
-	if pre != nil && pre != ErrTokenReused {
-		return Grant{}, pre
+	if !pre.Writes() {
+		return Grant{}, pre.Outcome
 	}
 	var fresh Grant
 	err := db.batch(ctx, func(tx txn) (error, error) {
-		old, outcome, err := checkRotation(tx, r, db.plugins.inWrite)
-		switch {
-		case err != nil:
+		plan, err := planRotation(tx, r, db.plugins.inWrite)
+		if err != nil {
 			return nil, err
-		case outcome == ErrTokenReused:
-			// RFC 9700 §4.14.2: a rotated token came back; one of its two
-			// holders is not the client. Revoke everything it led to.
-			return ErrTokenReused, db.revokeFamily(tx, old.Key.Family())
-		case outcome != nil:
-			return outcome, nil
 		}
-		if old.RotatedAt.IsZero() {
-			db.cache.drop(r.Refresh.Key)
-			old.RotatedAt = r.Now
-			if err := putGrant(tx, old); err != nil {
-				return nil, err
-			}
-		}
-		fresh = r.New
-		fresh.PluginID, fresh.BaseID, fresh.Scopes, fresh.Subject = old.PluginID, old.BaseID, old.Scopes, old.Subject
-		fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
-		return nil, putGrant(tx, &fresh)
+		fresh = plan.Result
+		return plan.Outcome, db.apply(tx, plan)
 	})
 	if err != nil {
 		return Grant{}, err
@@ -175,20 +159,18 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 	return fresh, nil
 }
 
-// checkRotation decides a rotation inside tx without writing: it returns the
-// presented grant and a nil outcome when it may be rotated (for the first
-// time, or again within the grace period), or the outcome (ErrNotFound,
-// Authorize's error, ErrInvalidToken, ErrTokenReused).
-func checkRotation(tx txn, r Rotation, lookup func(txn, string) (Plugin, error)) (*Grant, error, error) {
+// planRotation reads what a rotation needs inside tx and plans it
+// (PlanRotation).
+func planRotation(tx txn, r Rotation, lookup func(txn, string) (Plugin, error)) (Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
-		return nil, nil, err
+		return Plan{}, err
 	}
 	g, err := grant(tx, r.Refresh.Key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, nil, err
+		return Plan{}, err
 	}
-	return g, DecideRotation(r, pp, g), nil
+	return PlanRotation(r, pp, g), nil
 }
 
 // Revocation asks RevokeToken to revoke one token.
@@ -216,53 +198,39 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 		return err
 	}
 	// Refusals, unknown tokens and tokens already revoked need no write.
-	var pre error
-	var work bool
+	var pre Plan
 	if err := db.view(ctx, func(tx txn) error {
-		g, _, outcome, err := checkRevocation(tx, r, db.plugins.peek)
-		pre, work = outcome, g != nil
+		var err error
+		pre, err = planRevocation(tx, r, db.plugins.peek)
 		return err
 	}); err != nil {
 		return err
 	}
-	if pre != nil || !work {
-		return pre
+	if !pre.Writes() {
+		return pre.Outcome
 	}
 	return db.batch(ctx, func(tx txn) (error, error) {
-		g, what, outcome, err := checkRevocation(tx, r, db.plugins.inWrite)
-		switch {
-		case err != nil || outcome != nil:
-			return outcome, err
-		case what == RevokeFamily:
-			return nil, db.revokeFamily(tx, g.Key.Family())
-		case what == RevokeAccess:
-			db.cache.drop(g.Key)
-			g.AccessRevokedAt = r.Now
-			return nil, putGrant(tx, g)
+		plan, err := planRevocation(tx, r, db.plugins.inWrite)
+		if err != nil {
+			return nil, err
 		}
-		return nil, nil
+		return plan.Outcome, db.apply(tx, plan)
 	})
 }
 
-// checkRevocation decides a revocation inside tx without writing. It returns
-// the grant and what to revoke, or a nil grant when there is nothing to do
-// (unknown token, another plugin's, already revoked), or a refusal
-// (ErrNotFound for the plugin, Authorize's error).
-func checkRevocation(tx txn, r Revocation, lookup func(txn, string) (Plugin, error)) (*Grant, Revoke, error, error) {
+// planRevocation reads what a revocation needs inside tx and plans it
+// (PlanRevocation).
+func planRevocation(tx txn, r Revocation, lookup func(txn, string) (Plugin, error)) (Plan, error) {
 	var pp *Plugin
 	if r.PluginID != "" {
 		var err error
 		if pp, err = optional(lookup(tx, r.PluginID)); err != nil {
-			return nil, RevokeNothing, nil, err
+			return Plan{}, err
 		}
 	}
 	g, err := grant(tx, r.Token.Key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, RevokeNothing, nil, err
+		return Plan{}, err
 	}
-	what, outcome := DecideRevocation(r, pp, g)
-	if what == RevokeNothing {
-		g = nil
-	}
-	return g, what, outcome, nil
+	return PlanRevocation(r, pp, g), nil
 }

@@ -15,7 +15,7 @@
 // A grant's key starts with its family (the code's key), so a family is one
 // key range and is revoked with one ranged delete. Every check-and-write —
 // redeeming a code, rotating a refresh token, revoking on replay or reuse —
-// reads the records, decides with store.DecideRedemption (and so on), then
+// reads the records, plans with store.PlanRedemption (and so on), then
 // writes in one etcd transaction that succeeds only if none of the records
 // read has changed since (a compare on their ModRevision); if one has, it
 // reads and decides again. Never a read followed by an unguarded write.
@@ -340,6 +340,27 @@ func notFoundIfNil(p *store.Plugin) error {
 	return nil
 }
 
+// apply writes a plan in one transaction guarded by cmps, and reports
+// whether it is done: a plan that writes nothing (a refusal) is done at
+// once; one whose guards failed (another writer came first) is not, and is
+// decided again on fresh reads.
+func (db *DB) apply(ctx context.Context, plan store.Plan, cmps []clientv3.Cmp) (bool, error) {
+	if !plan.Writes() {
+		return true, nil
+	}
+	var ops []clientv3.Op
+	if plan.RevokeFamily != nil {
+		ops = append(ops, clientv3.OpDelete(db.familyKey(*plan.RevokeFamily), clientv3.WithPrefix()))
+	}
+	if plan.Code != nil {
+		ops = append(ops, clientv3.OpPut(db.codeKey(plan.Code.Key), marshal(plan.Code)))
+	}
+	for i := range plan.Grants {
+		ops = append(ops, clientv3.OpPut(db.grantKey(plan.Grants[i].Key), marshal(&plan.Grants[i])))
+	}
+	return db.commit(ctx, cmps, ops...)
+}
+
 // commit writes ops if cmps hold, and reports whether they did.
 func (db *DB) commit(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
 	resp, err := db.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
@@ -409,21 +430,9 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 		if err != nil {
 			return false, err
 		}
-		outcome = store.DecideRedemption(r, p, c)
-		switch outcome {
-		case nil:
-			c.RedeemedAt = r.Now
-			g := r.Grant
-			g.Subject = c.Subject
-			return db.commit(ctx, unchanged(keys, reads),
-				clientv3.OpPut(keys[1], marshal(c)),
-				clientv3.OpPut(db.grantKey(g.Key), marshal(&g)))
-		case store.ErrCodeReplayed:
-			return db.commit(ctx, unchanged(keys[1:], reads[1:]),
-				clientv3.OpDelete(db.familyKey(r.Code.Key.Family()), clientv3.WithPrefix()))
-		default:
-			return true, nil // a refusal: nothing to write
-		}
+		plan := store.PlanRedemption(r, p, c)
+		outcome = plan.Outcome
+		return db.apply(ctx, plan, unchanged(keys, reads))
 	})
 	if err != nil {
 		return err
@@ -500,25 +509,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 		if err != nil {
 			return false, err
 		}
-		outcome = store.DecideRotation(r, p, old)
-		switch outcome {
-		case nil:
-			ops := []clientv3.Op{}
-			if old.RotatedAt.IsZero() {
-				old.RotatedAt = r.Now
-				ops = append(ops, clientv3.OpPut(keys[1], marshal(old)))
-			}
-			fresh = r.New
-			fresh.PluginID, fresh.BaseID, fresh.Scopes, fresh.Subject = old.PluginID, old.BaseID, old.Scopes, old.Subject
-			fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
-			ops = append(ops, clientv3.OpPut(db.grantKey(fresh.Key), marshal(&fresh)))
-			return db.commit(ctx, unchanged(keys, reads), ops...)
-		case store.ErrTokenReused:
-			return db.commit(ctx, unchanged(keys[1:], reads[1:]),
-				clientv3.OpDelete(db.familyKey(old.Key.Family()), clientv3.WithPrefix()))
-		default:
-			return true, nil
-		}
+		plan := store.PlanRotation(r, p, old)
+		outcome, fresh = plan.Outcome, plan.Result
+		return db.apply(ctx, plan, unchanged(keys, reads))
 	})
 	if err != nil {
 		return store.Grant{}, err
@@ -553,21 +546,13 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 		if err != nil {
 			return false, err
 		}
-		what, refusal := store.DecideRevocation(r, p, g)
-		outcome = refusal
-		if refusal != nil || what == store.RevokeNothing {
-			return true, nil
-		}
-		keys, reads := []string{db.grantKey(g.Key)}, []read{gread}
+		plan := store.PlanRevocation(r, p, g)
+		outcome = plan.Outcome
+		keys, reads := []string{db.grantKey(r.Token.Key)}, []read{gread}
 		if r.PluginID != "" {
 			keys, reads = append(keys, db.pluginKey(r.PluginID)), append(reads, pread)
 		}
-		if what == store.RevokeFamily {
-			return db.commit(ctx, unchanged(keys, reads),
-				clientv3.OpDelete(db.familyKey(g.Key.Family()), clientv3.WithPrefix()))
-		}
-		g.AccessRevokedAt = r.Now
-		return db.commit(ctx, unchanged(keys, reads), clientv3.OpPut(keys[0], marshal(g)))
+		return db.apply(ctx, plan, unchanged(keys, reads))
 	})
 	if err != nil {
 		return err
