@@ -9,8 +9,9 @@ import (
 // The decisions below are the contract of the store's check-and-write
 // operations, shared by every backend: a backend reads the records (nil
 // when absent), asks for a plan (PlanRedemption, PlanRotation,
-// PlanRevocation), and applies what it says in the same atomic step (one bbolt write transaction; one etcd transaction guarded by
-// the revisions it read).
+// PlanRevocation), and applies what it says in the same atomic step (one
+// bbolt write transaction; one etcd transaction guarded by the revisions it
+// read).
 
 // decideRedemption decides a redemption from the plugin and the code as
 // stored (nil when absent). A nil outcome means the code may be redeemed.
