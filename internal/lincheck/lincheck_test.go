@@ -184,8 +184,9 @@ func TestBbolt(t *testing.T) {
 }
 
 // TestInProcess checks a server embedded in this process, on a bbolt file,
-// where half the introspections of access tokens go through the in-process
-// gateway middleware (RequireToken) instead of the HTTP route.
+// where the introspections of access tokens go, a third each, through the
+// HTTP route, the in-process gateway middleware (RequireToken) and the
+// service's Authenticate.
 func TestInProcess(t *testing.T) {
 	t.Parallel()
 	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
@@ -209,7 +210,10 @@ func TestInProcess(t *testing.T) {
 	e.GET("/v1/probe", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, srv.RequireToken("table|read"))
 	ts := httptest.NewServer(e)
 	defer ts.Close()
-	check(t, Target{URLs: []string{ts.URL}, Admin: admin, Probe: "/v1/probe"}, workload(t))
+	check(t, Target{URLs: []string{ts.URL}, Admin: admin, Probe: "/v1/probe", Authenticate: func(ctx context.Context, token string) error {
+		_, err := srv.Authenticate(ctx, token)
+		return err
+	}}, workload(t))
 }
 
 // TestEtcdTwoReplicas checks two servers on one real etcd, each request
