@@ -59,16 +59,28 @@ docs-assets:
 	  cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE $(CURDIR)/server/docs/ && rm -rf $$tmp
 	@echo "server/docs now holds swagger-ui-dist $(SWAGGER_UI_VERSION)"
 
-## spec-diff NEW=path: breaking and other differences between the committed upstream document and NEW
+## spec-diff NEW=path: breaking and other differences between the committed upstream document and NEW (exit 1 when any is breaking)
 spec-diff:
 	@test -n "$(NEW)" || { echo "usage: make spec-diff NEW=path/to/new-upstream.yaml"; exit 2; }
-	@echo "== breaking changes ($(UPSTREAM) -> $(NEW))"
-	@$(GO) tool -modfile=tools.mod oasdiff breaking $(UPSTREAM) $(NEW)
-	@echo "== every change, breaking or not"
+	@echo "== every change, breaking or not ($(UPSTREAM) -> $(NEW))"
 	@$(GO) tool -modfile=tools.mod oasdiff changelog $(UPSTREAM) $(NEW)
+	@echo "== breaking changes"
+	@$(GO) tool -modfile=tools.mod oasdiff breaking --fail-on ERR $(UPSTREAM) $(NEW)
 
-## update-spec NEW=path: show the diff, take NEW as the upstream document, regenerate, build and test
-update-spec: spec-diff
-	cp $(NEW) $(UPSTREAM)
-	$(MAKE) generate build test
-	@echo "updated: review 'git diff', then commit openapi/ and gen/ together"
+## update-spec NEW=path [ACCEPT_BREAKING=1]: take NEW as the upstream document, regenerate, build and test; all or nothing
+update-spec:
+	@test -n "$(NEW)" || { echo "usage: make update-spec NEW=path/to/new-upstream.yaml [ACCEPT_BREAKING=1]"; exit 2; }
+	@if ! $(MAKE) -s spec-diff NEW=$(NEW); then \
+	  if [ "$(ACCEPT_BREAKING)" != 1 ]; then \
+	    echo "update-spec refused: the new document has breaking changes (above); nothing was changed."; \
+	    echo "Review them, then run again with ACCEPT_BREAKING=1 to take them."; exit 1; \
+	  fi; \
+	  echo "ACCEPT_BREAKING=1: taking the breaking changes."; \
+	fi
+	@backup=$$(mktemp -d) && cp -a openapi gen $$backup/ && \
+	  if cp $(NEW) $(UPSTREAM) && $(MAKE) generate build test; then \
+	    rm -rf $$backup; echo "updated: review 'git diff', then commit openapi/ and gen/ together"; \
+	  else \
+	    rm -rf openapi gen && cp -a $$backup/openapi $$backup/gen . && rm -rf $$backup plugintoken; \
+	    echo "update-spec failed (above): openapi/ and gen/ are as they were."; exit 1; \
+	  fi

@@ -138,17 +138,17 @@ func TestSpecDiff(t *testing.T) {
 		t.Skip("no make")
 	}
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	diff := func(newDoc string) string {
+	diff := func(newDoc string, wantFail bool) string {
 		t.Helper()
 		cmd := exec.Command("make", "-s", "spec-diff", "NEW="+newDoc)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("make spec-diff: %v\n%s", err, out)
+		if (err != nil) != wantFail {
+			t.Fatalf("make spec-diff: err = %v, want failure %v\n%s", err, wantFail, out)
 		}
 		return string(out)
 	}
-	out := diff(filepath.Join(root, "openapi", "testdata", "upstream-with-new-operation.yaml"))
+	out := diff(filepath.Join(root, "openapi", "testdata", "upstream-with-new-operation.yaml"), false)
 	if !strings.Contains(out, "No breaking changes") || !strings.Contains(out, "endpoint-added") || !strings.Contains(out, "POST /plugin/{pluginId}/publish") {
 		t.Errorf("added operation:\n%s", out)
 	}
@@ -166,8 +166,77 @@ func TestSpecDiff(t *testing.T) {
 	if err := os.WriteFile(path, []byte(breaking), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = diff(path)
+	out = diff(path, true) // breaking: spec-diff exits non-zero
 	if !strings.Contains(out, "refreshExpiresIn") || strings.Contains(out, "No breaking changes") {
 		t.Errorf("removed response property not reported as breaking:\n%s", out)
+	}
+}
+
+// TestUpdateSpecAllOrNothing runs `make update-spec` on a copy of the
+// module: a document with breaking changes is refused without
+// ACCEPT_BREAKING=1, and one that does not build (its token operation
+// removed) is taken back; either way the tree is exactly as before.
+func TestUpdateSpecAllOrNothing(t *testing.T) {
+	for _, tool := range []string{"make", "git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip("no " + tool)
+		}
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	work := t.TempDir()
+	if out, err := exec.Command("cp", "-a", root+"/.", work).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+		return string(out)
+	}
+	_ = os.RemoveAll(filepath.Join(work, ".git"))
+	git("init", "-q")
+	git("add", "-A")
+	git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+	up, err := os.ReadFile(filepath.Join(root, "openapi", "teable-get-plugin-token.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) string {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	update := func(args ...string) (string, error) {
+		cmd := exec.Command("make", append([]string{"-s", "update-spec"}, args...)...)
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	breaking := strings.Replace(string(up), "                  refreshExpiresIn:\n                    type: number\n", "", 1)
+	breaking = strings.Replace(breaking, "                  - refreshExpiresIn\n", "", 1)
+	out, err := update("NEW=" + write("breaking.yaml", breaking))
+	if err == nil || !strings.Contains(out, "update-spec refused") {
+		t.Errorf("breaking document without ACCEPT_BREAKING=1: err = %v\n%s", err, out)
+	}
+	if st := git("status", "--porcelain"); st != "" {
+		t.Errorf("the tree changed after a refusal:\n%s", st)
+	}
+
+	// Without its token operation the document cannot build the server.
+	i := strings.Index(string(up), "paths:")
+	removed := string(up)[:i] + "paths: {}\n" + string(up)[strings.Index(string(up), "components:"):]
+	out, err = update("NEW="+write("removed.yaml", removed), "ACCEPT_BREAKING=1")
+	if err == nil || !strings.Contains(out, "openapi/ and gen/ are as they were") {
+		t.Errorf("document without the token operation: err = %v\n%.2000s", err, out)
+	}
+	if st := git("status", "--porcelain"); st != "" {
+		t.Errorf("the tree changed after a failed update:\n%s", st)
 	}
 }
