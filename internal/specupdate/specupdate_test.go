@@ -92,10 +92,7 @@ func TestNewUpstreamOperationAnswers501(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fixture, err := os.ReadFile(filepath.Join(root, "openapi", "testdata", "upstream-with-new-operation.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixture := withNewOperation(t, root)
 	if err := os.WriteFile(filepath.Join(work, "openapi", "teable-get-plugin-token.yaml"), fixture, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +145,11 @@ func TestSpecDiff(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := diff(filepath.Join(root, "openapi", "testdata", "upstream-with-new-operation.yaml"), false)
+	added := filepath.Join(t.TempDir(), "added.yaml")
+	if err := os.WriteFile(added, withNewOperation(t, root), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := diff(added, false)
 	if !strings.Contains(out, "No breaking changes") || !strings.Contains(out, "endpoint-added") || !strings.Contains(out, "POST /plugin/{pluginId}/publish") {
 		t.Errorf("added operation:\n%s", out)
 	}
@@ -239,4 +240,47 @@ func TestUpdateSpecAllOrNothing(t *testing.T) {
 	if st := git("status", "--porcelain"); st != "" {
 		t.Errorf("the tree changed after a failed update:\n%s", st)
 	}
+}
+
+// newOperation is a path item plugintoken does not implement, in the
+// upstream document's own indentation.
+const newOperation = `  /plugin/{pluginId}/publish:
+    post:
+      tags:
+        - plugin
+      description: Publish a plugin (an operation this project does not implement)
+      parameters:
+        - schema:
+            type: string
+          required: true
+          name: pluginId
+          in: path
+      responses:
+        '200':
+          description: Published.
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id:
+                    type: string
+      security:
+        - bearerAuth: []
+`
+
+// withNewOperation is the committed upstream document with newOperation
+// added at the end of its paths: derived at test time from the current
+// upstream, so that it can never drift from it.
+func withNewOperation(t *testing.T, root string) []byte {
+	t.Helper()
+	up, err := os.ReadFile(filepath.Join(root, "openapi", "teable-get-plugin-token.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, tail, ok := strings.Cut(string(up), "\ncomponents:")
+	if !ok || !strings.Contains(head, "\npaths:\n") {
+		t.Fatal("the upstream document no longer has paths followed by components: adapt withNewOperation")
+	}
+	return []byte(head + "\n" + newOperation + "components:" + tail)
 }
