@@ -66,11 +66,14 @@ type Introspection struct {
 	IssuedAt, ExpiresAt time.Time
 }
 
-// required refuses an empty value of a named field, as the HTTP validator
-// does (minLength 1), with its message.
-func required(field, v string) error {
-	if v == "" {
-		return Errorf(CodeValidation, "%s: must not be empty", field)
+// required refuses the first empty value of named fields (field, value,
+// field, value, ...), as the HTTP validator does (minLength 1), with its
+// message.
+func required(fieldsAndValues ...string) error {
+	for i := 0; i+1 < len(fieldsAndValues); i += 2 {
+		if fieldsAndValues[i+1] == "" {
+			return Errorf(CodeValidation, "%s: must not be empty", fieldsAndValues[i])
+		}
 	}
 	return nil
 }
@@ -152,8 +155,8 @@ func (s *Server) RegenerateSecret(ctx context.Context, id string) (string, error
 // The tokens issued from the code carry the subject: Principal.Subject,
 // Introspection.Subject (sub), and the audit lines.
 func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID, subject string) (AuthCode, error) {
-	if err := errors.Join(required("pluginId", pluginID), required("baseId", baseID)); err != nil {
-		return AuthCode{}, firstError(err)
+	if err := required("pluginId", pluginID, "baseId", baseID); err != nil {
+		return AuthCode{}, err
 	}
 	now := s.now()
 	code, ref := newCredential(PrefixAuthCode, now)
@@ -173,23 +176,14 @@ func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID, subject st
 	return AuthCode{Code: code, ExpiresIn: s.codeTTL}, nil
 }
 
-// firstError is the first of errors.Join's errors.
-func firstError(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()[0]
-	}
-	return err
-}
-
 // Exchange trades a plugin secret and an auth code for a token pair.
 // Scopes are checked against the vocabulary before the store is touched;
 // the secret, the plugin's allowed scopes and the code are checked, and the
 // code consumed, in one store transaction. Failed secrets and codes are
 // rate-limited per plugin and client address.
 func (s *Server) Exchange(ctx context.Context, pluginID string, req TokenRequest) (TokenPair, error) {
-	if err := errors.Join(required("pluginId", pluginID), required("baseId", req.BaseID), required("secret", req.Secret),
-		required("authCode", req.AuthCode)); err != nil {
-		return TokenPair{}, firstError(err)
+	if err := required("pluginId", pluginID, "baseId", req.BaseID, "secret", req.Secret, "authCode", req.AuthCode); err != nil {
+		return TokenPair{}, err
 	}
 	if len(req.Scopes) == 0 {
 		return TokenPair{}, Errorf(CodeValidation, "scopes: must have at least 1 item(s)")
@@ -248,8 +242,8 @@ func (s *Server) Exchange(ctx context.Context, pluginID string, req TokenRequest
 // token stop working at once. A refresh token presented again after its
 // rotation (outside the reuse grace) revokes its whole family.
 func (s *Server) Refresh(ctx context.Context, pluginID, refreshToken, secret string) (TokenPair, error) {
-	if err := errors.Join(required("pluginId", pluginID), required("refreshToken", refreshToken), required("secret", secret)); err != nil {
-		return TokenPair{}, firstError(err)
+	if err := required("pluginId", pluginID, "refreshToken", refreshToken, "secret", secret); err != nil {
+		return TokenPair{}, err
 	}
 	now := s.now()
 	presented, _ := parseCredential(refreshToken, PrefixRefreshToken)
@@ -341,8 +335,8 @@ func (s *Server) RevokeToken(ctx context.Context, token string) error {
 // authenticated by its secret; another plugin's token is left alone, and
 // that is not an error either.
 func (s *Server) RevokeTokenAsPlugin(ctx context.Context, token, pluginID, secret string) error {
-	if err := errors.Join(required("pluginId", pluginID), required("secret", secret)); err != nil {
-		return firstError(err)
+	if err := required("pluginId", pluginID, "secret", secret); err != nil {
+		return err
 	}
 	return s.revoke(ctx, token, pluginID, secret)
 }

@@ -289,14 +289,9 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 	// the routes the host adds to the group.
 	g := e.Group(prefix)
 	chain := append(first, append(slices.Clone(mw), validator, ownBinding)...)
-	gen.RegisterHandlers(routes{g: g, mw: chain, keep: keep}, gen.NewStrictHandler(api{s: s}, []gen.StrictMiddlewareFunc{s.withCaller}))
-	var routes []string
-	for _, r := range e.Routes() {
-		if strings.HasPrefix(r.Path, prefix+"/") {
-			routes = append(routes, r.Path)
-		}
-	}
-	s.metrics.addRoutes(routes)
+	r := &routes{g: g, mw: chain, keep: keep}
+	gen.RegisterHandlers(r, gen.NewStrictHandler(api{s: s}, []gen.StrictMiddlewareFunc{s.withCaller}))
+	s.metrics.addRoutes(r.added)
 	return g, nil
 }
 
@@ -306,40 +301,45 @@ type routes struct {
 	g    *echo.Group
 	mw   []echo.MiddlewareFunc
 	keep func(path string) bool
+	// added are the route templates registered: the metrics' route label
+	// values.
+	added []string
 }
 
-func (r routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+func (r *routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
 	if !r.keep(path) {
 		return &echo.Route{Method: method, Path: path} // not mounted here
 	}
-	return r.g.Add(method, path, h, append(slices.Clone(r.mw), m...)...)
+	route := r.g.Add(method, path, h, append(slices.Clone(r.mw), m...)...)
+	r.added = append(r.added, route.Path)
+	return route
 }
 
-func (r routes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodConnect, p, h, m)
 }
-func (r routes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodDelete, p, h, m)
 }
-func (r routes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodGet, p, h, m)
 }
-func (r routes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodHead, p, h, m)
 }
-func (r routes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodOptions, p, h, m)
 }
-func (r routes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodPatch, p, h, m)
 }
-func (r routes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodPost, p, h, m)
 }
-func (r routes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodPut, p, h, m)
 }
-func (r routes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+func (r *routes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodTrace, p, h, m)
 }
 

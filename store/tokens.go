@@ -84,8 +84,10 @@ func (db *DB) Token(ctx context.Context, ref Ref) (*Token, error) {
 	var stored bool
 	err := db.view(ctx, func(tx txn) error {
 		var err error
-		stored = tx.Bucket(bucketGrants).Get(ref.Key[:]) != nil
 		g, kind, err = presented(tx, ref)
+		if errors.Is(err, ErrNotFound) { // no grant, or a wrong secret, or a deleted plugin's
+			stored = tx.Bucket(bucketGrants).Get(ref.Key[:]) != nil
+		}
 		return err
 	})
 	if errors.Is(err, ErrNotFound) && !stored {
