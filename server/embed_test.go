@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 // strictBinder is a host's binder that refuses unknown fields and answers
@@ -47,7 +47,7 @@ func (refusingValidator) Validate(any) error {
 type host struct {
 	e   *echo.Echo
 	srv *server.Server
-	db  *store.DB
+	db  *boltstore.DB
 	reg *prometheus.Registry
 	ts  *httptest.Server
 	g   *echo.Group
@@ -57,7 +57,7 @@ const hostAdmin = "host-admin-session-0123456789-abcdefghij"
 
 func newHost(t *testing.T, prefix string, options ...func(*server.Config)) *host {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "plugintoken.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestEmbeddedAdminSession(t *testing.T) {
 // only the plugin-facing routes; the admin routes are then not reachable at
 // all. MountAdmin is the other half.
 func TestEmbeddedMountSubsets(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 // A gateway mounts plugintoken's routes in its own Echo application under a
@@ -26,7 +26,7 @@ import (
 func ExampleServer_Mount() {
 	dir, _ := os.MkdirTemp("", "plugintoken-example")
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "plugintoken.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(dir, "plugintoken.db"), boltstore.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func idOf(path string) string {
 func ExampleServer_IssueAuthCode() {
 	dir, _ := os.MkdirTemp("", "plugintoken-example")
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "plugintoken.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(dir, "plugintoken.db"), boltstore.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

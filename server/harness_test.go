@@ -17,7 +17,7 @@ import (
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
 	"github.com/plugintoken/plugintoken/server/docs"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 const adminToken = "test-admin-token-0123456789-abcdefgh"
@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 type harness struct {
 	t      testing.TB
 	srv    *server.Server
-	db     *store.DB
+	db     *boltstore.DB
 	clock  *clock
 	logs   *syncBuffer
 	url    string
@@ -71,7 +71,7 @@ func newHarness(t testing.TB, options ...func(*server.Config)) *harness {
 // newHarnessAt is newHarness with the database file at path.
 func newHarnessAt(t testing.TB, path string, options ...func(*server.Config)) *harness {
 	t.Helper()
-	db, err := store.Open(path, store.Options{})
+	db, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

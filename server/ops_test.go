@@ -17,6 +17,7 @@ import (
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 func TestBadInput(t *testing.T) {
@@ -267,7 +268,7 @@ func TestBackup(t *testing.T) {
 	if err := os.WriteFile(path, res.Body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	restored, err := store.Open(path, store.Options{})
+	restored, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatalf("the backup does not open: %v", err)
 	}

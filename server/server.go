@@ -38,7 +38,7 @@ import (
 )
 
 // Store is the storage contract the service runs on, declared once in
-// package store (see store.Store for what each method returns): *store.DB
+// package store (see store.Store for what each method returns): *boltstore.DB
 // (bbolt) and etcdstore's DB keep it.
 type Store = store.Store
 

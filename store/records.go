@@ -3,10 +3,8 @@ package store
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"time"
 )
 
@@ -62,12 +60,6 @@ func (k Key) String() string { return hex.EncodeToString(k[:]) }
 type Ref struct {
 	Key    Key
 	Secret Hash
-}
-
-// matches compares the stored secret hash with the presented one in
-// constant time.
-func (r Ref) matches(stored Hash) bool {
-	return subtle.ConstantTimeCompare(r.Secret[:], stored[:]) == 1
 }
 
 // Plugin is a registered plugin.
@@ -156,72 +148,4 @@ type Token struct {
 // Active reports whether the token may be used at now.
 func (t Token) Active(now time.Time) bool {
 	return now.Before(t.ExpiresAt) && t.EndedAt.IsZero()
-}
-
-// view returns the grant's token of the given kind.
-func (g *Grant) view(kind TokenKind) Token {
-	t := Token{Key: g.Key, Kind: kind, PluginID: g.PluginID, BaseID: g.BaseID, Scopes: g.Scopes,
-		IssuedAt: g.IssuedAt, ExpiresAt: g.RefreshExpiresAt, EndedAt: g.RotatedAt, Subject: g.Subject}
-	if kind == KindAccess {
-		t.ExpiresAt = g.AccessExpiresAt
-		if !g.AccessRevokedAt.IsZero() && (t.EndedAt.IsZero() || g.AccessRevokedAt.Before(t.EndedAt)) {
-			t.EndedAt = g.AccessRevokedAt
-		}
-	}
-	return t
-}
-
-// presents tells which token of g a Ref presents, comparing both secret
-// halves in constant time.
-func (g *Grant) presents(ref Ref) (TokenKind, bool) {
-	access, refresh := ref.matches(g.AccessSecret), ref.matches(g.RefreshSecret)
-	switch {
-	case access:
-		return KindAccess, true
-	case refresh:
-		return KindRefresh, true
-	}
-	return "", false
-}
-
-// expiresAt is when the whole grant is of no more use.
-func (g *Grant) expiresAt() time.Time {
-	if g.AccessExpiresAt.After(g.RefreshExpiresAt) {
-		return g.AccessExpiresAt
-	}
-	return g.RefreshExpiresAt
-}
-
-// record is a stored type.
-type record interface {
-	marshal() []byte
-	unmarshal([]byte) error
-}
-
-// get decodes the record at key in bucket into v. It reports false when
-// there is no such key. The bytes are decoded before the transaction ends,
-// so nothing in v points into bbolt's memory map.
-func get(tx txn, bucket, key []byte, v record) (bool, error) {
-	raw := tx.Bucket(bucket).Get(key)
-	if raw == nil {
-		return false, nil
-	}
-	return true, decode(bucket, key, raw, v)
-}
-
-// decode decodes raw, stored at key in bucket, into v.
-func decode(bucket, key, raw []byte, v record) error {
-	if err := v.unmarshal(raw); err != nil {
-		return fmt.Errorf("store: decode %s/%x: %w", bucket, key, err)
-	}
-	return nil
-}
-
-// put stores v at key in bucket.
-func put(tx txn, bucket, key []byte, v record) error {
-	b := tx.Bucket(bucket)
-	// Keys of codes and tokens grow with time (NewKey), so pages fill from
-	// the right: packing them full halves the pages to write and to map.
-	b.FillPercent = 0.9
-	return b.Put(key, v.marshal())
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 const backupSummary = `fetch a hot backup of a running server's database (GET /api/admin/backup)
@@ -132,7 +132,7 @@ func backup(ctx context.Context, common commonFlags, getenv func(string) string,
 
 // verifyBackup opens a backup and checks its consistency.
 func verifyBackup(ctx context.Context, path string) error {
-	db, err := store.Open(path, store.Options{})
+	db, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		return fmt.Errorf("the backup does not open: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 func TestParseServeFlags(t *testing.T) {
@@ -256,7 +256,7 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 	// The file was closed: it opens again at once.
-	db, err := store.Open(cfg.DBPath, store.Options{LockTimeout: 100 * time.Millisecond})
+	db, err := boltstore.Open(cfg.DBPath, boltstore.Options{LockTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("reopen after shutdown: %v", err)
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 // These tests run the real binary as a separate process, to kill it.
@@ -262,7 +262,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	stopProc(t, p2)
-	db, err := store.Open(dbPath, store.Options{LockTimeout: time.Second})
+	db, err := boltstore.Open(dbPath, boltstore.Options{LockTimeout: time.Second})
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -330,7 +330,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		t.Error("the server still answers after its exit")
 	}
 	// The lock was released and everything acknowledged is there.
-	db, err := store.Open(dbPath, store.Options{LockTimeout: 100 * time.Millisecond})
+	db, err := boltstore.Open(dbPath, boltstore.Options{LockTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("reopen right after exit: %v", err)
 	}

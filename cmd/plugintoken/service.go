@@ -23,7 +23,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/server"
 	"github.com/plugintoken/plugintoken/server/docs"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 	"github.com/plugintoken/plugintoken/store/etcdstore"
 )
 
@@ -34,7 +34,7 @@ import (
 // (group commit) and etcd's.
 type Config struct {
 	server.Config
-	store.Options
+	boltstore.Options
 	Addr           string
 	DBPath         string
 	AdminTokens    []string // from PLUGINTOKEN_ADMIN_TOKEN
@@ -320,7 +320,7 @@ type backend interface {
 func (m *Main) openStore() (backend, error) {
 	cfg := m.Config
 	if len(cfg.Etcd.Endpoints) == 0 {
-		return store.Open(cfg.DBPath, cfg.Options)
+		return boltstore.Open(cfg.DBPath, cfg.Options)
 	}
 	e := cfg.Etcd
 	var tlsCfg *tls.Config

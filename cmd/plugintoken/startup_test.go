@@ -14,6 +14,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 // serveOnce runs `plugintoken serve` with args and env until it exits (it
@@ -38,7 +39,7 @@ func serveOnce(t *testing.T, env []string, args ...string) (string, error) {
 // clear line naming the file, never a Go panic and stack trace.
 func TestServeDamagedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "plugintoken.db")
-	db, err := store.Open(path, store.Options{})
+	db, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

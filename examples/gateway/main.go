@@ -4,7 +4,7 @@
 // bbolt file, in which plugintoken
 //
 //   - keeps its buckets under one top-level bucket of the gateway's own
-//     database (store.OpenDB);
+//     database (boltstore.OpenDB);
 //   - serves only the routes a plugin's backend calls (MountPlugin, under
 //     /auth), while the gateway registers plugins and issues auth codes
 //     in-process for its signed-in users;
@@ -32,7 +32,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 func main() {
@@ -50,7 +50,7 @@ type Gateway struct {
 	Tokens   *server.Server
 	Registry *prometheus.Registry
 	db       *bolt.DB
-	store    *store.DB
+	store    *boltstore.DB
 }
 
 // strictBinder is the gateway's own binder: it refuses unknown fields. It
@@ -92,7 +92,7 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.OpenDB(db, store.Options{}) // plugintoken's buckets under "plugintoken"
+	st, err := boltstore.OpenDB(db, boltstore.Options{}) // plugintoken's buckets under "plugintoken"
 	if err != nil {
 		_ = db.Close()
 		return nil, err

@@ -21,7 +21,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/internal/etcdtest"
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 // The runs are short by default (a few seconds each, part of make test);
@@ -189,7 +189,7 @@ func TestBbolt(t *testing.T) {
 // service's Authenticate.
 func TestInProcess(t *testing.T) {
 	t.Parallel()
-	db, err := store.Open(filepath.Join(t.TempDir(), "plugintoken.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "plugintoken.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

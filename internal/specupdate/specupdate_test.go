@@ -25,13 +25,13 @@ import (
 	"path/filepath"
 
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
 func main() {
 	dir, _ := os.MkdirTemp("", "probe")
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "p.db"), store.Options{})
+	db, err := boltstore.Open(filepath.Join(dir, "p.db"), boltstore.Options{})
 	if err != nil {
 		panic(err)
 	}

@@ -4,10 +4,10 @@
 //
 // It keeps the contract of package store (the conformance suite in
 // store/storetest runs against both) by etcd's own means. Records are the
-// bytes package store writes (store.Plugin's MarshalBinary and so on),
-// under
+// bytes the bbolt backend writes (one shared codec, internal to
+// package store), under
 //
-//	<prefix>meta/schema          -> store.SchemaVersion
+//	<prefix>meta/schema          -> the schema version ("3")
 //	<prefix>plugins/<plugin id>  -> Plugin
 //	<prefix>codes/<hex key>      -> AuthCode
 //	<prefix>grants/<hex key>     -> Grant
@@ -15,7 +15,7 @@
 // A grant's key starts with its family (the code's key), so a family is one
 // key range and is revoked with one ranged delete. Every check-and-write —
 // redeeming a code, rotating a refresh token, revoking on replay or reuse —
-// reads the records, plans with store.PlanRedemption (and so on), then
+// reads the records, plans with the store's shared decisions, then
 // writes in one etcd transaction that succeeds only if none of the records
 // read has changed since (a compare on their ModRevision); if one has, it
 // reads and decides again. Never a read followed by an unguarded write.
@@ -28,7 +28,6 @@ package etcdstore
 import (
 	"context"
 	"crypto/tls"
-	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +37,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/codec"
+	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
 // Options configure Open.
@@ -141,14 +142,14 @@ func (db *DB) init() error {
 	key := db.prefix + "meta/schema"
 	resp, err := db.c.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, store.SchemaVersion)).
+		Then(clientv3.OpPut(key, codec.SchemaVersion)).
 		Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
 		return unavailable(err)
 	}
 	if !resp.Succeeded {
-		if got := string(resp.Responses[0].GetResponseRange().Kvs[0].Value); got != store.SchemaVersion {
-			return fmt.Errorf("etcdstore: %s has schema version %q, this build reads %q", db.prefix, got, store.SchemaVersion)
+		if got := string(resp.Responses[0].GetResponseRange().Kvs[0].Value); got != codec.SchemaVersion {
+			return fmt.Errorf("etcdstore: %s has schema version %q, this build reads %q", db.prefix, got, codec.SchemaVersion)
 		}
 	}
 	return nil
@@ -180,9 +181,16 @@ func (db *DB) familyKey(f store.Family) string {
 	return db.prefix + "grants/" + hex.EncodeToString(f[:])
 }
 
-func marshal(v encoding.BinaryMarshaler) string {
-	b, _ := v.MarshalBinary() // the store's records always encode
-	return string(b)
+func marshal[R *store.Plugin | *store.AuthCode | *store.Grant](v R) string {
+	switch v := any(v).(type) {
+	case *store.Plugin:
+		return string(codec.EncodePlugin(v))
+	case *store.AuthCode:
+		return string(codec.EncodeAuthCode(v))
+	case *store.Grant:
+		return string(codec.EncodeGrant(v))
+	}
+	panic("unreachable")
 }
 
 // read is a record read in a transaction, with the revision the write must
@@ -238,7 +246,7 @@ func decodePlugin(r read) (*store.Plugin, error) {
 		return nil, nil
 	}
 	var p store.Plugin
-	if err := p.UnmarshalBinary(r.raw); err != nil {
+	if err := codec.DecodePlugin(r.raw, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -249,7 +257,7 @@ func decodeCode(r read, key store.Key) (*store.AuthCode, error) {
 		return nil, nil
 	}
 	c := store.AuthCode{Key: key}
-	if err := c.UnmarshalBinary(r.raw); err != nil {
+	if err := codec.DecodeAuthCode(r.raw, &c); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -260,7 +268,7 @@ func decodeGrant(r read, key store.Key) (*store.Grant, error) {
 		return nil, nil
 	}
 	g := store.Grant{Key: key}
-	if err := g.UnmarshalBinary(r.raw); err != nil {
+	if err := codec.DecodeGrant(r.raw, &g); err != nil {
 		return nil, err
 	}
 	return &g, nil
@@ -344,7 +352,7 @@ func notFoundIfNil(p *store.Plugin) error {
 // whether it is done: a plan that writes nothing (a refusal) is done at
 // once; one whose guards failed (another writer came first) is not, and is
 // decided again on fresh reads.
-func (db *DB) apply(ctx context.Context, plan store.Plan, cmps []clientv3.Cmp) (bool, error) {
+func (db *DB) apply(ctx context.Context, plan decide.Plan, cmps []clientv3.Cmp) (bool, error) {
 	if !plan.Writes() {
 		return true, nil
 	}
@@ -408,7 +416,7 @@ func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 	return nil
 }
 
-// RedeemAuthCode keeps the contract of (*store.DB).RedeemAuthCode: the code
+// RedeemAuthCode keeps the contract of store.Store's RedeemAuthCode: the code
 // is checked and consumed, and the grant stored, in one etcd transaction
 // guarded by the revisions of the plugin and the code, so of any number of
 // concurrent redemptions through any number of replicas exactly one
@@ -430,7 +438,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 		if err != nil {
 			return false, err
 		}
-		plan := store.PlanRedemption(r, p, c)
+		plan := decide.Redemption(r, p, c)
 		outcome = plan.Outcome
 		return db.apply(ctx, plan, unchanged(keys, reads))
 	})
@@ -480,15 +488,15 @@ func (db *DB) Token(ctx context.Context, ref store.Ref) (*store.Token, error) {
 	if g == nil {
 		return nil, store.ErrNotFound
 	}
-	kind, ok := g.Presents(ref)
+	kind, ok := decide.Presents(g, ref)
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	t := g.Token(kind)
+	t := decide.View(g, kind)
 	return &t, nil
 }
 
-// RotateRefreshToken keeps the contract of (*store.DB).RotateRefreshToken,
+// RotateRefreshToken keeps the contract of store.Store's RotateRefreshToken,
 // with the check, the rotation (or the family's revocation on reuse) in one
 // etcd transaction guarded by the revisions read.
 func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error) {
@@ -509,7 +517,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 		if err != nil {
 			return false, err
 		}
-		plan := store.PlanRotation(r, p, old)
+		plan := decide.Rotation(r, p, old)
 		outcome, fresh = plan.Outcome, plan.Result
 		return db.apply(ctx, plan, unchanged(keys, reads))
 	})
@@ -522,7 +530,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 	return fresh, nil
 }
 
-// RevokeToken keeps the contract of (*store.DB).RevokeToken: an access
+// RevokeToken keeps the contract of store.Store's RevokeToken: an access
 // token is revoked alone; a refresh token, live or rotated, revokes its
 // whole family in one transaction guarded by the revisions read.
 func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
@@ -546,7 +554,7 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 		if err != nil {
 			return false, err
 		}
-		plan := store.PlanRevocation(r, p, g)
+		plan := decide.Revocation(r, p, g)
 		outcome = plan.Outcome
 		keys, reads := []string{db.grantKey(r.Token.Key)}, []read{gread}
 		if r.PluginID != "" {
@@ -577,13 +585,13 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, erro
 		plugins[id] = resp.Count > 0
 		return plugins[id], nil
 	}
-	return store.Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
+	return decide.Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
 		prefix := db.prefix + "codes/"
 		if isGrant {
 			prefix = db.prefix + "grants/"
 		}
 		return db.sweepPrefix(ctx, prefix, func(key string, raw []byte) (bool, error) {
-			gone, bad, err := store.SweepVerdict(isGrant, raw, now, pluginExists)
+			gone, bad, err := decide.SweepVerdict(isGrant, raw, now, pluginExists)
 			if bad {
 				undecodable(strings.TrimPrefix(key, db.prefix))
 			}

@@ -1,41 +1,27 @@
-package store
+package boltstore
 
 import (
 	"context"
 	"errors"
-	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
 // CreateAuthCode stores a new auth code for an existing plugin. It returns
 // ErrNotFound when the plugin does not exist and ErrExists when the code's
 // key is already taken (80 random bits per millisecond make that a bug, not
 // bad luck).
-func (db *DB) CreateAuthCode(ctx context.Context, c AuthCode) error {
+func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 	return db.batch(ctx, func(tx txn) (error, error) {
 		if _, err := db.plugins.inWrite(tx, c.PluginID); err != nil {
 			return err, nil
 		}
 		if tx.Bucket(bucketCodes).Get(c.Key[:]) != nil {
-			return ErrExists, nil
+			return store.ErrExists, nil
 		}
 		return nil, put(tx, bucketCodes, c.Key[:], &c)
 	})
-}
-
-// Redemption asks RedeemAuthCode to exchange one auth code for a token pair.
-type Redemption struct {
-	PluginID string
-	BaseID   string
-	Code     Ref
-	Now      time.Time
-	// Authorize is called inside the write transaction with the plugin as
-	// stored, before the code is looked at: it checks the caller's secret
-	// and the requested scopes. When it returns an error, RedeemAuthCode
-	// returns that error and nothing is written, so the code stays usable.
-	Authorize func(Plugin) error
-	// Grant is stored when the code is valid. Its Key must come from
-	// NewGrantKey(Code.Key), so that it belongs to the code's family.
-	Grant Grant
 }
 
 // RedeemAuthCode checks and consumes an auth code and stores the token pair
@@ -49,7 +35,7 @@ type Redemption struct {
 // ErrCodeReplayed when the plugin's own code was already redeemed: then
 // every token issued from the code (rotated descendants included) has been
 // revoked.
-func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
+func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 	if err := r.Check(); err != nil {
 		return err
 	}
@@ -57,7 +43,7 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 	// first: a wrong guess costs a read, never a commit and its fsync, and
 	// does not queue behind real exchanges. The write transaction then
 	// decides again, authoritatively.
-	var pre Plan
+	var pre decide.Plan
 	if err := db.view(ctx, func(tx txn) error {
 		var err error
 		pre, err = planRedemption(tx, r, db.plugins.peek)
@@ -78,28 +64,28 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r Redemption) error {
 }
 
 // planRedemption reads what a redemption needs inside tx and plans it
-// (PlanRedemption). lookup reads the plugin (from the write cache inside
+// (decide.Redemption). lookup reads the plugin (from the write cache inside
 // the group commit).
-func planRedemption(tx txn, r Redemption, lookup func(txn, string) (Plugin, error)) (Plan, error) {
+func planRedemption(tx txn, r store.Redemption, lookup func(txn, string) (store.Plugin, error)) (decide.Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
-		return Plan{}, err
+		return decide.Plan{}, err
 	}
-	var c AuthCode
+	var c store.AuthCode
 	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
 	if err != nil {
-		return Plan{}, err
+		return decide.Plan{}, err
 	}
-	var pc *AuthCode
+	var pc *store.AuthCode
 	if ok {
 		pc = &c
 	}
-	return PlanRedemption(r, pp, pc), nil
+	return decide.Redemption(r, pp, pc), nil
 }
 
 // apply writes a plan inside the write transaction tx, dropping the cached
 // views of what it changes before the commit makes the change visible.
-func (db *DB) apply(tx txn, plan Plan) error {
+func (db *DB) apply(tx txn, plan decide.Plan) error {
 	if plan.RevokeFamily != nil {
 		if err := db.revokeFamily(tx, *plan.RevokeFamily); err != nil {
 			return err
@@ -123,12 +109,12 @@ func (db *DB) apply(tx txn, plan Plan) error {
 
 // AuthCode returns the code stored under key, redeemed or not, or
 // ErrNotFound. It is for operators and tests: it does not check a secret.
-func (db *DB) AuthCode(ctx context.Context, key Key) (AuthCode, error) {
-	var c AuthCode
+func (db *DB) AuthCode(ctx context.Context, key store.Key) (store.AuthCode, error) {
+	var c store.AuthCode
 	err := db.view(ctx, func(tx txn) error {
 		ok, err := get(tx, bucketCodes, key[:], &c)
 		if err == nil && !ok {
-			err = ErrNotFound
+			err = store.ErrNotFound
 		}
 		c.Key = key
 		return err
@@ -138,11 +124,11 @@ func (db *DB) AuthCode(ctx context.Context, key Key) (AuthCode, error) {
 
 // optional turns a lookup's ErrNotFound into a nil record, which is what
 // the Decide functions take for "absent".
-func optional(p Plugin, err error) (*Plugin, error) {
+func optional(p store.Plugin, err error) (*store.Plugin, error) {
 	switch {
 	case err == nil:
 		return &p, nil
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
 	}
 	return nil, err

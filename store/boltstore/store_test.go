@@ -1,4 +1,4 @@
-package store_test
+package boltstore_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 	"github.com/plugintoken/plugintoken/store/storetest"
 )
 
@@ -19,18 +20,18 @@ var ctx = context.Background()
 
 // MustOpen opens a store in a fresh temporary folder and closes it when the
 // test ends.
-func MustOpen(tb testing.TB) *store.DB {
+func MustOpen(tb testing.TB) *boltstore.DB {
 	tb.Helper()
 	return mustOpenAt(tb, filepath.Join(tb.TempDir(), "data", "plugintoken.db"))
 }
 
-func mustOpenAt(tb testing.TB, path string, opts ...store.Options) *store.DB {
+func mustOpenAt(tb testing.TB, path string, opts ...boltstore.Options) *boltstore.DB {
 	tb.Helper()
-	var o store.Options
+	var o boltstore.Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	db, err := store.Open(path, o)
+	db, err := boltstore.Open(path, o)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -72,8 +73,8 @@ func TestOpen(t *testing.T) {
 	t.Run("ErrLocked", func(t *testing.T) {
 		db := MustOpen(t)
 		start := time.Now()
-		_, err := store.Open(db.Path(), store.Options{LockTimeout: 200 * time.Millisecond})
-		if !errors.Is(err, store.ErrLocked) {
+		_, err := boltstore.Open(db.Path(), boltstore.Options{LockTimeout: 200 * time.Millisecond})
+		if !errors.Is(err, boltstore.ErrLocked) {
 			t.Fatalf("second Open: err = %v, want ErrLocked", err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
@@ -86,8 +87,8 @@ func TestOpen(t *testing.T) {
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
-		store.SetSchemaVersionForTest(t, path, "999")
-		_, err := store.Open(path, store.Options{})
+		boltstore.SetSchemaVersionForTest(t, path, "999")
+		_, err := boltstore.Open(path, boltstore.Options{})
 		if err == nil || !strings.Contains(err.Error(), `schema version "999"`) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("Open of a file with another schema version: %v, want an error naming the file and its version", err)
 		}
@@ -185,7 +186,7 @@ func TestOpenDamaged(t *testing.T) {
 			if err := os.WriteFile(path, damage(raw), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			db, err := store.Open(path, store.Options{})
+			db, err := boltstore.Open(path, boltstore.Options{})
 			if err == nil {
 				_ = db.Close()
 				t.Fatal("a damaged file opened without an error")

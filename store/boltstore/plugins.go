@@ -1,24 +1,26 @@
-package store
+package boltstore
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/plugintoken/plugintoken/store"
 )
 
 // CreatePlugin stores a new plugin. It returns ErrExists when the id is taken.
-func (db *DB) CreatePlugin(ctx context.Context, p Plugin) error {
+func (db *DB) CreatePlugin(ctx context.Context, p store.Plugin) error {
 	return db.update(ctx, func(tx txn) error {
 		if tx.Bucket(bucketPlugins).Get([]byte(p.ID)) != nil {
-			return ErrExists
+			return store.ErrExists
 		}
 		return put(tx, bucketPlugins, []byte(p.ID), &p)
 	})
 }
 
 // Plugin returns the plugin with the given id, or ErrNotFound.
-func (db *DB) Plugin(ctx context.Context, id string) (Plugin, error) {
-	var p Plugin
+func (db *DB) Plugin(ctx context.Context, id string) (store.Plugin, error) {
+	var p store.Plugin
 	err := db.view(ctx, func(tx txn) error {
 		var err error
 		p, err = plugin(tx, id)
@@ -35,13 +37,13 @@ func (db *DB) Plugin(ctx context.Context, id string) (Plugin, error) {
 // entry older than the data it could read itself.
 type pluginCache struct {
 	mu sync.Mutex
-	m  map[string]*Plugin
+	m  map[string]*store.Plugin
 }
 
 // inWrite returns the plugin id inside the write transaction tx, from the
 // cache when it can, or ErrNotFound. The plugin's Scopes are shared: read
 // only.
-func (c *pluginCache) inWrite(tx txn, id string) (Plugin, error) {
+func (c *pluginCache) inWrite(tx txn, id string) (store.Plugin, error) {
 	c.mu.Lock()
 	p, ok := c.m[id]
 	c.mu.Unlock()
@@ -65,7 +67,7 @@ func (c *pluginCache) inWrite(tx txn, id string) (Plugin, error) {
 // write: it reads a cached plugin but never fills the cache. What it returns
 // is at most as old as a read transaction begun a moment earlier would see;
 // callers use it only for verdicts that a write transaction decides again.
-func (c *pluginCache) peek(tx txn, id string) (Plugin, error) {
+func (c *pluginCache) peek(tx txn, id string) (store.Plugin, error) {
 	c.mu.Lock()
 	p, ok := c.m[id]
 	c.mu.Unlock()
@@ -83,11 +85,11 @@ func (c *pluginCache) forget(id string) {
 }
 
 // plugin reads a plugin inside tx, or returns ErrNotFound.
-func plugin(tx txn, id string) (Plugin, error) {
-	var p Plugin
+func plugin(tx txn, id string) (store.Plugin, error) {
+	var p store.Plugin
 	ok, err := get(tx, bucketPlugins, []byte(id), &p)
 	if err == nil && !ok {
-		err = ErrNotFound
+		err = store.ErrNotFound
 	}
 	return p, err
 }
@@ -98,7 +100,7 @@ func (db *DB) DeletePlugin(ctx context.Context, id string) error {
 	return db.update(ctx, func(tx txn) error {
 		b := tx.Bucket(bucketPlugins)
 		if b.Get([]byte(id)) == nil {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		db.plugins.forget(id)
 		db.cache.drop() // cached tokens do not know their plugin is gone
@@ -108,7 +110,7 @@ func (db *DB) DeletePlugin(ctx context.Context, id string) error {
 
 // SetPluginSecret replaces the plugin's secret hash and hint, or returns
 // ErrNotFound. The old secret stops matching when it returns.
-func (db *DB) SetPluginSecret(ctx context.Context, id string, secret Hash, hint string, now time.Time) error {
+func (db *DB) SetPluginSecret(ctx context.Context, id string, secret store.Hash, hint string, now time.Time) error {
 	return db.update(ctx, func(tx txn) error {
 		p, err := plugin(tx, id)
 		if err != nil {

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/plugintoken/plugintoken/store"
 )
 
 // TestCacheNeverStaleAfterCommit looks the token up at the first moment
@@ -23,21 +25,21 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 	}
 	defer db.Close()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	if err := db.CreatePlugin(ctx, Plugin{ID: "plu1", Scopes: []string{"table|read"}}); err != nil {
+	if err := db.CreatePlugin(ctx, store.Plugin{ID: "plu1", Scopes: []string{"table|read"}}); err != nil {
 		t.Fatal(err)
 	}
-	code := Ref{Key: NewKey(now), Secret: HashOf("code")}
-	if err := db.CreateAuthCode(ctx, AuthCode{Key: code.Key, Secret: code.Secret, PluginID: "plu1", BaseID: "bse1",
+	code := store.Ref{Key: store.NewKey(now), Secret: store.HashOf("code")}
+	if err := db.CreateAuthCode(ctx, store.AuthCode{Key: code.Key, Secret: code.Secret, PluginID: "plu1", BaseID: "bse1",
 		IssuedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	g := Grant{Key: NewGrantKey(code.Key), AccessSecret: HashOf("a"), RefreshSecret: HashOf("r"), PluginID: "plu1",
+	g := store.Grant{Key: store.NewGrantKey(code.Key), AccessSecret: store.HashOf("a"), RefreshSecret: store.HashOf("r"), PluginID: "plu1",
 		BaseID: "bse1", IssuedAt: now, AccessExpiresAt: now.Add(time.Hour), RefreshExpiresAt: now.Add(time.Hour)}
-	if err := db.RedeemAuthCode(ctx, Redemption{PluginID: "plu1", BaseID: "bse1", Code: code, Now: now,
-		Authorize: func(Plugin) error { return nil }, Grant: g}); err != nil {
+	if err := db.RedeemAuthCode(ctx, store.Redemption{PluginID: "plu1", BaseID: "bse1", Code: code, Now: now,
+		Authorize: func(store.Plugin) error { return nil }, Grant: g}); err != nil {
 		t.Fatal(err)
 	}
-	access := Ref{Key: g.Key, Secret: g.AccessSecret}
+	access := store.Ref{Key: g.Key, Secret: g.AccessSecret}
 	if _, err := db.Token(ctx, access); err != nil { // cached from here on
 		t.Fatal(err)
 	}
@@ -59,10 +61,10 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 	if !checked {
 		t.Fatal("the commit handler did not run")
 	}
-	if !errors.Is(seen, ErrNotFound) {
+	if !errors.Is(seen, store.ErrNotFound) {
 		t.Fatalf("lookup right after the revocation committed: err = %v, want ErrNotFound (served stale from the cache)", seen)
 	}
-	if _, err := db.Token(ctx, access); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Token(ctx, access); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("lookup after the write returned: err = %v, want ErrNotFound", err)
 	}
 	if _, _, ok, _ := db.cache.get(access); ok {
@@ -81,12 +83,12 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 	}
 	defer db.Close()
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	if err := db.CreatePlugin(ctx, Plugin{ID: "plu1"}); err != nil {
+	if err := db.CreatePlugin(ctx, store.Plugin{ID: "plu1"}); err != nil {
 		t.Fatal(err)
 	}
-	var bad Key
+	var bad store.Key
 	for i := range 5 {
-		k := NewKey(t0.Add(time.Duration(i) * time.Millisecond))
+		k := store.NewKey(t0.Add(time.Duration(i) * time.Millisecond))
 		if i == 2 {
 			bad = k
 			if err := db.write(func(tx txn) error { return tx.Bucket(bucketCodes).Put(k[:], []byte{0xff, 1, 2}) }); err != nil {
@@ -94,7 +96,7 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 			}
 			continue
 		}
-		if err := db.CreateAuthCode(ctx, AuthCode{Key: k, PluginID: "plu1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}); err != nil {
+		if err := db.CreateAuthCode(ctx, store.AuthCode{Key: k, PluginID: "plu1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,26 +112,5 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 		if res.Codes != wantCodes || len(res.Undecodable) != 1 || res.Undecodable[0] != "codes/"+bad.String() {
 			t.Fatalf("sweep %d: %+v, want %d codes removed and codes/%s undecodable", round, res, wantCodes, bad)
 		}
-	}
-}
-
-// TestRecordsWithoutSubjectDecode: records written before the subject
-// existed (the first pass's schema 3 files) still decode, with no subject.
-func TestRecordsWithoutSubjectDecode(t *testing.T) {
-	c := AuthCode{PluginID: "plu1", BaseID: "bse1", Subject: "alice"}
-	raw := c.marshal()
-	old := raw[:len(raw)-len("alice")-1] // without the trailing subject field
-	var back AuthCode
-	if err := back.unmarshal(old); err != nil || back.PluginID != "plu1" || back.BaseID != "bse1" || back.Subject != "" {
-		t.Errorf("code without a subject field: %+v %v", back, err)
-	}
-	if err := back.unmarshal(raw); err != nil || back.Subject != "alice" {
-		t.Errorf("code with a subject: %+v %v", back, err)
-	}
-	g := Grant{PluginID: "plu1", BaseID: "bse1", Scopes: []string{"a"}, Subject: "bob"}
-	graw := g.marshal()
-	var gback Grant
-	if err := gback.unmarshal(graw[:len(graw)-len("bob")-1]); err != nil || gback.Subject != "" || gback.Scopes[0] != "a" {
-		t.Errorf("grant without a subject field: %+v %v", gback, err)
 	}
 }

@@ -1,9 +1,16 @@
-package store
+// Package decide holds the decisions of the store's check-and-write
+// operations, shared by every backend: a backend reads the records a
+// request needs (nil when absent), asks for a Plan, and applies what it
+// says in one atomic step. It also says what a stored grant's tokens are
+// (View, Presents) and when a stored record can be swept (SweepVerdict).
+package decide
 
 import (
-	"errors"
-	"fmt"
+	"crypto/subtle"
 	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/codec"
 )
 
 // The decisions below are the contract of the store's check-and-write
@@ -21,21 +28,21 @@ import (
 //
 // For an unknown plugin it still runs Authorize on a placeholder, so that
 // answering "unknown plugin" costs what answering "wrong secret" does.
-func decideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
+func redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) error {
 	if p == nil {
-		_ = r.Authorize(Plugin{})
-		return ErrNotFound
+		_ = r.Authorize(store.Plugin{})
+		return store.ErrNotFound
 	}
 	if err := r.Authorize(*p); err != nil {
 		return err
 	}
 	switch {
-	case c == nil, !r.Code.matches(c.Secret), c.PluginID != r.PluginID:
-		return ErrInvalidCode
+	case c == nil, !Matches(r.Code, c.Secret), c.PluginID != r.PluginID:
+		return store.ErrInvalidCode
 	case !c.RedeemedAt.IsZero():
-		return ErrCodeReplayed
+		return store.ErrCodeReplayed
 	case !r.Now.Before(c.ExpiresAt), c.BaseID != r.BaseID:
-		return ErrInvalidCode
+		return store.ErrInvalidCode
 	}
 	return nil
 }
@@ -54,23 +61,23 @@ func decideRedemption(r Redemption, p *Plugin, c *AuthCode) error {
 // inside the window: a request stamped before the rotation it follows (a
 // race, a clock stepped back, a replica whose clock lags) sees a negative
 // age and is treated as reuse, so clock order can never widen the window.
-func decideRotation(r Rotation, p *Plugin, g *Grant) error {
+func rotation(r store.Rotation, p *store.Plugin, g *store.Grant) error {
 	if p == nil {
-		_ = r.Authorize(Plugin{})
-		return ErrNotFound
+		_ = r.Authorize(store.Plugin{})
+		return store.ErrNotFound
 	}
 	if err := r.Authorize(*p); err != nil {
 		return err
 	}
 	if g == nil {
-		return ErrInvalidToken
+		return store.ErrInvalidToken
 	}
-	kind, ok := g.presents(r.Refresh)
+	kind, ok := Presents(g, r.Refresh)
 	switch {
-	case !ok, kind != KindRefresh, g.PluginID != r.PluginID, !r.Now.Before(g.RefreshExpiresAt):
-		return ErrInvalidToken
+	case !ok, kind != store.KindRefresh, g.PluginID != r.PluginID, !r.Now.Before(g.RefreshExpiresAt):
+		return store.ErrInvalidToken
 	case !g.RotatedAt.IsZero() && !withinGrace(r.Now.Sub(g.RotatedAt), r.Grace):
-		return ErrTokenReused
+		return store.ErrTokenReused
 	}
 	return nil
 }
@@ -89,10 +96,10 @@ func withinGrace(age, grace time.Duration) bool {
 // revoked, so every token descended from the code, and from the presented
 // token, stops working at once). A refusal (ErrNotFound for the plugin,
 // Authorize's error) comes with revokeNothing.
-func decideRevocation(r Revocation, p *Plugin, g *Grant) (revoke, error) {
+func revocation(r store.Revocation, p *store.Plugin, g *store.Grant) (revoke, error) {
 	if r.PluginID != "" {
 		if p == nil {
-			return revokeNothing, ErrNotFound
+			return revokeNothing, store.ErrNotFound
 		}
 		if r.Authorize != nil {
 			if err := r.Authorize(*p); err != nil {
@@ -103,13 +110,13 @@ func decideRevocation(r Revocation, p *Plugin, g *Grant) (revoke, error) {
 	if g == nil {
 		return revokeNothing, nil
 	}
-	kind, ok := g.presents(r.Token)
+	kind, ok := Presents(g, r.Token)
 	switch {
 	case !ok:
 		return revokeNothing, nil
 	case r.PluginID != "" && g.PluginID != r.PluginID:
 		return revokeNothing, nil
-	case kind == KindRefresh:
+	case kind == store.KindRefresh:
 		return revokeFamily, nil
 	case !g.AccessRevokedAt.IsZero(), !g.RotatedAt.IsZero():
 		return revokeNothing, nil
@@ -137,14 +144,14 @@ func SweepVerdict(isGrant bool, raw []byte, now time.Time, pluginExists func(id 
 	var pluginID string
 	var expires time.Time
 	if isGrant {
-		var g Grant
-		if g.unmarshal(raw) != nil {
+		var g store.Grant
+		if codec.DecodeGrant(raw, &g) != nil {
 			return false, true, nil
 		}
-		pluginID, expires = g.PluginID, g.expiresAt()
+		pluginID, expires = g.PluginID, ExpiresAt(&g)
 	} else {
-		var c AuthCode
-		if c.unmarshal(raw) != nil {
+		var c store.AuthCode
+		if codec.DecodeAuthCode(raw, &c) != nil {
 			return false, true, nil
 		}
 		pluginID, expires = c.PluginID, c.ExpiresAt
@@ -156,51 +163,12 @@ func SweepVerdict(isGrant bool, raw []byte, now time.Time, pluginExists func(id 
 	return !ok, false, err
 }
 
-// ErrInvalidArgument means a request to the store is malformed (a caller's
-// bug, not a client's mistake): nothing was read or written.
-var ErrInvalidArgument = errors.New("store: invalid argument")
-
-// Check reports a malformed redemption (ErrInvalidArgument): every backend
-// calls it first.
-func (r Redemption) Check() error {
-	switch {
-	case r.Authorize == nil:
-		return fmt.Errorf("%w: Redemption.Authorize is required", ErrInvalidArgument)
-	case r.Grant.Key.Family() != r.Code.Key.Family():
-		return fmt.Errorf("%w: the grant must be in the code's family", ErrInvalidArgument)
-	case r.Now.IsZero():
-		return fmt.Errorf("%w: Redemption.Now is required", ErrInvalidArgument)
-	}
-	return nil
-}
-
-// Check reports a malformed rotation (ErrInvalidArgument).
-func (r Rotation) Check() error {
-	switch {
-	case r.Authorize == nil:
-		return fmt.Errorf("%w: Rotation.Authorize is required", ErrInvalidArgument)
-	case r.New.Key.Family() != r.Refresh.Key.Family():
-		return fmt.Errorf("%w: the new grant must be in the presented token's family", ErrInvalidArgument)
-	case r.Now.IsZero():
-		return fmt.Errorf("%w: Rotation.Now is required", ErrInvalidArgument)
-	}
-	return nil
-}
-
-// Check reports a malformed revocation (ErrInvalidArgument).
-func (r Revocation) Check() error {
-	if r.Now.IsZero() {
-		return fmt.Errorf("%w: Revocation.Now is required", ErrInvalidArgument)
-	}
-	return nil
-}
-
 // Sweeping runs a backend's sweep of one kind of record, codes first, then
 // grants, and adds up what they removed. sweep decides each record with
 // SweepVerdict and reports an undecodable one with undecodable (its name,
 // bucket/key), which Sweeping collects.
-func Sweeping(sweep func(isGrant bool, undecodable func(name string)) (removed int, err error)) (SweepResult, error) {
-	var res SweepResult
+func Sweeping(sweep func(isGrant bool, undecodable func(name string)) (removed int, err error)) (store.SweepResult, error) {
+	var res store.SweepResult
 	note := func(name string) { res.Undecodable = append(res.Undecodable, name) }
 	for _, isGrant := range []bool{false, true} {
 		n, err := sweep(isGrant, note)
@@ -226,31 +194,31 @@ type Plan struct {
 	// revocation the plan carries, or a refusal with nothing to write.
 	Outcome error
 	// Code, when set, is stored (under its Key).
-	Code *AuthCode
+	Code *store.AuthCode
 	// Grants are stored, each under its Key. Changed lists those that
 	// replace a grant already stored (a rotated grant, an access token
 	// revoked), whose cached views a backend must drop.
-	Grants  []Grant
-	Changed []Key
+	Grants  []store.Grant
+	Changed []store.Key
 	// RevokeFamily, when set, deletes every grant of that family.
-	RevokeFamily *Family
+	RevokeFamily *store.Family
 	// Result is the grant a rotation issued.
-	Result Grant
+	Result store.Grant
 }
 
-// PlanRedemption decides a redemption (decideRedemption) and says what to
+// PlanRedemption decides a redemption (redemption) and says what to
 // write: the code, marked redeemed, and the grant with the code's subject;
 // or, for a replay, the family's revocation.
-func PlanRedemption(r Redemption, p *Plugin, c *AuthCode) Plan {
-	outcome := decideRedemption(r, p, c)
+func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) Plan {
+	outcome := redemption(r, p, c)
 	switch outcome {
 	case nil:
 		redeemed := *c
 		redeemed.Key, redeemed.RedeemedAt = r.Code.Key, r.Now
 		g := r.Grant
 		g.Subject = c.Subject
-		return Plan{Code: &redeemed, Grants: []Grant{g}}
-	case ErrCodeReplayed:
+		return Plan{Code: &redeemed, Grants: []store.Grant{g}}
+	case store.ErrCodeReplayed:
 		// RFC 6749 §4.1.2: deny, and revoke what the code gave.
 		fam := r.Code.Key.Family()
 		return Plan{Outcome: outcome, RevokeFamily: &fam}
@@ -258,12 +226,12 @@ func PlanRedemption(r Redemption, p *Plugin, c *AuthCode) Plan {
 	return Plan{Outcome: outcome}
 }
 
-// PlanRotation decides a rotation (decideRotation) and says what to write:
+// PlanRotation decides a rotation (rotation) and says what to write:
 // the presented grant, ended (on its first rotation), and the new grant,
 // which copies plugin, base, scopes and subject from it; or, for a reuse,
 // the family's revocation.
-func PlanRotation(r Rotation, p *Plugin, g *Grant) Plan {
-	outcome := decideRotation(r, p, g)
+func Rotation(r store.Rotation, p *store.Plugin, g *store.Grant) Plan {
+	outcome := rotation(r, p, g)
 	switch outcome {
 	case nil:
 		var plan Plan
@@ -277,7 +245,7 @@ func PlanRotation(r Rotation, p *Plugin, g *Grant) Plan {
 		fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
 		plan.Grants, plan.Result = append(plan.Grants, fresh), fresh
 		return plan
-	case ErrTokenReused:
+	case store.ErrTokenReused:
 		// RFC 9700 §4.14.2: a rotated token came back; one of its two
 		// holders is not the client. Revoke everything it led to.
 		fam := g.Key.Family()
@@ -286,11 +254,11 @@ func PlanRotation(r Rotation, p *Plugin, g *Grant) Plan {
 	return Plan{Outcome: outcome}
 }
 
-// PlanRevocation decides a revocation (decideRevocation) and says what to
+// PlanRevocation decides a revocation (revocation) and says what to
 // write: the family's revocation, or the grant with its access token
 // revoked, or nothing.
-func PlanRevocation(r Revocation, p *Plugin, g *Grant) Plan {
-	what, refusal := decideRevocation(r, p, g)
+func Revocation(r store.Revocation, p *store.Plugin, g *store.Grant) Plan {
+	what, refusal := revocation(r, p, g)
 	switch {
 	case refusal != nil:
 		return Plan{Outcome: refusal}
@@ -300,7 +268,7 @@ func PlanRevocation(r Revocation, p *Plugin, g *Grant) Plan {
 	case what == revokeAccess:
 		revoked := *g
 		revoked.AccessRevokedAt = r.Now
-		return Plan{Grants: []Grant{revoked}, Changed: []Key{revoked.Key}}
+		return Plan{Grants: []store.Grant{revoked}, Changed: []store.Key{revoked.Key}}
 	}
 	return Plan{}
 }
@@ -308,4 +276,44 @@ func PlanRevocation(r Revocation, p *Plugin, g *Grant) Plan {
 // Writes reports whether the plan writes anything.
 func (p Plan) Writes() bool {
 	return p.Code != nil || len(p.Grants) > 0 || p.RevokeFamily != nil
+}
+
+// Matches compares the stored secret hash with the presented one in
+// constant time.
+func Matches(r store.Ref, stored store.Hash) bool {
+	return subtle.ConstantTimeCompare(r.Secret[:], stored[:]) == 1
+}
+
+// View returns the grant's token of the given kind, as lookups see it.
+func View(g *store.Grant, kind store.TokenKind) store.Token {
+	t := store.Token{Key: g.Key, Kind: kind, PluginID: g.PluginID, BaseID: g.BaseID, Scopes: g.Scopes,
+		IssuedAt: g.IssuedAt, ExpiresAt: g.RefreshExpiresAt, EndedAt: g.RotatedAt, Subject: g.Subject}
+	if kind == store.KindAccess {
+		t.ExpiresAt = g.AccessExpiresAt
+		if !g.AccessRevokedAt.IsZero() && (t.EndedAt.IsZero() || g.AccessRevokedAt.Before(t.EndedAt)) {
+			t.EndedAt = g.AccessRevokedAt
+		}
+	}
+	return t
+}
+
+// Presents tells which token of g a Ref presents, comparing both secret
+// halves in constant time.
+func Presents(g *store.Grant, ref store.Ref) (store.TokenKind, bool) {
+	access, refresh := Matches(ref, g.AccessSecret), Matches(ref, g.RefreshSecret)
+	switch {
+	case access:
+		return store.KindAccess, true
+	case refresh:
+		return store.KindRefresh, true
+	}
+	return "", false
+}
+
+// ExpiresAt is when the whole grant is of no more use.
+func ExpiresAt(g *store.Grant) time.Time {
+	if g.AccessExpiresAt.After(g.RefreshExpiresAt) {
+		return g.AccessExpiresAt
+	}
+	return g.RefreshExpiresAt
 }

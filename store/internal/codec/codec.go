@@ -1,16 +1,25 @@
-package store
+// Package codec is the stored form of the store's records, the same in
+// every backend: a backend stores, and reads back, exactly these bytes.
+package codec
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/plugintoken/plugintoken/store"
 )
 
 // Records are stored in a compact binary form: a format byte, then fixed
 // fields, then length-prefixed strings. It is several times cheaper to
 // encode and decode than JSON, and smaller on disk, which matters because
 // every exchange writes three records and reads two.
+
+// SchemaVersion is the layout version a backend records (bbolt's
+// meta/schema, etcd's <prefix>schema). Open refuses another version rather
+// than misread it.
+const SchemaVersion = "3"
 
 const formatV1 = 1
 
@@ -116,7 +125,8 @@ func newDecoder(raw []byte) *decoder {
 	return d
 }
 
-func (p *Plugin) marshal() []byte {
+// EncodePlugin returns the stored form of p.
+func EncodePlugin(p *store.Plugin) []byte {
 	e := encoder{b: make([]byte, 0, 128)}
 	e.byte(formatV1)
 	e.bytes(p.SecretHash[:])
@@ -129,7 +139,9 @@ func (p *Plugin) marshal() []byte {
 	return e.b
 }
 
-func (p *Plugin) unmarshal(raw []byte) error {
+// DecodePlugin decodes the stored form of a plugin into p. A code's or
+// grant's Key is not part of its stored form.
+func DecodePlugin(raw []byte, p *store.Plugin) error {
 	d := newDecoder(raw)
 	d.fixed(p.SecretHash[:])
 	p.CreatedAt, p.UpdatedAt = d.time(), d.time()
@@ -138,7 +150,8 @@ func (p *Plugin) unmarshal(raw []byte) error {
 	return d.err
 }
 
-func (c *AuthCode) marshal() []byte {
+// EncodeAuthCode returns the stored form of c.
+func EncodeAuthCode(c *store.AuthCode) []byte {
 	e := encoder{b: make([]byte, 0, 96)}
 	e.byte(formatV1)
 	e.bytes(c.Secret[:])
@@ -151,7 +164,9 @@ func (c *AuthCode) marshal() []byte {
 	return e.b
 }
 
-func (c *AuthCode) unmarshal(raw []byte) error {
+// DecodeAuthCode decodes the stored form of a authcode into c. A code's or
+// grant's Key is not part of its stored form.
+func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
 	d := newDecoder(raw)
 	d.fixed(c.Secret[:])
 	c.IssuedAt, c.ExpiresAt, c.RedeemedAt = d.time(), d.time(), d.time()
@@ -160,7 +175,8 @@ func (c *AuthCode) unmarshal(raw []byte) error {
 	return d.err
 }
 
-func (g *Grant) marshal() []byte {
+// EncodeGrant returns the stored form of g.
+func EncodeGrant(g *store.Grant) []byte {
 	e := encoder{b: make([]byte, 0, 176)}
 	e.byte(formatV1)
 	e.bytes(g.AccessSecret[:])
@@ -177,7 +193,9 @@ func (g *Grant) marshal() []byte {
 	return e.b
 }
 
-func (g *Grant) unmarshal(raw []byte) error {
+// DecodeGrant decodes the stored form of a grant into g. A code's or
+// grant's Key is not part of its stored form.
+func DecodeGrant(raw []byte, g *store.Grant) error {
 	d := newDecoder(raw)
 	d.fixed(g.AccessSecret[:])
 	d.fixed(g.RefreshSecret[:])

@@ -1,4 +1,4 @@
-package store_test
+package boltstore_test
 
 import (
 	"path/filepath"
@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 	"github.com/plugintoken/plugintoken/store/storetest"
 )
 
@@ -51,7 +52,7 @@ func TestConformanceInHostDB(t *testing.T) {
 		}); err != nil {
 			tb.Fatal(err)
 		}
-		db, err := store.OpenDB(b, store.Options{})
+		db, err := boltstore.OpenDB(b, boltstore.Options{})
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -1,38 +1,32 @@
-package store
+package boltstore
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
 // sweepChunk bounds how many records one sweep transaction looks at, so that
 // a sweep never holds the write lock for long.
 const sweepChunk = 1000
 
-// SweepResult counts what Sweep removed.
-type SweepResult struct {
-	// Codes and Grants removed; a grant is an access and a refresh token.
-	Codes, Grants int
-	// Undecodable names the records (bucket/key in hex) that did not
-	// decode: they were left in place, and the sweep went on without them.
-	Undecodable []string
-}
-
 // Sweep deletes what can no longer be used or recognised at now (see
 // SweepVerdict). It works in small transactions and stops early, with what
 // it did so far, when ctx is done. A record that does not decode is skipped
 // and named in the result.
-func (db *DB) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
+func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, error) {
 	plugins := map[string]bool{}
-	res, err := Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
+	res, err := decide.Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
 		bucket := bucketCodes
 		if isGrant {
 			bucket = bucketGrants
 		}
 		return sweepBucket(ctx, db, bucket, func(tx txn, k, v []byte) (bool, error) {
-			gone, bad, err := SweepVerdict(isGrant, v, now, func(id string) (bool, error) {
+			gone, bad, err := decide.SweepVerdict(isGrant, v, now, func(id string) (bool, error) {
 				ok, seen := plugins[id]
 				if !seen {
 					ok = tx.Bucket(bucketPlugins).Get([]byte(id)) != nil

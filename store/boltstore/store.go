@@ -1,12 +1,11 @@
-// Package store keeps plugintoken's plugins, auth codes and tokens in a bbolt
-// file.
+// Package boltstore keeps plugintoken's plugins, auth codes and tokens in a
+// bbolt file, or in buckets of a bbolt database a host already has open
+// (OpenDB). It keeps the contract of package store (store.Store).
 //
-// The store never sees a secret as given. A plugin secret arrives as its
-// SHA-256 (type Hash). A code or token is a public Key and a secret half: the
-// record is stored under the Key and holds only the SHA-256 of the secret
-// half, which every lookup compares in constant time (type Ref). Its record
-// types are its own, in a compact binary encoding (codec.go), so the on-disk
-// format does not change when the HTTP API (package gen) does.
+// Records are stored in the compact binary form every backend shares (one
+// codec, internal to package store); reads of live tokens are served from a
+// cache that writes drop inside their transaction, so no read ever sees a
+// token that a committed write ended.
 //
 // Layout of the file, schema version 3:
 //
@@ -21,9 +20,9 @@
 //	    <grant key>   -> Grant: an access and a refresh token issued together
 //	                     (their secret hashes, plugin, base, scopes, times)
 //
-// A code key sorts by issue time (NewKey), so the records a group commit
+// A code key sorts by issue time (store.NewKey), so the records a group commit
 // writes sit together on a few pages. A grant key starts with the 16 bytes
-// of its code's key (its Family, NewGrantKey), and so does every grant
+// of its code's key (its Family, store.NewGrantKey), and so does every grant
 // rotated from it: the tokens descended from one code are one contiguous
 // range of grants/.
 //
@@ -38,7 +37,7 @@
 // plugin that no longer exists are treated as unknown by every read, and
 // Sweep removes them for good. This keeps deletion one small write however
 // many tokens a plugin has.
-package store
+package boltstore
 
 import (
 	"context"
@@ -52,13 +51,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plugintoken/plugintoken/store/internal/codec"
+
+	"github.com/plugintoken/plugintoken/store"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
-
-// SchemaVersion is the layout version written to meta/schema. Open refuses a
-// file with another version rather than misread it.
-const SchemaVersion = "3"
 
 var (
 	bucketMeta    = []byte("meta")
@@ -68,32 +66,6 @@ var (
 
 	keySchema = []byte("schema")
 	keyProbe  = []byte("probe")
-)
-
-// Sentinel errors. Every method documents which of them it returns; callers
-// test with errors.Is.
-var (
-	// ErrNotFound means the plugin (or token) does not exist.
-	ErrNotFound = errors.New("store: not found")
-	// ErrExists means a plugin with that id is already stored.
-	ErrExists = errors.New("store: already exists")
-	// ErrInvalidCode means an auth code is unknown, expired, or was issued
-	// for another plugin or base.
-	ErrInvalidCode = errors.New("store: invalid auth code")
-	// ErrCodeReplayed means an auth code was redeemed before. The tokens
-	// issued from it have been revoked (and that revocation committed).
-	ErrCodeReplayed = errors.New("store: auth code replayed")
-	// ErrInvalidToken means a token is unknown, expired, of the wrong kind,
-	// or belongs to another plugin.
-	ErrInvalidToken = errors.New("store: invalid token")
-	// ErrUnavailable means the storage engine could not be reached (or did
-	// not answer in time): the operation may or may not have happened, and
-	// may be retried. bbolt never returns it; a networked backend does.
-	ErrUnavailable = errors.New("store: storage unavailable")
-	// ErrTokenReused means a refresh token that was already rotated was
-	// presented again. Its whole family has been revoked (and that
-	// revocation committed).
-	ErrTokenReused = errors.New("store: refresh token reused")
 )
 
 // Options tune Open.
@@ -219,7 +191,7 @@ func newDB(b *bolt.DB, root []byte, owned bool, opts Options) (*DB, error) {
 	}
 	db.cache = newTokenCache(opts.TokenCacheSize)
 	db.commit = newCommitter(db.writeTx, opts.MaxBatchSize, opts.MaxBatchDelay)
-	db.plugins = &pluginCache{m: make(map[string]*Plugin)}
+	db.plugins = &pluginCache{m: make(map[string]*store.Plugin)}
 	return db, nil
 }
 
@@ -311,11 +283,11 @@ func (db *DB) init() error {
 		}
 		switch v := meta.Get(keySchema); {
 		case v == nil:
-			if err := meta.Put(keySchema, []byte(SchemaVersion)); err != nil {
+			if err := meta.Put(keySchema, []byte(codec.SchemaVersion)); err != nil {
 				return err
 			}
-		case string(v) != SchemaVersion:
-			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, SchemaVersion)
+		case string(v) != codec.SchemaVersion:
+			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, codec.SchemaVersion)
 		}
 		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketGrants} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -505,7 +477,7 @@ func (db *DB) writeTx(fn func(*bolt.Tx) error) error {
 	case err == nil:
 		db.writeErr.Store(nil)
 	case err != fnErr || errors.Is(err, berrors.ErrDatabaseNotOpen):
-		err = fmt.Errorf("%w: write to %s: %w", ErrUnavailable, db.path, err)
+		err = fmt.Errorf("%w: write to %s: %w", store.ErrUnavailable, db.path, err)
 		db.writeErr.Store(&err)
 	}
 	return err

@@ -1,24 +1,26 @@
-package store
+package boltstore
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
 // putGrant stores g under its key. Keys carry 64 random bits within their
 // family (NewGrantKey), so it does not look for a grant already there: that
 // would cost a B+tree descent per exchange, inside the group commit, for an
 // event that does not happen.
-func putGrant(tx txn, g *Grant) error {
+func putGrant(tx txn, g *store.Grant) error {
 	return put(tx, bucketGrants, g.Key[:], g)
 }
 
 // revokeFamily deletes every grant of the family (all the tokens descended
 // from one auth code) inside the write transaction tx, and drops the cached
 // tokens before the commit makes the revocation visible.
-func (db *DB) revokeFamily(tx txn, fam Family) error {
+func (db *DB) revokeFamily(tx txn, fam store.Family) error {
 	db.cache.drop()
 	b := tx.Bucket(bucketGrants)
 	var keys [][]byte
@@ -36,14 +38,14 @@ func (db *DB) revokeFamily(tx txn, fam Family) error {
 
 // grant reads the grant stored under key. It returns ErrNotFound when there
 // is none or its plugin has been deleted.
-func grant(tx txn, key Key) (*Grant, error) {
-	g := &Grant{Key: key}
+func grant(tx txn, key store.Key) (*store.Grant, error) {
+	g := &store.Grant{Key: key}
 	ok, err := get(tx, bucketGrants, key[:], g)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || tx.Bucket(bucketPlugins).Get([]byte(g.PluginID)) == nil {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return g, nil
 }
@@ -51,14 +53,14 @@ func grant(tx txn, key Key) (*Grant, error) {
 // presented reads the grant a Ref names and tells which of its tokens the
 // Ref presents. It returns ErrNotFound when there is no such grant, neither
 // secret half matches, or the grant's plugin has been deleted.
-func presented(tx txn, ref Ref) (*Grant, TokenKind, error) {
+func presented(tx txn, ref store.Ref) (*store.Grant, store.TokenKind, error) {
 	g, err := grant(tx, ref.Key)
 	if err != nil {
 		return nil, "", err
 	}
-	kind, ok := g.presents(ref)
+	kind, ok := decide.Presents(g, ref)
 	if !ok {
-		return nil, "", ErrNotFound
+		return nil, "", store.ErrNotFound
 	}
 	return g, kind, nil
 }
@@ -71,54 +73,32 @@ func presented(tx txn, ref Ref) (*Grant, TokenKind, error) {
 // The token is shared with other callers (it may come from the cache): read
 // it, never modify it. Sharing it is what lets a repeated lookup allocate
 // nothing.
-func (db *DB) Token(ctx context.Context, ref Ref) (*Token, error) {
+func (db *DB) Token(ctx context.Context, ref store.Ref) (*store.Token, error) {
 	e, kind, hit, unknown := db.cache.get(ref)
 	switch {
 	case hit:
 		return e.token(kind), nil
 	case unknown:
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	epoch := db.cache.epoch.Load()
-	var g *Grant
+	var g *store.Grant
 	var stored bool
 	err := db.view(ctx, func(tx txn) error {
 		var err error
 		g, kind, err = presented(tx, ref)
-		if errors.Is(err, ErrNotFound) { // no grant, or a wrong secret, or a deleted plugin's
+		if errors.Is(err, store.ErrNotFound) { // no grant, or a wrong secret, or a deleted plugin's
 			stored = tx.Bucket(bucketGrants).Get(ref.Key[:]) != nil
 		}
 		return err
 	})
-	if errors.Is(err, ErrNotFound) && !stored {
+	if errors.Is(err, store.ErrNotFound) && !stored {
 		db.cache.noteAbsent(ref.Key)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return db.cache.fill(g, epoch).token(kind), nil
-}
-
-// Rotation asks RotateRefreshToken to exchange a refresh token for a new
-// grant.
-type Rotation struct {
-	PluginID string
-	// Refresh is the presented refresh token.
-	Refresh Ref
-	Now     time.Time
-	// Grace is how long after its rotation a refresh token may be presented
-	// again and still be answered with a new grant instead of revoking its
-	// family (for clients that retry after losing a response). Zero means
-	// any reuse revokes.
-	Grace time.Duration
-	// Authorize is called inside the write transaction with the plugin as
-	// stored, before the token is looked at; when it returns an error,
-	// RotateRefreshToken returns it and nothing is written.
-	Authorize func(Plugin) error
-	// New carries the new grant's Key (from NewGrantKey of the presented
-	// token's key), secrets and times. Plugin, base and scopes are copied
-	// from the presented grant: a refresh never changes scopes.
-	New Grant
 }
 
 // RotateRefreshToken checks the presented refresh token and, in one write
@@ -130,23 +110,23 @@ type Rotation struct {
 // expired, not a refresh token or another plugin's; in those cases nothing
 // is written. It returns ErrTokenReused when the token was already rotated
 // more than Grace ago: then its whole family has been revoked.
-func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error) {
+func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.Grant, error) {
 	if err := r.Check(); err != nil {
-		return Grant{}, err
+		return store.Grant{}, err
 	}
 	// As in RedeemAuthCode, refusals are decided on a read first.
-	var pre Plan
+	var pre decide.Plan
 	if err := db.view(ctx, func(tx txn) error {
 		var err error
 		pre, err = planRotation(tx, r, db.plugins.peek)
 		return err
 	}); err != nil {
-		return Grant{}, err
+		return store.Grant{}, err
 	}
 	if !pre.Writes() {
-		return Grant{}, pre.Outcome
+		return store.Grant{}, pre.Outcome
 	}
-	var fresh Grant
+	var fresh store.Grant
 	err := db.batch(ctx, func(tx txn) (error, error) {
 		plan, err := planRotation(tx, r, db.plugins.inWrite)
 		if err != nil {
@@ -156,35 +136,23 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r Rotation) (Grant, error)
 		return plan.Outcome, db.apply(tx, plan)
 	})
 	if err != nil {
-		return Grant{}, err
+		return store.Grant{}, err
 	}
 	return fresh, nil
 }
 
 // planRotation reads what a rotation needs inside tx and plans it
-// (PlanRotation).
-func planRotation(tx txn, r Rotation, lookup func(txn, string) (Plugin, error)) (Plan, error) {
+// (decide.Rotation).
+func planRotation(tx txn, r store.Rotation, lookup func(txn, string) (store.Plugin, error)) (decide.Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
-		return Plan{}, err
+		return decide.Plan{}, err
 	}
 	g, err := grant(tx, r.Refresh.Key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Plan{}, err
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return decide.Plan{}, err
 	}
-	return PlanRotation(r, pp, g), nil
-}
-
-// Revocation asks RevokeToken to revoke one token.
-type Revocation struct {
-	Token Ref
-	// PluginID, when set, restricts the revocation to that plugin's tokens
-	// (a token of another plugin is left alone, silently), and Authorize is
-	// called with that plugin inside the transaction. When empty (an
-	// admin's revocation), any token is revoked.
-	PluginID  string
-	Authorize func(Plugin) error
-	Now       time.Time
+	return decide.Rotation(r, pp, g), nil
 }
 
 // RevokeToken revokes a token. An access token is revoked alone, leaving its
@@ -195,12 +163,12 @@ type Revocation struct {
 // token already dead, is not an error (RFC 7009). It returns ErrNotFound when
 // r.PluginID names no plugin, and the error of Authorize when that refuses;
 // then nothing changes.
-func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
+func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 	if err := r.Check(); err != nil {
 		return err
 	}
 	// Refusals, unknown tokens and tokens already revoked need no write.
-	var pre Plan
+	var pre decide.Plan
 	if err := db.view(ctx, func(tx txn) error {
 		var err error
 		pre, err = planRevocation(tx, r, db.plugins.peek)
@@ -221,18 +189,18 @@ func (db *DB) RevokeToken(ctx context.Context, r Revocation) error {
 }
 
 // planRevocation reads what a revocation needs inside tx and plans it
-// (PlanRevocation).
-func planRevocation(tx txn, r Revocation, lookup func(txn, string) (Plugin, error)) (Plan, error) {
-	var pp *Plugin
+// (decide.Revocation).
+func planRevocation(tx txn, r store.Revocation, lookup func(txn, string) (store.Plugin, error)) (decide.Plan, error) {
+	var pp *store.Plugin
 	if r.PluginID != "" {
 		var err error
 		if pp, err = optional(lookup(tx, r.PluginID)); err != nil {
-			return Plan{}, err
+			return decide.Plan{}, err
 		}
 	}
 	g, err := grant(tx, r.Token.Key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Plan{}, err
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return decide.Plan{}, err
 	}
-	return PlanRevocation(r, pp, g), nil
+	return decide.Revocation(r, pp, g), nil
 }

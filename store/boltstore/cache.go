@@ -1,9 +1,12 @@
-package store
+package boltstore
 
 import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
 // tokenCache keeps the grants that lookups found, as ready-made views of
@@ -34,14 +37,14 @@ type tokenCache struct {
 	epoch atomic.Uint64
 
 	mu sync.RWMutex
-	m  map[Key]*cachedGrant
+	m  map[store.Key]*cachedGrant
 	// absent holds keys no grant is stored under, so that presenting an
 	// unknown (well-formed) token costs what a known one does, not a read
 	// transaction. Such a fact never goes stale: a grant's key is drawn
 	// from crypto/rand when the grant is created, so nobody can look it up
 	// before it exists (short of guessing 64 random bits), and a deleted
 	// key is never used again.
-	absent map[Key]struct{}
+	absent map[store.Key]struct{}
 	// pending is true from a drop until the write transaction that dropped
 	// has ended.
 	pending bool
@@ -50,19 +53,19 @@ type tokenCache struct {
 // cachedGrant is a grant's two tokens, and the secret hashes that present
 // them.
 type cachedGrant struct {
-	accessSecret, refreshSecret Hash
-	access, refresh             Token
+	accessSecret, refreshSecret store.Hash
+	access, refresh             store.Token
 }
 
-func (c *cachedGrant) token(kind TokenKind) *Token {
-	if kind == KindAccess {
+func (c *cachedGrant) token(kind store.TokenKind) *store.Token {
+	if kind == store.KindAccess {
 		return &c.access
 	}
 	return &c.refresh
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[Key]*cachedGrant), absent: make(map[Key]struct{})}
+	return &tokenCache{max: max, m: make(map[store.Key]*cachedGrant), absent: make(map[store.Key]struct{})}
 }
 
 // get returns the cached token that ref presents (hit), or reports that the
@@ -70,7 +73,7 @@ func newTokenCache(max int) *tokenCache {
 // cached grant whose secrets do not match: a grant's secrets never change),
 // or neither (ask the file). Both secret halves are compared in constant
 // time, as on a read from the file.
-func (c *tokenCache) get(ref Ref) (e *cachedGrant, kind TokenKind, hit, unknown bool) {
+func (c *tokenCache) get(ref store.Ref) (e *cachedGrant, kind store.TokenKind, hit, unknown bool) {
 	c.mu.RLock()
 	e = c.m[ref.Key]
 	_, absent := c.absent[ref.Key]
@@ -78,18 +81,18 @@ func (c *tokenCache) get(ref Ref) (e *cachedGrant, kind TokenKind, hit, unknown 
 	if e == nil {
 		return nil, "", false, absent
 	}
-	access, refresh := ref.matches(e.accessSecret), ref.matches(e.refreshSecret)
+	access, refresh := decide.Matches(ref, e.accessSecret), decide.Matches(ref, e.refreshSecret)
 	switch {
 	case access:
-		return e, KindAccess, true, false
+		return e, store.KindAccess, true, false
 	case refresh:
-		return e, KindRefresh, true, false
+		return e, store.KindRefresh, true, false
 	}
 	return nil, "", false, true
 }
 
 // noteAbsent records that no grant is stored under key.
-func (c *tokenCache) noteAbsent(key Key) {
+func (c *tokenCache) noteAbsent(key store.Key) {
 	if c.max <= 0 {
 		return
 	}
@@ -106,9 +109,9 @@ func (c *tokenCache) noteAbsent(key Key) {
 
 // fill makes the views of g, read at epoch, and caches them unless a write
 // dropped entries since, or is pending. It returns the views either way.
-func (c *tokenCache) fill(g *Grant, epoch uint64) *cachedGrant {
+func (c *tokenCache) fill(g *store.Grant, epoch uint64) *cachedGrant {
 	e := &cachedGrant{accessSecret: g.AccessSecret, refreshSecret: g.RefreshSecret,
-		access: g.view(KindAccess), refresh: g.view(KindRefresh)}
+		access: decide.View(g, store.KindAccess), refresh: decide.View(g, store.KindRefresh)}
 	if c.max <= 0 {
 		return e
 	}
@@ -131,7 +134,7 @@ func (c *tokenCache) fill(g *Grant, epoch uint64) *cachedGrant {
 // or a family revocation, both rare). Call it inside the write transaction
 // that changes them, before it commits; settle must follow the
 // transaction's end.
-func (c *tokenCache) drop(keys ...Key) {
+func (c *tokenCache) drop(keys ...store.Key) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pending = true

@@ -1,4 +1,4 @@
-package store_test
+package boltstore_test
 
 import (
 	"fmt"
@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/boltstore"
 	"github.com/plugintoken/plugintoken/store/storetest"
 )
 
 // benchCodes stores n fresh codes of plu1 for bse1 and returns their Refs.
-func benchCodes(b *testing.B, db *store.DB, n int) []store.Ref {
+func benchCodes(b *testing.B, db *boltstore.DB, n int) []store.Ref {
 	b.Helper()
 	refs := make([]store.Ref, n)
 	now := time.Now()
@@ -77,7 +78,7 @@ func BenchmarkRedeemAuthCode(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	st, cs := store.BoltStats(db), db.CommitStats()
+	st, cs := boltstore.BoltStats(db), db.CommitStats()
 	if cs.Commits > 0 {
 		b.ReportMetric(float64(cs.Writes)/float64(cs.Commits), "writes/commit")
 		b.ReportMetric(float64(st.TxStats.GetWrite())/float64(cs.Commits), "pages/commit")
@@ -94,7 +95,7 @@ func BenchmarkToken(b *testing.B) {
 		unknown bool
 	}{"Cached": {0, false}, "Uncached": {-1, false}, "UnknownCached": {0, true}, "UnknownUncached": {-1, true}} {
 		b.Run(name, func(b *testing.B) {
-			db := mustOpenAt(b, filepath.Join(b.TempDir(), "plugintoken.db"), store.Options{TokenCacheSize: tc.size})
+			db := mustOpenAt(b, filepath.Join(b.TempDir(), "plugintoken.db"), boltstore.Options{TokenCacheSize: tc.size})
 			seed(b, db)
 			r := redemption("a")
 			if err := db.RedeemAuthCode(ctx, r); err != nil {
