@@ -78,7 +78,7 @@ func BenchmarkRedeemAuthCode(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	st, cs := boltstore.BoltStats(db), db.CommitStats()
+	st, cs := boltstore.BoltStats(db), boltstore.CommitStatsOf(db)
 	if cs.Commits > 0 {
 		b.ReportMetric(float64(cs.Writes)/float64(cs.Commits), "writes/commit")
 		b.ReportMetric(float64(st.TxStats.GetWrite())/float64(cs.Commits), "pages/commit")

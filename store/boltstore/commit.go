@@ -152,15 +152,3 @@ func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	}()
 	return fn(tx)
 }
-
-// CommitStats counts the group commit's work since Open.
-type CommitStats struct {
-	// Commits is the number of write transactions committed (one fsync
-	// each), Writes the number of write calls they carried.
-	Commits, Writes int64
-}
-
-// CommitStats reports how many commits and writes the store has made.
-func (db *DB) CommitStats() CommitStats {
-	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
-}

@@ -23,3 +23,12 @@ func SetSchemaVersionForTest(tb testing.TB, path, version string) {
 
 // BoltStats exposes bbolt's statistics to benchmarks.
 func BoltStats(db *DB) bolt.Stats { return db.bolt.Stats() }
+
+// CommitStats counts the group commit's work since Open: write transactions
+// committed (one fsync each), and the write calls they carried.
+type CommitStats struct{ Commits, Writes int64 }
+
+// CommitStatsOf reports how many commits and writes db has made.
+func CommitStatsOf(db *DB) CommitStats {
+	return CommitStats{Commits: db.commit.commits.Load(), Writes: db.commit.writes.Load()}
+}
