@@ -10,6 +10,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -76,7 +77,7 @@ func TestCreatePlugin(t *testing.T) {
 		if !pluginIDRe.MatchString(p.ID) || !secretRe.MatchString(p.Secret) {
 			t.Errorf("id %q or secret %q has the wrong form", p.ID, p.Secret)
 		}
-		if !slices.Equal(p.Scopes, server.DefaultScopes()) {
+		if !slices.Equal(p.Scopes, core.DefaultScopes()) {
 			t.Errorf("default scopes = %v, want the vocabulary", p.Scopes)
 		}
 		stored, err := h.db.Plugin(ctx, p.ID)

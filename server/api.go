@@ -6,10 +6,11 @@ import (
 	"log/slog"
 
 	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
 // api is the HTTP adapter: the generated strict interface, each method
-// turning a request into a call of the service (core.go) and its result into
+// turning a request into a call of the service (package core) and its result into
 // Teable's answer. It is unexported, so that no generated type is part of
 // the library's API. An operation of the served document that has no method
 // here (after an upstream update, say) answers 501 through
@@ -87,14 +88,14 @@ func (a api) PostPluginToken(ctx context.Context, req gen.PostPluginTokenRequest
 }
 
 func (a api) exchange(ctx context.Context, pluginID string, body *gen.PluginTokenRequest) (gen.PluginTokenResponse, error) {
-	pair, err := a.s.Exchange(ctx, pluginID, TokenRequest{BaseID: body.BaseID, Secret: body.Secret, AuthCode: body.AuthCode, Scopes: body.Scopes})
+	pair, err := a.s.Exchange(ctx, pluginID, core.TokenRequest{BaseID: body.BaseID, Secret: body.Secret, AuthCode: body.AuthCode, Scopes: body.Scopes})
 	if err != nil {
 		return gen.PluginTokenResponse{}, err
 	}
 	return tokenResponse(pair), nil
 }
 
-func tokenResponse(p TokenPair) gen.PluginTokenResponse {
+func tokenResponse(p core.TokenPair) gen.PluginTokenResponse {
 	return gen.PluginTokenResponse{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, Scopes: p.Scopes,
 		ExpiresIn: p.ExpiresIn.Seconds(), RefreshExpiresIn: p.RefreshExpiresIn.Seconds()}
 }
@@ -129,17 +130,16 @@ func (a api) IntrospectToken(ctx context.Context, req gen.IntrospectTokenRequest
 	return out, nil
 }
 
-var errRevokeNeedsClient = Errorf(CodeValidation, "pluginId and secret are required without an admin bearer token")
+var errRevokeNeedsClient = core.Errorf(core.CodeValidation, "pluginId and secret are required without an admin bearer token")
 
 // RevokeToken revokes a token for its owning plugin or for an admin, and
 // answers 200 whether or not the token existed (RFC 7009 §2.2).
 func (a api) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) (gen.RevokeTokenResponseObject, error) {
-	c := callerFrom(ctx)
 	var err error
 	switch {
-	case c.subject != "":
+	case core.CallerFrom(ctx).Subject != "":
 		err = a.s.RevokeToken(ctx, req.Body.Token) // an admin may revoke any token
-	case c.bearerRejected:
+	case bearerRejected(ctx):
 		return nil, errMissingBearer
 	case req.Body.PluginID == nil || req.Body.Secret == nil:
 		return nil, errRevokeNeedsClient
@@ -154,9 +154,9 @@ func (a api) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) 
 
 // GetBackup streams a hot backup of the store to an admin.
 func (a api) GetBackup(ctx context.Context, _ gen.GetBackupRequestObject) (gen.GetBackupResponseObject, error) {
-	b, ok := a.s.store.(Backuper)
+	b, ok := a.s.Store().(Backuper)
 	if !ok {
-		return nil, Errorf(CodeNotImplemented, "This store cannot stream a backup")
+		return nil, core.Errorf(core.CodeNotImplemented, "This store cannot stream a backup")
 	}
 	// The copy is written by the store into a pipe that the response
 	// drains; the size comes first, for Content-Length. Closing the pipe's
@@ -173,7 +173,7 @@ func (a api) GetBackup(ctx context.Context, _ gen.GetBackupRequestObject) (gen.G
 	}()
 	select {
 	case n := <-size:
-		a.s.audit(ctx, "backup streamed", slog.Int64("bytes", n))
+		a.s.Audit(ctx, "backup streamed", slog.Int64("bytes", n))
 		return gen.GetBackup200ApplicationOctetStreamResponse{Body: pr, ContentLength: n}, nil
 	case err := <-failed:
 		return nil, err

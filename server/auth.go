@@ -13,6 +13,7 @@ import (
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
 	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -27,10 +28,6 @@ import (
 //
 // The binary uses StaticTokens.
 type AdminAuthenticator func(r *http.Request, bearer string) (subject string, err error)
-
-// ErrUnauthorized is what an AdminAuthenticator returns for a token it does
-// not accept.
-var ErrUnauthorized = errMissingBearer
 
 // MinAdminTokenLength is the shortest admin token StaticTokens accepts: a
 // bearer credential that is not guessed online needs its length (the
@@ -82,21 +79,15 @@ const (
 	contextKeyBearerRejected = "plugintoken.bearer-rejected"
 )
 
-// caller is who made a request: the admin subject when the bearer was
-// accepted, whether a bearer was presented and refused, and the client
-// address.
-type caller struct {
-	subject        string
-	bearerRejected bool
-	ip             string
-}
+// bearerRejectedKey marks, on a request's context, that a bearer was
+// presented and refused (the revocation route, where it is optional, must
+// then not fall back to the plugin's own credentials).
+type bearerRejectedKey struct{}
 
-type callerKey struct{}
-
-// callerFrom returns the caller put on ctx by withCaller.
-func callerFrom(ctx context.Context) caller {
-	c, _ := ctx.Value(callerKey{}).(caller)
-	return c
+// bearerRejected reports whether withCaller marked ctx so.
+func bearerRejected(ctx context.Context) bool {
+	v, _ := ctx.Value(bearerRejectedKey{}).(bool)
+	return v
 }
 
 // callerOps are the operations whose handlers need the caller: the
@@ -109,19 +100,22 @@ var callerOps = map[string]bool{
 	"GetBackup": true,
 }
 
-// withCaller is a strict middleware that hands the caller to the handlers
-// through the request context. The generated code wraps on every request,
+// withCaller is a strict middleware that hands the caller (core.Caller) to
+// the handlers and the service through the request context. The generated code wraps on every request,
 // so other operations get the handler back unwrapped.
 func (s *Server) withCaller(f gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {
 	if !callerOps[operationID] {
 		return f
 	}
 	return func(c echo.Context, request any) (any, error) {
-		who := caller{ip: s.clientAddr(c.Request())}
-		who.subject, _ = c.Get(contextKeySubject).(string)
-		who.bearerRejected, _ = c.Get(contextKeyBearerRejected).(bool)
 		r := c.Request()
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
+		who := core.Caller{Address: s.clientAddr(r)}
+		who.Subject, _ = c.Get(contextKeySubject).(string)
+		ctx := core.WithCaller(r.Context(), who)
+		if rejected, _ := c.Get(contextKeyBearerRejected).(bool); rejected {
+			ctx = context.WithValue(ctx, bearerRejectedKey{}, true)
+		}
+		c.SetRequest(r.WithContext(ctx))
 		return f(c, request)
 	}
 }
@@ -163,15 +157,14 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 			return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
 		}
 		c.Set(contextKeyBearerRejected, true)
-		var e *Error
+		var e *core.Error
 		if errors.As(err, &e) {
 			// A refused admin bearer spends an attempt of the client
 			// address; past the budget it is answered 429. An accepted
 			// bearer is never refused for what others sent.
-			if e.Code == CodeUnauthorized {
-				if wait, over := s.failures.fail("admin|"+s.clientAddr(c.Request()), s.now()); over {
-					s.metrics.rateLimited.Inc()
-					return &echo.HTTPError{Code: http.StatusTooManyRequests, Internal: tooManyFailures(wait)}
+			if e.Code == core.CodeUnauthorized {
+				if over := s.CountFailure("admin|" + s.clientAddr(c.Request())); over != nil {
+					return &echo.HTTPError{Code: http.StatusTooManyRequests, Internal: over}
 				}
 			}
 			return &echo.HTTPError{Code: e.Status(), Internal: e}

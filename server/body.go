@@ -9,12 +9,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
 var (
-	errBodyNotUTF8 = Errorf(CodeValidation, "Request body is not valid UTF-8")
-	errBodyNotJSON = Errorf(CodeValidation, "Request body must be exactly one JSON value")
-	errBodyEscape  = Errorf(CodeValidation, `Request body has a \u escape that is no character (a lone surrogate)`)
+	errBodyNotUTF8 = core.Errorf(core.CodeValidation, "Request body is not valid UTF-8")
+	errBodyNotJSON = core.Errorf(core.CodeValidation, "Request body must be exactly one JSON value")
+	errBodyEscape  = core.Errorf(core.CodeValidation, `Request body has a \u escape that is no character (a lone surrogate)`)
 )
 
 // checkBody refuses, before anything decodes it, a request body that Go's

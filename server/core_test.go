@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
 // TestCoreValidatesAndCopies: the in-process service refuses what the HTTP
@@ -21,20 +21,20 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 		"EmptyName": func() error { _, err := h.srv.CreatePlugin(ctx, "", nil); return err }(),
 		"EmptyBase": func() error { _, err := h.srv.IssueAuthCode(ctx, p.ID, "", ""); return err }(),
 		"EmptySecret": func() error {
-			_, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "b", AuthCode: "c", Scopes: []string{"table|read"}})
+			_, err := h.srv.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "b", AuthCode: "c", Scopes: []string{"table|read"}})
 			return err
 		}(),
 		"NoScopes": func() error {
-			_, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "b", Secret: "s", AuthCode: "c"})
+			_, err := h.srv.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "b", Secret: "s", AuthCode: "c"})
 			return err
 		}(),
 		"BadScope": func() error {
-			_, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "b", Secret: "s", AuthCode: "c", Scopes: []string{"nope|x"}})
+			_, err := h.srv.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "b", Secret: "s", AuthCode: "c", Scopes: []string{"nope|x"}})
 			return err
 		}(),
 	} {
-		var e *server.Error
-		if !errors.As(err, &e) || e.Code != server.CodeValidation {
+		var e *core.Error
+		if !errors.As(err, &e) || e.Code != core.CodeValidation {
 			t.Errorf("%s: err = %v, want a validation error", name, err)
 		}
 	}
@@ -42,7 +42,7 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pair, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "bse1", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
+	pair, err := h.srv.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "bse1", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,8 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	if again, _ := h.srv.Authenticate(ctx, pair.AccessToken); again.Scopes[0] != "table|read" {
 		t.Errorf("editing an introspection changed the token: %v", again.Scopes)
 	}
-	var refused *server.Error
-	if _, err := h.srv.Authenticate(ctx, pair.RefreshToken); !errors.As(err, &refused) || refused.Code != server.CodeUnauthorized {
+	var refused *core.Error
+	if _, err := h.srv.Authenticate(ctx, pair.RefreshToken); !errors.As(err, &refused) || refused.Code != core.CodeUnauthorized {
 		t.Error("a refresh token authenticated as an access token")
 	}
 	if err := h.srv.RevokeTokenAsPlugin(ctx, pair.RefreshToken, p.ID, "wrong"); !errors.As(err, &refused) || refused.Message != "Invalid secret" {
@@ -69,7 +69,7 @@ func TestCoreValidatesAndCopies(t *testing.T) {
 	if err := h.srv.RevokeToken(ctx, pair.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.srv.Authenticate(ctx, pair.AccessToken); !errors.As(err, &refused) || refused.Code != server.CodeUnauthorized {
+	if _, err := h.srv.Authenticate(ctx, pair.AccessToken); !errors.As(err, &refused) || refused.Code != core.CodeUnauthorized {
 		t.Error("the access token survived an admin's revocation of its refresh token")
 	}
 }

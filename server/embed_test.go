@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
@@ -67,10 +68,8 @@ func newHost(t *testing.T, prefix string, options ...func(*server.Config)) *host
 	h.e.Binder, h.e.Validator = strictBinder{}, refusingValidator{}
 	h.e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	h.e.HTTPErrorHandler = func(err error, c echo.Context) { _ = c.String(418, "host error page") }
-	cfg := server.Config{
-		Store:   db,
-		Logger:  slog.New(slog.DiscardHandler),
-		Metrics: h.reg,
+	cfg := server.Config{Config: core.Config{Store: db,
+		Logger: slog.New(slog.DiscardHandler)}, Metrics: h.reg,
 		Admin: func(_ *http.Request, bearer string) (string, error) {
 			if bearer != hostAdmin {
 				return "", server.ErrUnauthorized
@@ -173,13 +172,13 @@ func TestEmbeddedRoutes(t *testing.T) {
 // metrics show on the host's registry.
 func TestEmbeddedMetricsRegistry(t *testing.T) {
 	h := newHost(t, "/auth")
-	_, err := server.New(server.Config{Store: h.db, Admin: func(*http.Request, string) (string, error) { return "", nil }, Metrics: h.reg})
+	_, err := server.New(server.Config{Config: core.Config{Store: h.db}, Admin: func(*http.Request, string) (string, error) { return "", nil }, Metrics: h.reg})
 	if err == nil || !strings.Contains(err.Error(), "register metrics") {
 		t.Errorf("second Server on one registry: err = %v", err)
 	}
 	clash := prometheus.NewRegistry()
 	clash.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "plugintoken_tokens_total", Help: "the host's own"}))
-	if _, err := server.New(server.Config{Store: h.db, Admin: func(*http.Request, string) (string, error) { return "", nil }, Metrics: clash}); err == nil {
+	if _, err := server.New(server.Config{Config: core.Config{Store: h.db}, Admin: func(*http.Request, string) (string, error) { return "", nil }, Metrics: clash}); err == nil {
 		t.Error("a name clash with a host metric was accepted")
 	}
 	families, err := h.reg.Gather()
@@ -252,8 +251,7 @@ func TestEmbeddedMountSubsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv, err := server.New(server.Config{Store: db, Logger: slog.New(slog.DiscardHandler),
-		Admin: func(*http.Request, string) (string, error) { return "alice", nil }})
+	srv, err := server.New(server.Config{Config: core.Config{Store: db, Logger: slog.New(slog.DiscardHandler)}, Admin: func(*http.Request, string) (string, error) { return "alice", nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +304,7 @@ func TestGatewayMiddlewareOptions(t *testing.T) {
 	ctx := context.Background()
 	p, _ := h.srv.CreatePlugin(ctx, "chart", []string{"table|read"})
 	code, _ := h.srv.IssueAuthCode(ctx, p.ID, "bseA", "")
-	pair, err := h.srv.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
+	pair, err := h.srv.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
 	if err != nil {
 		t.Fatal(err)
 	}

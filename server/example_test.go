@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
@@ -32,9 +33,8 @@ func ExampleServer_Mount() {
 	}
 	defer db.Close()
 
-	srv, err := server.New(server.Config{
-		Store:  db,
-		Logger: slog.New(slog.DiscardHandler), // the gateway's own logger
+	srv, err := server.New(server.Config{Config: core.Config{Store: db,
+		Logger: slog.New(slog.DiscardHandler)}, // the gateway's own logger
 		// The gateway decides who is an admin, here with its own session token.
 		Admin: func(_ *http.Request, bearer string) (string, error) {
 			if bearer != "gateway-session-of-an-admin" {
@@ -118,8 +118,7 @@ func ExampleServer_IssueAuthCode() {
 		log.Fatal(err)
 	}
 	defer db.Close()
-	srv, err := server.New(server.Config{Store: db, Logger: slog.New(slog.DiscardHandler),
-		Admin: func(*http.Request, string) (string, error) { return "", server.ErrUnauthorized }})
+	srv, err := server.New(server.Config{Config: core.Config{Store: db, Logger: slog.New(slog.DiscardHandler)}, Admin: func(*http.Request, string) (string, error) { return "", server.ErrUnauthorized }})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -127,7 +126,7 @@ func ExampleServer_IssueAuthCode() {
 
 	plugin, _ := srv.CreatePlugin(ctx, "Chart", []string{"record|read"})
 	code, _ := srv.IssueAuthCode(ctx, plugin.ID, "bseABC", "alice") // for the signed-in user
-	pair, _ := srv.Exchange(ctx, plugin.ID, server.TokenRequest{BaseID: "bseABC", Secret: plugin.Secret,
+	pair, _ := srv.Exchange(ctx, plugin.ID, core.TokenRequest{BaseID: "bseABC", Secret: plugin.Secret,
 		AuthCode: code.Code, Scopes: []string{"record|read"}})
 	who, _ := srv.Authenticate(ctx, pair.AccessToken)
 	fmt.Println(who.Subject, who.BaseID, who.Scopes)

@@ -1,14 +1,13 @@
 package server
 
-import "github.com/plugintoken/plugintoken/store"
+import (
+	"github.com/plugintoken/plugintoken/server/core"
+	"github.com/plugintoken/plugintoken/store"
+)
 
 // RefOf parses a code or token of any kind, for tests that look it up in
 // the store.
 func RefOf(s string) store.Ref {
-	for _, prefix := range []string{PrefixAccessToken, PrefixRefreshToken, PrefixAuthCode} {
-		if ref, ok := parseCredential(s, prefix); ok {
-			return ref
-		}
-	}
-	return store.Ref{}
+	ref, _ := core.ParseCredential(s)
+	return ref
 }

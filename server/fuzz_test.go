@@ -12,6 +12,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
 // The fuzz targets send arbitrary input to the real handler stack and check
@@ -202,7 +203,7 @@ func FuzzCredentialRoundTrip(f *testing.F) {
 		if len(key) != 24 || len(secret) != 32 {
 			return
 		}
-		prefix := []string{server.PrefixAccessToken, server.PrefixRefreshToken, server.PrefixAuthCode}[int(kind)%3]
+		prefix := []string{core.PrefixAccessToken, core.PrefixRefreshToken, core.PrefixAuthCode}[int(kind)%3]
 		s := prefix + base64.RawURLEncoding.EncodeToString(append(slices.Clone(key), secret...))
 		ref := server.RefOf(s)
 		if !bytes.Equal(ref.Key[:], key) || ref.Secret != sha256.Sum256(secret) {

@@ -7,56 +7,36 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugintoken/plugintoken/gen"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/server/core"
 )
-
-// Principal is what a valid access token grants: the plugin acting, the base
-// it acts in and the scopes it holds. It is the caller's own copy.
-type Principal struct {
-	PluginID string
-	BaseID   string
-	// Subject is who the token's auth code was issued for (IssueAuthCode),
-	// or empty.
-	Subject   string
-	Scopes    []string
-	ExpiresAt time.Time
-}
 
 // contextKeyPrincipal is where RequireToken leaves the token it admitted.
 const contextKeyPrincipal = "plugintoken.principal"
 
 // PrincipalFrom returns the Principal that RequireToken admitted the request
 // with.
-func PrincipalFrom(c echo.Context) (Principal, bool) {
-	t, ok := c.Get(contextKeyPrincipal).(*store.Token)
+func PrincipalFrom(c echo.Context) (core.Principal, bool) {
+	t, ok := c.Get(contextKeyPrincipal).(core.LiveToken)
 	if !ok {
-		return Principal{}, false
+		return core.Principal{}, false
 	}
-	return principalOf(t), true
+	return t.Principal(), true
 }
 
 type principalKey struct{}
 
 // PrincipalFromContext returns the Principal that Middleware admitted the
 // request with (from the request's context).
-func PrincipalFromContext(ctx context.Context) (Principal, bool) {
-	t, ok := ctx.Value(principalKey{}).(*store.Token)
+func PrincipalFromContext(ctx context.Context) (core.Principal, bool) {
+	t, ok := ctx.Value(principalKey{}).(core.LiveToken)
 	if !ok {
-		return Principal{}, false
+		return core.Principal{}, false
 	}
-	return principalOf(t), true
-}
-
-// principalOf is what a live access token grants. The token is the store's
-// (possibly cached) record: the principal has its own copy of the scopes,
-// so that a caller editing them changes nothing here.
-func principalOf(t *store.Token) Principal {
-	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Subject: t.Subject, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
+	return t.Principal(), true
 }
 
 // TokenCheck says what the gateway middleware (RequireTokenWith, Middleware)
@@ -86,7 +66,7 @@ type TokenCheck struct {
 type refusal struct {
 	status    int
 	challenge string
-	err       *Error
+	err       *core.Error
 }
 
 // checker admits requests for one TokenCheck. Its refusals (with their
@@ -115,28 +95,24 @@ func (s *Server) checker(tc TokenCheck) *checker {
 // check admits a request with the Authorization header and the base of its
 // route (when BaseParam is set), returning the token, or a refusal (or an
 // internal error).
-func (k *checker) check(ctx context.Context, header, base string) (*store.Token, *refusal, error) {
+func (k *checker) check(ctx context.Context, header, base string) (core.LiveToken, *refusal, error) {
 	if header == "" {
-		return nil, k.missing, nil // RFC 6750 §3.1: no credentials, no error code
+		return core.LiveToken{}, k.missing, nil // RFC 6750 §3.1: no credentials, no error code
 	}
 	token, ok := bearerToken(header)
-	if !ok || !strings.HasPrefix(token, PrefixAccessToken) {
-		return nil, k.invalid, nil
+	if !ok {
+		return core.LiveToken{}, k.invalid, nil
 	}
-	t, err := k.s.lookupToken(ctx, token, k.s.now())
-	if err != nil {
-		return nil, nil, err
-	}
-	if t == nil || t.Kind != store.KindAccess {
-		return nil, k.invalid, nil
-	}
-	for _, want := range k.tc.Scopes {
-		if !slices.Contains(t.Scopes, want) {
-			return nil, k.scope, nil
-		}
-	}
-	if k.tc.BaseParam != "" && base != t.BaseID {
-		return nil, k.base, nil
+	t, ok, err := k.s.LiveAccessToken(ctx, token)
+	switch {
+	case err != nil:
+		return core.LiveToken{}, nil, err
+	case !ok:
+		return core.LiveToken{}, k.invalid, nil
+	case !t.HasScopes(k.tc.Scopes):
+		return core.LiveToken{}, k.scope, nil
+	case k.tc.BaseParam != "" && base != t.BaseID():
+		return core.LiveToken{}, k.base, nil
 	}
 	return t, nil, nil
 }
@@ -186,8 +162,9 @@ func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
 				_, _ = c.Response().Write(refusalBodies[no.err])
 				return nil
 			}
-			// The shared token itself, not a Principal built from it:
-			// storing a pointer costs no allocation. PrincipalFrom copies.
+			// The live token itself, not a Principal built from it:
+			// storing it (one pointer) costs no allocation. PrincipalFrom
+			// copies.
 			c.Set(contextKeyPrincipal, t)
 			return next(c)
 		}
@@ -214,7 +191,7 @@ func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
 			}
 			t, no, err := k.check(r.Context(), r.Header.Get("Authorization"), base)
 			if err != nil {
-				no = &refusal{status: http.StatusInternalServerError, err: asError(err)}
+				no = &refusal{status: http.StatusInternalServerError, err: asError(err).e}
 				s.log.ErrorContext(r.Context(), "request failed", "err", err)
 			}
 			if no != nil {
@@ -225,7 +202,7 @@ func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
 					onError(w, r, no.status, no.err)
 					return
 				}
-				writeErrorHTTP(w, no.err)
+				writeErrorHTTP(w, answer{no.err, no.status})
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, t)))
@@ -234,16 +211,16 @@ func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
 }
 
 var (
-	errInvalidAccessToken = Errorf(CodeUnauthorized, "A valid plugin access token is required")
-	errInsufficientScope  = Errorf(CodeRestricted, "The access token lacks a required scope")
-	errOtherBase          = Errorf(CodeRestricted, "The access token was issued for another base")
+	errInvalidAccessToken = core.ErrInvalidAccessToken
+	errInsufficientScope  = core.Errorf(core.CodeRestricted, "The access token lacks a required scope")
+	errOtherBase          = core.Errorf(core.CodeRestricted, "The access token was issued for another base")
 )
 
 // refusalBodies are the gateway middleware's refusals in Teable's error
 // body, encoded once.
-var refusalBodies = func() map[*Error][]byte {
-	m := map[*Error][]byte{}
-	for _, e := range []*Error{errInvalidAccessToken, errInsufficientScope, errOtherBase} {
+var refusalBodies = func() map[*core.Error][]byte {
+	m := map[*core.Error][]byte{}
+	for _, e := range []*core.Error{errInvalidAccessToken, errInsufficientScope, errOtherBase} {
 		b, _ := json.Marshal(gen.Error{Message: e.Message, Status: e.Status(), Code: string(e.Code)})
 		m[e] = append(b, '\n')
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/server/docs"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
@@ -81,11 +82,10 @@ func newHarnessAt(t testing.TB, path string, options ...func(*server.Config)) *h
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{
-		Store:  db,
-		Admin:  auth,
+	cfg := server.Config{Config: core.Config{Store: db,
+
 		Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
-		Now:    h.clock.Now,
+		Now:    h.clock.Now}, Admin: auth,
 	}
 	for _, o := range options {
 		o(&cfg)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
 // TestBodyStrictJSON: bodies that Go's JSON decoding accepts only by
@@ -65,7 +66,7 @@ func TestLifetimeBounds(t *testing.T) {
 		"Refresh":  func(c *server.Config, d time.Duration) { c.RefreshTokenTTL = d },
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg := server.Config{Store: h.db, Admin: func(*http.Request, string) (string, error) { return "", nil }}
+			cfg := server.Config{Config: core.Config{Store: h.db}, Admin: func(*http.Request, string) (string, error) { return "", nil }}
 			set(&cfg, 2_500_000*time.Hour)
 			_, err := server.New(cfg)
 			if err == nil || !strings.Contains(err.Error(), "2500000h") || !strings.Contains(err.Error(), "longest supported") {

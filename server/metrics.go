@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/plugintoken/plugintoken/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the Prometheus series the server keeps. Routes are labelled
+// metrics are the Prometheus series the HTTP adapter keeps (the service
+// keeps its own: core.Service.Collectors; New registers both). Routes are labelled
 // by their template (/api/plugin/:pluginId/token), never by a raw path, so
 // the series stay few.
 type metrics struct {
@@ -23,21 +25,15 @@ type metrics struct {
 	// routes holds the route templates Mount registered (a map[string]bool
 	// replaced whole on each Mount): the only values of the route label
 	// besides "unmatched".
-	routes      atomic.Pointer[map[string]bool]
-	requests    *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
-	tokens      *prometheus.CounterVec
-	detections  *prometheus.CounterVec
-	rateLimited prometheus.Counter
-	sweeps      prometheus.Counter
-	swept       *prometheus.CounterVec
-	undecodable prometheus.Gauge
+	routes   atomic.Pointer[map[string]bool]
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // sizer is implemented by stores that can tell their size on disk.
 type sizer interface{ Size() int64 }
 
-func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, st store.Store, service []prometheus.Collector) (*metrics, error) {
 	m := &metrics{}
 	if reg == nil {
 		own := prometheus.NewRegistry()
@@ -58,25 +54,7 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 		Name: "plugintoken_http_request_duration_seconds", Help: "API request latency by route template and method.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"route", "method"})
-	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plugintoken_tokens_total", Help: "Token pairs issued (exchange) and refreshed (rotation), and tokens revoked.",
-	}, []string{"event"})
-	m.detections = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plugintoken_theft_detections_total", Help: "Replayed auth codes and reused refresh tokens; each revoked a token family.",
-	}, []string{"kind"})
-	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "plugintoken_rate_limited_total", Help: "Attempts refused with 429 after too many failed secrets, codes or tokens.",
-	})
-	m.sweeps = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "plugintoken_sweeps_total", Help: "Runs of the expiry sweeper.",
-	})
-	m.swept = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "plugintoken_swept_total", Help: "Expired records deleted by the sweeper.",
-	}, []string{"kind"})
-	m.undecodable = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "plugintoken_undecodable_records", Help: "Records the last sweep could not decode and left in place (see the log).",
-	})
-	all := []prometheus.Collector{m.requests, m.latency, m.tokens, m.detections, m.rateLimited, m.sweeps, m.swept, m.undecodable}
+	all := append([]prometheus.Collector{m.requests, m.latency}, service...)
 	if sz, ok := st.(sizer); ok {
 		all = append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plugintoken_database_size_bytes", Help: "Size of the database file.",
@@ -89,13 +67,6 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 			}
 			return nil, fmt.Errorf("server: register metrics: %w (is another Server, or a metric of the same name, in this registry?)", err)
 		}
-	}
-	// Pre-create the series dashboards look for, so they start at 0.
-	for _, e := range []string{"issued", "refreshed", "revoked"} {
-		m.tokens.WithLabelValues(e)
-	}
-	for _, k := range []string{"auth_code_replay", "refresh_token_reuse"} {
-		m.detections.WithLabelValues(k)
 	}
 	return m, nil
 }

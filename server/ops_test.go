@@ -327,7 +327,7 @@ func TestMetricsLabelsClosed(t *testing.T) {
 }
 
 // undecodableStore is a store whose sweeps find a record they cannot decode.
-type undecodableStore struct{ server.Store }
+type undecodableStore struct{ store.Store }
 
 func (s undecodableStore) Sweep(ctx context.Context, now time.Time) (store.SweepResult, error) {
 	res, err := s.Store.Sweep(ctx, now)

@@ -1,9 +1,8 @@
-// Package server is plugintoken's service and its HTTP API.
+// Package server serves plugintoken's service (package server/core) as
+// Teable's HTTP API, and guards a gateway's own routes with its tokens.
 //
-// The service (core.go) is every operation as a plain Go method over a
-// Store, with no generated or HTTP type in a signature: register a plugin,
-// issue an auth code, exchange, refresh, authenticate, introspect, revoke.
-// A gateway calls it in-process. The HTTP adapter (api.go, unexported)
+// A Server embeds the service (*core.Service), so a gateway calls every
+// operation in-process on it too. The HTTP adapter (api.go, unexported)
 // implements the generated strict interface (package gen) over the service;
 // Mount and Handler serve it with request validation against the OpenAPI
 // document, the admin authentication hook, and the one mapping from errors
@@ -23,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -34,69 +32,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugintoken/plugintoken/gen"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
-// Store is the storage contract the service runs on, declared once in
-// package store (see store.Store for what each method returns): *boltstore.DB
-// (bbolt) and etcdstore's DB keep it.
-type Store = store.Store
-
-// The failure limiter's defaults: DefaultMaxFailures failed credentials
-// per key per DefaultFailureWindow.
-const (
-	DefaultMaxFailures   = 10
-	DefaultFailureWindow = time.Minute
-)
-
-// Default lifetimes, Teable's.
-const (
-	DefaultAuthCodeTTL     = 300 * time.Second
-	DefaultAccessTokenTTL  = 600 * time.Second
-	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
-)
-
-// MaxLifetime bounds every configured lifetime: the store keeps times as
-// nanoseconds since 1970, which end in year 2262.
-const MaxLifetime = 100 * 365 * 24 * time.Hour
-
-// Config configures a Server. Store and Admin are required.
+// Config configures a Server: the service's configuration (core.Config:
+// Store is required, zero means the default for the rest) and the HTTP
+// adapter's. Admin is required.
 type Config struct {
-	Store Store
+	core.Config
 	// Admin authenticates the bearer token of the protected routes.
 	Admin AdminAuthenticator
-	// Logger receives error and request logs. Default: slog.Default().
-	Logger *slog.Logger
-	// Now is the clock. Default: time.Now.
-	Now func() time.Time
-	// Lifetimes; zero means the default.
-	AuthCodeTTL, AccessTokenTTL, RefreshTokenTTL time.Duration
-	// Scopes is the plugin scope vocabulary. Default: DefaultScopes().
-	Scopes []string
-	// RefreshReuseGrace lets a refresh token rotated less than this long
-	// ago be presented again and answered with a new pair, instead of
-	// revoking its family. Zero (the default) treats every reuse as theft.
-	RefreshReuseGrace time.Duration
 	// TokenRequiresBearer enforces the upstream document's bearerAuth on
 	// the token and refresh routes: they then also need a bearer accepted
 	// by Admin. Off by default, as in Teable's real server, where the plugin
 	// secret is the credential.
 	TokenRequiresBearer bool
-	// MaxFailures failed secrets, codes or tokens per plugin and client
-	// address (or failed admin bearers per client address) are allowed per
-	// FailureWindow; then attempts get 429 until the budget refills. Zero
-	// means 10 per minute; a negative MaxFailures turns limiting off.
-	MaxFailures   int
-	FailureWindow time.Duration
 	// ClientAddr names the client of a request for the failure limiter's
 	// keys. Default: the TCP peer's address (PeerAddr). It is never taken
 	// from the host application's echo.IPExtractor or X-Forwarded-For: a
 	// gateway behind a trusted proxy says here how to read its header.
 	ClientAddr func(*http.Request) string
-	// MaxLimiterKeys bounds how many client keys the failure limiter
-	// remembers; past it the least recently failing is forgotten. Zero
-	// means 100,000.
-	MaxLimiterKeys int
 	// Metrics is where the server's Prometheus metrics are registered: a
 	// host's registry, say, whose own /metrics then shows them. A name
 	// already registered there (a second Server on it, or the host's own
@@ -106,51 +61,35 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
-// Server serves the plugintoken API. Create it with New.
+// Server serves the plugintoken API over the service, which it embeds:
+// every method of *core.Service (CreatePlugin, IssueAuthCode, Exchange,
+// Authenticate, RevokeToken, ...) is callable on it in-process. Create it
+// with New.
 type Server struct {
-	store      Store
-	admin      AdminAuthenticator
-	log        *slog.Logger
-	now        func() time.Time
-	codeTTL    time.Duration
-	accessTTL  time.Duration
-	refreshTTL time.Duration
-	scopes     []string
-	vocabulary vocabulary
-	reuseGrace time.Duration
+	*core.Service
+	admin AdminAuthenticator
+	log   *slog.Logger
 	// tokenRequiresBearer: see Config.TokenRequiresBearer.
 	tokenRequiresBearer bool
-	failures            *failureLimiter
 	clientAddr          func(*http.Request) string
 	metrics             *metrics
-
-	// sweepMu guards undecodable: the records the sweeper already reported.
-	sweepMu     sync.Mutex
-	undecodable map[string]bool
 }
 
 // New checks cfg and returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("server: Config.Store is required")
-	}
 	if cfg.Admin == nil {
 		return nil, errors.New("server: Config.Admin is required")
 	}
+	svc, err := core.New(cfg.Config)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s := &Server{
-		store:      cfg.Store,
-		admin:      cfg.Admin,
-		log:        cfg.Logger,
-		now:        cfg.Now,
-		codeTTL:    orDefault(cfg.AuthCodeTTL, DefaultAuthCodeTTL),
-		accessTTL:  orDefault(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
-		refreshTTL: orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
-		scopes:     cfg.Scopes,
-		reuseGrace: cfg.RefreshReuseGrace,
-
+		Service:             svc,
+		admin:               cfg.Admin,
+		log:                 cfg.Logger,
 		tokenRequiresBearer: cfg.TokenRequiresBearer,
 		clientAddr:          cfg.ClientAddr,
-		undecodable:         map[string]bool{},
 	}
 	if s.clientAddr == nil {
 		s.clientAddr = PeerAddr
@@ -158,30 +97,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.scopes == nil {
-		s.scopes = DefaultScopes()
-	}
-	for _, d := range []time.Duration{cfg.AuthCodeTTL, cfg.AccessTokenTTL, cfg.RefreshTokenTTL, cfg.RefreshReuseGrace} {
-		if d < 0 {
-			return nil, fmt.Errorf("server: negative lifetime %s", d)
-		}
-		if d > MaxLifetime {
-			return nil, fmt.Errorf("server: lifetime %s is longer than the longest supported, %s (100 years): expiry times past year 2262 cannot be stored", d, MaxLifetime)
-		}
-	}
-	s.vocabulary = newVocabulary(s.scopes)
-	if cfg.MaxFailures == 0 {
-		cfg.MaxFailures = DefaultMaxFailures
-	}
-	if cfg.FailureWindow == 0 {
-		cfg.FailureWindow = DefaultFailureWindow
-	}
-	s.failures = newFailureLimiter(cfg.MaxFailures, cfg.FailureWindow, cfg.MaxLimiterKeys)
-	var err error
-	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store); err != nil {
+	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store, svc.Collectors()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -195,13 +111,6 @@ func PeerAddr(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // Mount registers every plugintoken API route on e under prefix (for
@@ -358,7 +267,7 @@ type boundContext struct{ echo.Context }
 // Bind decodes the JSON body into v; unknown fields are ignored.
 func (c *boundContext) Bind(v any) error {
 	if err := json.NewDecoder(c.Request().Body).Decode(v); err != nil {
-		return &Error{Code: CodeValidation, Message: "Request body does not decode", Err: err}
+		return &core.Error{Code: core.CodeValidation, Message: "Request body does not decode", Err: err}
 	}
 	return nil
 }
@@ -451,9 +360,9 @@ func (s *Server) Handler() (*echo.Echo, error) {
 func (s *Server) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.Store().Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "err", err)
-		return &Error{Code: CodeServiceUnavailable, Message: "Database unavailable", Err: err, RetryAfter: time.Second}
+		return &core.Error{Code: core.CodeServiceUnavailable, Message: "Database unavailable", Err: err, RetryAfter: time.Second}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

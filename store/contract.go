@@ -20,8 +20,8 @@ import (
 )
 
 // Store is the storage contract, declared once: every backend keeps it
-// (boltstore.DB, etcdstore.DB), the service uses it (server.Store is this
-// type), and the conformance suite (package storetest) checks it. Secrets
+// (boltstore.DB, etcdstore.DB), the service uses it (core.Config.Store),
+// and the conformance suite (package storetest) checks it. Secrets
 // arrive only as hashes (Hash, Ref); records come back as the caller's own
 // values. Every method that finds nothing returns ErrNotFound; a networked
 // backend that cannot be reached returns an error wrapping ErrUnavailable

@@ -22,7 +22,9 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/server/docs"
+	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 	"github.com/plugintoken/plugintoken/store/etcdstore"
 )
@@ -63,12 +65,11 @@ type EtcdConfig struct {
 // library's defaults, and the binary's own settings.
 func DefaultConfig() Config {
 	return Config{
-		Config: server.Config{
-			AuthCodeTTL:     server.DefaultAuthCodeTTL,
-			AccessTokenTTL:  server.DefaultAccessTokenTTL,
-			RefreshTokenTTL: server.DefaultRefreshTokenTTL,
-			MaxFailures:     server.DefaultMaxFailures,
-			FailureWindow:   server.DefaultFailureWindow,
+		Config: server.Config{Config: core.Config{AuthCodeTTL: core.DefaultAuthCodeTTL,
+			AccessTokenTTL:  core.DefaultAccessTokenTTL,
+			RefreshTokenTTL: core.DefaultRefreshTokenTTL,
+			MaxFailures:     core.DefaultMaxFailures,
+			FailureWindow:   core.DefaultFailureWindow},
 		},
 		Addr:            "127.0.0.1:8080",
 		DBPath:          filepath.Join("data", "plugintoken.db"),
@@ -311,7 +312,7 @@ func writeNewTokenFile(path string) (string, error) {
 
 // backend is a store the binary can open and close.
 type backend interface {
-	server.Store
+	store.Store
 	Close() error
 }
 

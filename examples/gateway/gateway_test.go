@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 )
 
 // newGateway starts the example gateway on a fresh database.
@@ -137,7 +138,7 @@ func TestGatewayPrincipalIsACopy(t *testing.T) {
 	ctx := context.Background()
 	p, _ := g.RegisterPlugin(ctx, "Chart", "record|read", "record|delete")
 	code, _ := g.Tokens.IssueAuthCode(ctx, p.ID, "bseA", "alice")
-	pair, err := g.Tokens.Exchange(ctx, p.ID, server.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"record|read"}})
+	pair, err := g.Tokens.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"record|read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestGatewayNoPanics(t *testing.T) {
 	if err := g.Tokens.RunSweeper(context.Background(), 0); err == nil {
 		t.Error("RunSweeper(ctx, 0) returned nil")
 	}
-	if _, err := server.New(server.Config{Store: g.store, Metrics: g.Registry,
+	if _, err := server.New(server.Config{Config: core.Config{Store: g.store}, Metrics: g.Registry,
 		Admin: func(*http.Request, string) (string, error) { return "", server.ErrUnauthorized }}); err == nil {
 		t.Error("a second Server on the gateway's registry was accepted")
 	}

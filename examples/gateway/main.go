@@ -32,6 +32,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
@@ -98,10 +99,8 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{Echo: echo.New(), Registry: prometheus.NewRegistry(), db: db, store: st}
-	g.Tokens, err = server.New(server.Config{
-		Store:   st,
-		Logger:  logger,
-		Metrics: g.Registry,
+	g.Tokens, err = server.New(server.Config{Config: core.Config{Store: st,
+		Logger: logger}, Metrics: g.Registry,
 		// No admin route is mounted; this check would serve them if they were.
 		Admin: func(r *http.Request, _ string) (string, error) {
 			user, ok := sessionUser(r)
@@ -155,7 +154,7 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 		}
 		code, err := g.Tokens.IssueAuthCode(c.Request().Context(), c.Param("plugin"), req.BaseID, user)
 		if err != nil {
-			var pe *server.Error
+			var pe *core.Error
 			if errors.As(err, &pe) {
 				return echo.NewHTTPError(pe.Status(), pe.Message)
 			}
@@ -179,6 +178,6 @@ func (g *Gateway) Close() {
 }
 
 // RegisterPlugin is the gateway's admin action, in-process.
-func (g *Gateway) RegisterPlugin(ctx context.Context, name string, scopes ...string) (server.NewPlugin, error) {
+func (g *Gateway) RegisterPlugin(ctx context.Context, name string, scopes ...string) (core.NewPlugin, error) {
 	return g.Tokens.CreatePlugin(ctx, name, scopes)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/internal/etcdtest"
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
@@ -198,8 +199,9 @@ func TestInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: db, Admin: auth, MaxFailures: -1, Logger: slog.New(slog.DiscardHandler),
-		AuthCodeTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour})
+	srv, err := server.New(server.Config{Config: core.Config{Store: db, MaxFailures: -1, Logger: slog.New(slog.DiscardHandler),
+		AuthCodeTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour}, Admin: auth,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 
 	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
@@ -37,7 +38,7 @@ func main() {
 	}
 	defer db.Close()
 	admin, _ := server.StaticTokens("probe-admin-token-0123456789-abcdefgh")
-	srv, err := server.New(server.Config{Store: db, Admin: admin})
+	srv, err := server.New(server.Config{Config: core.Config{Store: db}, Admin: admin})
 	if err != nil {
 		panic(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 // TestConformance runs the suite every backend must pass against bbolt.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) storetest.Store { return MustOpen(tb) })
+	storetest.Run(t, func(tb testing.TB) store.Store { return MustOpen(tb) })
 }
 
 // TestSweepInChunks sweeps more records than one sweep transaction takes.
@@ -38,7 +38,7 @@ func TestSweepInChunks(t *testing.T) {
 // bbolt database a host application already has open (OpenDB), beside a
 // bucket of the host's own, which must come out untouched.
 func TestConformanceInHostDB(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) storetest.Store {
+	storetest.Run(t, func(tb testing.TB) store.Store {
 		b, err := bolt.Open(filepath.Join(tb.TempDir(), "gateway.db"), 0o600, &bolt.Options{Timeout: time.Second})
 		if err != nil {
 			tb.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/plugintoken/plugintoken/internal/etcdtest"
+	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/etcdstore"
 	"github.com/plugintoken/plugintoken/store/storetest"
 )
@@ -19,7 +20,7 @@ import (
 func TestConformance(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	var n atomic.Int64
-	storetest.Run(t, func(tb testing.TB) storetest.Store {
+	storetest.Run(t, func(tb testing.TB) store.Store {
 		db, err := etcdstore.Open(etcdstore.Options{
 			Endpoints: []string{etcd.Endpoint},
 			Prefix:    fmt.Sprintf("/test-%d/", n.Add(1)),
@@ -43,7 +44,7 @@ func TestConformanceOnHostClient(t *testing.T) {
 	}
 	defer c.Close()
 	var n atomic.Int64
-	storetest.Run(t, func(tb testing.TB) storetest.Store {
+	storetest.Run(t, func(tb testing.TB) store.Store {
 		db, err := etcdstore.New(c, etcdstore.Options{Prefix: fmt.Sprintf("/host-%d/", n.Add(1))})
 		if err != nil {
 			tb.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // Exactly one rotation may win; every other presentation is reuse (or, once
 // a reuse has revoked the family, unknown), so the family, the winner's new
 // pair included, ends revoked.
-func testRotationRace(t *testing.T, open func(testing.TB) Store) {
+func testRotationRace(t *testing.T, open func(testing.TB) store.Store) {
 	for _, n := range []int{2, 8} {
 		t.Run(fmt.Sprintf("%dWay", n), func(t *testing.T) {
 			db := open(t)
@@ -74,7 +74,7 @@ func testRotationRace(t *testing.T, open func(testing.TB) Store) {
 // testReuseRule pins the rotation rule: whether a token was rotated is a
 // fact of the stored record, and a presentation stamped before the rotation
 // it follows is never inside the grace window.
-func testReuseRule(t *testing.T, open func(testing.TB) Store) {
+func testReuseRule(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	for name, tc := range map[string]struct {
 		grace time.Duration
@@ -113,7 +113,7 @@ func testReuseRule(t *testing.T, open func(testing.TB) Store) {
 // testRevokeRotatedRefresh revokes a refresh token that was already
 // rotated: every token descended from it must stop working, and the answer
 // must not leave a live branch that a thief could keep refreshing.
-func testRevokeRotatedRefresh(t *testing.T, open func(testing.TB) Store) {
+func testRevokeRotatedRefresh(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	t.Run("DescendantsRevoked", func(t *testing.T) {
 		db, r := redeemed(t, open)
@@ -189,7 +189,7 @@ func testRevokeRotatedRefresh(t *testing.T, open func(testing.TB) Store) {
 
 // testSubject: the subject of a code goes to the grant redeemed from it and
 // to every rotation after, whatever the caller put in the new grant.
-func testSubject(t *testing.T, open func(testing.TB) Store) {
+func testSubject(t *testing.T, open func(testing.TB) store.Store) {
 	db := open(t)
 	MustCreatePlugin(t, db, "plu1")
 	err := db.CreateAuthCode(ctx, store.AuthCode{Key: Ref("subj").Key, Secret: Ref("subj").Secret, PluginID: "plu1", BaseID: "bse1",

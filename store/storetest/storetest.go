@@ -17,9 +17,6 @@ import (
 	"github.com/plugintoken/plugintoken/store"
 )
 
-// Store is the contract the suite checks: store.Store.
-type Store = store.Store
-
 var ctx = context.Background()
 
 // T0 is the fixtures' clock: codes are issued at T0 and live five minutes,
@@ -48,7 +45,7 @@ func Refs(grants ...store.Grant) []store.Ref {
 }
 
 // MustCreatePlugin stores plugin id with secret "s3cret" and scope table|read.
-func MustCreatePlugin(tb testing.TB, db Store, id string) {
+func MustCreatePlugin(tb testing.TB, db store.Store, id string) {
 	tb.Helper()
 	err := db.CreatePlugin(ctx, store.Plugin{ID: id, Name: "Chart", SecretHash: store.HashOf("s3cret"),
 		SecretHint: "cret", Scopes: []string{"table|read"}, CreatedAt: T0, UpdatedAt: T0})
@@ -59,7 +56,7 @@ func MustCreatePlugin(tb testing.TB, db Store, id string) {
 
 // MustCreateCode stores a code for the plugin and base, issued at T0 and
 // valid for five minutes.
-func MustCreateCode(tb testing.TB, db Store, code, plugin, base string) {
+func MustCreateCode(tb testing.TB, db store.Store, code, plugin, base string) {
 	tb.Helper()
 	err := db.CreateAuthCode(ctx, store.AuthCode{Key: Ref(code).Key, Secret: Ref(code).Secret, PluginID: plugin, BaseID: base,
 		IssuedAt: T0, ExpiresAt: T0.Add(5 * time.Minute)})
@@ -69,7 +66,7 @@ func MustCreateCode(tb testing.TB, db Store, code, plugin, base string) {
 }
 
 // Seed stores plugin "plu1" and code "code1" for base "bse1".
-func Seed(tb testing.TB, db Store) {
+func Seed(tb testing.TB, db store.Store) {
 	tb.Helper()
 	MustCreatePlugin(tb, db, "plu1")
 	MustCreateCode(tb, db, "code1", "plu1", "bse1")
@@ -104,7 +101,7 @@ func Rotation(from store.Ref, suffix string, now time.Time) store.Rotation {
 }
 
 // Live reports whether a token is stored and active at now.
-func Live(t testing.TB, db Store, h store.Ref, now time.Time) bool {
+func Live(t testing.TB, db store.Store, h store.Ref, now time.Time) bool {
 	t.Helper()
 	tok, err := db.Token(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
@@ -117,7 +114,7 @@ func Live(t testing.TB, db Store, h store.Ref, now time.Time) bool {
 }
 
 // redeemed opens a store, seeds it and redeems code1.
-func redeemed(t *testing.T, open func(testing.TB) Store) (Store, store.Redemption) {
+func redeemed(t *testing.T, open func(testing.TB) store.Store) (store.Store, store.Redemption) {
 	t.Helper()
 	db := open(t)
 	Seed(t, db)
@@ -129,7 +126,7 @@ func redeemed(t *testing.T, open func(testing.TB) Store) (Store, store.Redemptio
 }
 
 // testSweep checks what the sweeper removes and when.
-func testSweep(t *testing.T, open func(testing.TB) Store) {
+func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 	db, r := redeemed(t, open)
 	MustCreateCode(t, db, "code2", "plu1", "bse1") // unused, expires T0+5m
 	if res, err := db.Sweep(ctx, T0.Add(time.Minute)); err != nil || res.Codes != 0 || res.Grants != 0 || len(res.Undecodable) != 0 {
@@ -168,8 +165,8 @@ func testSweep(t *testing.T, open func(testing.TB) Store) {
 
 // Run runs the conformance suite against a backend. open returns a fresh,
 // empty store that is closed when its test ends.
-func Run(t *testing.T, open func(testing.TB) Store) {
-	for name, test := range map[string]func(*testing.T, func(testing.TB) Store){
+func Run(t *testing.T, open func(testing.TB) store.Store) {
+	for name, test := range map[string]func(*testing.T, func(testing.TB) store.Store){
 		"Plugins": testPlugins, "RedeemAuthCode": testRedeemAuthCode, "RedeemAuthCodeConcurrent": testRedeemAuthCodeConcurrent,
 		"TokenOfDeletedPlugin": testTokenOfDeletedPlugin, "RotateRefreshToken": testRotateRefreshToken,
 		"RefreshReuse": testRefreshReuse, "CodeReplayRevokesFamily": testCodeReplayRevokesFamily,
@@ -181,7 +178,7 @@ func Run(t *testing.T, open func(testing.TB) Store) {
 	}
 }
 
-func testPlugins(t *testing.T, open func(testing.TB) Store) {
+func testPlugins(t *testing.T, open func(testing.TB) store.Store) {
 	db := open(t)
 	MustCreatePlugin(t, db, "plu1")
 
@@ -220,24 +217,24 @@ func testPlugins(t *testing.T, open func(testing.TB) Store) {
 	}
 }
 
-func testRedeemAuthCode(t *testing.T, open func(testing.TB) Store) {
+func testRedeemAuthCode(t *testing.T, open func(testing.TB) store.Store) {
 	errNo := errors.New("refused")
 	tests := []struct {
 		name   string
-		change func(db Store, r *store.Redemption)
+		change func(db store.Store, r *store.Redemption)
 		want   error
 	}{
-		{"OK", func(Store, *store.Redemption) {}, nil},
-		{"ErrInvalidCodeUnknown", func(_ Store, r *store.Redemption) { *r = RedemptionOf("other", "a") }, store.ErrInvalidCode},
-		{"ErrInvalidCodeWrongSecret", func(_ Store, r *store.Redemption) { r.Code.Secret = store.HashOf("guess") }, store.ErrInvalidCode},
-		{"ErrInvalidCodeExpired", func(_ Store, r *store.Redemption) { r.Now = T0.Add(5 * time.Minute) }, store.ErrInvalidCode},
-		{"ErrInvalidCodeOtherBase", func(_ Store, r *store.Redemption) { r.BaseID = "bse2" }, store.ErrInvalidCode},
-		{"ErrInvalidCodeOtherPlugin", func(db Store, r *store.Redemption) {
+		{"OK", func(store.Store, *store.Redemption) {}, nil},
+		{"ErrInvalidCodeUnknown", func(_ store.Store, r *store.Redemption) { *r = RedemptionOf("other", "a") }, store.ErrInvalidCode},
+		{"ErrInvalidCodeWrongSecret", func(_ store.Store, r *store.Redemption) { r.Code.Secret = store.HashOf("guess") }, store.ErrInvalidCode},
+		{"ErrInvalidCodeExpired", func(_ store.Store, r *store.Redemption) { r.Now = T0.Add(5 * time.Minute) }, store.ErrInvalidCode},
+		{"ErrInvalidCodeOtherBase", func(_ store.Store, r *store.Redemption) { r.BaseID = "bse2" }, store.ErrInvalidCode},
+		{"ErrInvalidCodeOtherPlugin", func(db store.Store, r *store.Redemption) {
 			MustCreatePlugin(t, db, "plu2")
 			r.PluginID = "plu2"
 		}, store.ErrInvalidCode},
-		{"ErrNotFoundPlugin", func(db Store, r *store.Redemption) { _ = db.DeletePlugin(ctx, "plu1") }, store.ErrNotFound},
-		{"ErrAuthorize", func(_ Store, r *store.Redemption) {
+		{"ErrNotFoundPlugin", func(db store.Store, r *store.Redemption) { _ = db.DeletePlugin(ctx, "plu1") }, store.ErrNotFound},
+		{"ErrAuthorize", func(_ store.Store, r *store.Redemption) {
 			r.Authorize = func(store.Plugin) error { return errNo }
 		}, errNo},
 	}
@@ -285,7 +282,7 @@ func testRedeemAuthCode(t *testing.T, open func(testing.TB) Store) {
 	}
 }
 
-func testRedeemAuthCodeConcurrent(t *testing.T, open func(testing.TB) Store) {
+func testRedeemAuthCodeConcurrent(t *testing.T, open func(testing.TB) store.Store) {
 	db := open(t)
 	Seed(t, db)
 	const n = 50
@@ -313,7 +310,7 @@ func testRedeemAuthCodeConcurrent(t *testing.T, open func(testing.TB) Store) {
 	}
 }
 
-func testTokenOfDeletedPlugin(t *testing.T, open func(testing.TB) Store) {
+func testTokenOfDeletedPlugin(t *testing.T, open func(testing.TB) store.Store) {
 	db := open(t)
 	Seed(t, db)
 	r := Redemption("a")
@@ -328,7 +325,7 @@ func testTokenOfDeletedPlugin(t *testing.T, open func(testing.TB) Store) {
 	}
 }
 
-func testRotateRefreshToken(t *testing.T, open func(testing.TB) Store) {
+func testRotateRefreshToken(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	t.Run("OK", func(t *testing.T) {
 		db, r := redeemed(t, open)
@@ -402,7 +399,7 @@ func testRotateRefreshToken(t *testing.T, open func(testing.TB) Store) {
 	})
 }
 
-func testRefreshReuse(t *testing.T, open func(testing.TB) Store) {
+func testRefreshReuse(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	t.Run("ErrTokenReusedRevokesFamily", func(t *testing.T) {
 		db, r := redeemed(t, open)
@@ -464,7 +461,7 @@ func testRefreshReuse(t *testing.T, open func(testing.TB) Store) {
 	})
 }
 
-func testCodeReplayRevokesFamily(t *testing.T, open func(testing.TB) Store) {
+func testCodeReplayRevokesFamily(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	db, r := redeemed(t, open)
 	second, err := db.RotateRefreshToken(ctx, Rotation(RefreshRef(r.Grant), "b", now))
@@ -482,7 +479,7 @@ func testCodeReplayRevokesFamily(t *testing.T, open func(testing.TB) Store) {
 	}
 }
 
-func testRevokeToken(t *testing.T, open func(testing.TB) Store) {
+func testRevokeToken(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	t.Run("RefreshTakesAccess", func(t *testing.T) {
 		db, r := redeemed(t, open)
@@ -532,9 +529,9 @@ func testRevokeToken(t *testing.T, open func(testing.TB) Store) {
 // testCacheFollowsWrites looks tokens up (so that they are cached) before
 // every kind of write that ends them, and checks that the lookup after the
 // write sees the change.
-func testCacheFollowsWrites(t *testing.T, open func(testing.TB) Store) {
+func testCacheFollowsWrites(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
-	warm := func(t *testing.T, db Store, refs ...store.Ref) {
+	warm := func(t *testing.T, db store.Store, refs ...store.Ref) {
 		t.Helper()
 		for _, r := range refs {
 			if !Live(t, db, r, now) {
@@ -608,7 +605,7 @@ func testCacheFollowsWrites(t *testing.T, open func(testing.TB) Store) {
 // that read the store before the revocation and would fill a cache after.
 // (On a backend without a cache, it checks that reads are not served from
 // a stale replica.)
-func testCacheNoStaleFill(t *testing.T, open func(testing.TB) Store) {
+func testCacheNoStaleFill(t *testing.T, open func(testing.TB) store.Store) {
 	now := T0.Add(2 * time.Minute)
 	for range 20 {
 		db, r := redeemed(t, open)

@@ -1,4 +1,4 @@
-package server
+package core
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 )
 
 // Sweep removes expired codes and tokens (and those of deleted plugins) once.
-func (s *Server) Sweep(ctx context.Context) error {
+func (s *Service) Sweep(ctx context.Context) error {
 	res, err := s.store.Sweep(ctx, s.now())
 	s.metrics.sweeps.Inc()
 	s.metrics.swept.WithLabelValues("auth_codes").Add(float64(res.Codes))
@@ -25,7 +25,7 @@ func (s *Server) Sweep(ctx context.Context) error {
 
 // reportUndecodable logs each record the sweeper could not decode once per
 // process (it is found again on every sweep until an operator acts).
-func (s *Server) reportUndecodable(ctx context.Context, keys []string) {
+func (s *Service) reportUndecodable(ctx context.Context, keys []string) {
 	s.sweepMu.Lock()
 	defer s.sweepMu.Unlock()
 	for _, k := range keys {
@@ -43,9 +43,9 @@ func (s *Server) reportUndecodable(ctx context.Context, keys []string) {
 // nil), so that the database does not grow without bound. Expiry is also
 // decided on every read, so nothing depends on when the sweeper last ran.
 // An interval that is not positive is an error.
-func (s *Server) RunSweeper(ctx context.Context, every time.Duration) error {
+func (s *Service) RunSweeper(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
-		return fmt.Errorf("server: sweep interval must be positive, got %s", every)
+		return fmt.Errorf("core: sweep interval must be positive, got %s", every)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

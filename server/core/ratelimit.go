@@ -1,8 +1,7 @@
-package server
+package core
 
 import (
 	"container/list"
-	"math"
 	"sync"
 	"time"
 
@@ -87,9 +86,4 @@ func (l *failureLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.order.Len()
-}
-
-// retryAfterSeconds rounds a wait up to whole seconds for Retry-After.
-func retryAfterSeconds(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
 }

@@ -1,4 +1,4 @@
-package server
+package core
 
 import (
 	"crypto/rand"
@@ -139,4 +139,16 @@ func checkSecret(presented string) func(store.Plugin) error {
 		}
 		return nil
 	}
+}
+
+// ParseCredential returns the store reference (key and secret hash) of an
+// auth code, access token or refresh token of this service's format, and
+// false for any other string. It checks the format only, not the store.
+func ParseCredential(s string) (store.Ref, bool) {
+	for _, prefix := range []string{PrefixAccessToken, PrefixRefreshToken, PrefixAuthCode} {
+		if ref, ok := parseCredential(s, prefix); ok {
+			return ref, true
+		}
+	}
+	return store.Ref{}, false
 }

@@ -1,4 +1,4 @@
-package server
+package core
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 )
 
 // This file is the service itself: every operation of the HTTP API as a
-// plain Go method, with the same validation and the same errors (*Error),
-// and no generated or HTTP type in a signature. The HTTP adapter (api.go)
-// turns requests into these calls and their results into Teable's answers;
-// a gateway calls them in-process (issuing codes for its signed-in users,
-// revoking as an admin, authenticating tokens on its own routes).
+// plain Go method, with the same validation and the same errors (*Error).
+// The HTTP adapter (package server) turns requests into these calls and
+// their results into Teable's answers; a gateway calls them in-process
+// (issuing codes for its signed-in users, revoking as an admin,
+// authenticating tokens on its own routes).
 //
 // Everything a method returns is the caller's own copy.
 
@@ -80,7 +80,7 @@ func required(fieldsAndValues ...string) error {
 
 // CreatePlugin registers a plugin allowed the given scopes (every plugin
 // scope when scopes is nil) and returns it with its secret.
-func (s *Server) CreatePlugin(ctx context.Context, name string, scopes []string) (NewPlugin, error) {
+func (s *Service) CreatePlugin(ctx context.Context, name string, scopes []string) (NewPlugin, error) {
 	if err := required("name", name); err != nil {
 		return NewPlugin{}, err
 	}
@@ -113,7 +113,7 @@ func (s *Server) CreatePlugin(ctx context.Context, name string, scopes []string)
 }
 
 // Plugin returns a plugin, its secret masked.
-func (s *Server) Plugin(ctx context.Context, id string) (PluginInfo, error) {
+func (s *Service) Plugin(ctx context.Context, id string) (PluginInfo, error) {
 	if err := required("pluginId", id); err != nil {
 		return PluginInfo{}, err
 	}
@@ -125,7 +125,7 @@ func (s *Server) Plugin(ctx context.Context, id string) (PluginInfo, error) {
 }
 
 // DeletePlugin deletes a plugin; its codes and tokens stop working at once.
-func (s *Server) DeletePlugin(ctx context.Context, id string) error {
+func (s *Service) DeletePlugin(ctx context.Context, id string) error {
 	if err := required("pluginId", id); err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (s *Server) DeletePlugin(ctx context.Context, id string) error {
 
 // RegenerateSecret gives a plugin a new secret and returns it; the old one
 // fails at once.
-func (s *Server) RegenerateSecret(ctx context.Context, id string) (string, error) {
+func (s *Service) RegenerateSecret(ctx context.Context, id string) (string, error) {
 	if err := required("pluginId", id); err != nil {
 		return "", err
 	}
@@ -154,7 +154,7 @@ func (s *Server) RegenerateSecret(ctx context.Context, id string) (string, error
 // for subject: the signed-in user the gateway authenticated ("" for none).
 // The tokens issued from the code carry the subject: Principal.Subject,
 // Introspection.Subject (sub), and the audit lines.
-func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID, subject string) (AuthCode, error) {
+func (s *Service) IssueAuthCode(ctx context.Context, pluginID, baseID, subject string) (AuthCode, error) {
 	if err := required("pluginId", pluginID, "baseId", baseID); err != nil {
 		return AuthCode{}, err
 	}
@@ -181,7 +181,7 @@ func (s *Server) IssueAuthCode(ctx context.Context, pluginID, baseID, subject st
 // the secret, the plugin's allowed scopes and the code are checked, and the
 // code consumed, in one store transaction. Failed secrets and codes are
 // rate-limited per plugin and client address.
-func (s *Server) Exchange(ctx context.Context, pluginID string, req TokenRequest) (TokenPair, error) {
+func (s *Service) Exchange(ctx context.Context, pluginID string, req TokenRequest) (TokenPair, error) {
 	if err := required("pluginId", pluginID, "baseId", req.BaseID, "secret", req.Secret, "authCode", req.AuthCode); err != nil {
 		return TokenPair{}, err
 	}
@@ -241,7 +241,7 @@ func (s *Server) Exchange(ctx context.Context, pluginID string, req TokenRequest
 // POST /plugin/{pluginId}/refreshToken): the presented token and its access
 // token stop working at once. A refresh token presented again after its
 // rotation (outside the reuse grace) revokes its whole family.
-func (s *Server) Refresh(ctx context.Context, pluginID, refreshToken, secret string) (TokenPair, error) {
+func (s *Service) Refresh(ctx context.Context, pluginID, refreshToken, secret string) (TokenPair, error) {
 	if err := required("pluginId", pluginID, "refreshToken", refreshToken, "secret", secret); err != nil {
 		return TokenPair{}, err
 	}
@@ -278,7 +278,7 @@ func (s *Server) Refresh(ctx context.Context, pluginID, refreshToken, secret str
 // lookupToken returns the stored token for a presented one when it is
 // active at now, and nil for anything else: garbage, unknown, expired,
 // rotated, revoked, or a deleted plugin's. The token is shared: read only.
-func (s *Server) lookupToken(ctx context.Context, presented string, now time.Time) (*store.Token, error) {
+func (s *Service) lookupToken(ctx context.Context, presented string, now time.Time) (*store.Token, error) {
 	ref, ok := parseCredential(presented, PrefixAccessToken)
 	if !ok {
 		if ref, ok = parseCredential(presented, PrefixRefreshToken); !ok {
@@ -297,9 +297,47 @@ func (s *Server) lookupToken(ctx context.Context, presented string, now time.Tim
 	return t, nil
 }
 
+// LiveToken is a live access token as a lookup found it, read in place
+// (no copy is made until Principal): what the gateway middleware needs to
+// admit a request without allocating.
+type LiveToken struct{ t *store.Token }
+
+// LiveAccessToken returns the live access token a presented string is,
+// with ok false for anything else (garbage, unknown, expired, rotated,
+// revoked, a refresh token, a deleted plugin's). An error is the store's.
+func (s *Service) LiveAccessToken(ctx context.Context, accessToken string) (LiveToken, bool, error) {
+	if !strings.HasPrefix(accessToken, PrefixAccessToken) {
+		return LiveToken{}, false, nil
+	}
+	t, err := s.lookupToken(ctx, accessToken, s.now())
+	if err != nil || t == nil || t.Kind != store.KindAccess {
+		return LiveToken{}, false, err
+	}
+	return LiveToken{t}, true, nil
+}
+
+// HasScopes reports whether the token holds every scope of want.
+func (l LiveToken) HasScopes(want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(l.t.Scopes, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// BaseID is the base the token acts in.
+func (l LiveToken) BaseID() string { return l.t.BaseID }
+
+// Principal is what the token grants, as the caller's own copy.
+func (l LiveToken) Principal() Principal {
+	t := l.t
+	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Subject: t.Subject, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
+}
+
 // Introspect tells what a token is. Anything not active is exactly
 // Introspection{Active: false}.
-func (s *Server) Introspect(ctx context.Context, token string) (Introspection, error) {
+func (s *Service) Introspect(ctx context.Context, token string) (Introspection, error) {
 	t, err := s.lookupToken(ctx, token, s.now())
 	if err != nil || t == nil {
 		return Introspection{}, err
@@ -310,38 +348,35 @@ func (s *Server) Introspect(ctx context.Context, token string) (Introspection, e
 
 // Authenticate checks an access token, in-process, and returns what it
 // grants (a copy). Anything but a live access token is an *Error with code
-// CodeUnauthorized.
-func (s *Server) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
-	if !strings.HasPrefix(accessToken, PrefixAccessToken) {
-		return Principal{}, errInvalidAccessToken
-	}
-	t, err := s.lookupToken(ctx, accessToken, s.now())
+// CodeUnauthorized (ErrInvalidAccessToken).
+func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
+	l, ok, err := s.LiveAccessToken(ctx, accessToken)
 	switch {
 	case err != nil:
 		return Principal{}, err
-	case t == nil || t.Kind != store.KindAccess:
-		return Principal{}, errInvalidAccessToken
+	case !ok:
+		return Principal{}, ErrInvalidAccessToken
 	}
-	return principalOf(t), nil
+	return l.Principal(), nil
 }
 
 // RevokeToken revokes any token, as an admin (RFC 7009: an unknown token
 // is not an error). A refresh token revokes its whole family.
-func (s *Server) RevokeToken(ctx context.Context, token string) error {
+func (s *Service) RevokeToken(ctx context.Context, token string) error {
 	return s.revoke(ctx, token, "", "")
 }
 
 // RevokeTokenAsPlugin revokes one of the plugin's own tokens, the plugin
 // authenticated by its secret; another plugin's token is left alone, and
 // that is not an error either.
-func (s *Server) RevokeTokenAsPlugin(ctx context.Context, token, pluginID, secret string) error {
+func (s *Service) RevokeTokenAsPlugin(ctx context.Context, token, pluginID, secret string) error {
 	if err := required("pluginId", pluginID, "secret", secret); err != nil {
 		return err
 	}
 	return s.revoke(ctx, token, pluginID, secret)
 }
 
-func (s *Server) revoke(ctx context.Context, token, pluginID, secret string) error {
+func (s *Service) revoke(ctx context.Context, token, pluginID, secret string) error {
 	// A string that is no token of ours revokes nothing, but the caller is
 	// still authenticated (RFC 7009 §2.2: 200 for unknown tokens).
 	ref, ok := parseCredential(token, PrefixAccessToken)
@@ -373,37 +408,61 @@ func (s *Server) revoke(ctx context.Context, token, pluginID, secret string) err
 // client address, and is answered 429 instead once their budget is spent.
 // A correct credential never comes here, so it is never refused for what
 // others sent from the same address.
-func (s *Server) failed(ctx context.Context, pluginID string, now time.Time, err error) error {
+func (s *Service) failed(ctx context.Context, pluginID string, now time.Time, err error) error {
 	switch err {
 	case errInvalidSecret, errInvalidAuthCode, errAuthCodeReplayed, errInvalidRefreshToken, errRefreshTokenReused:
-		if wait, over := s.failures.fail(pluginID+"|"+callerFrom(ctx).ip, now); over {
-			s.metrics.rateLimited.Inc()
-			return tooManyFailures(wait)
+		if over := s.countFailure(pluginID+"|"+CallerFrom(ctx).Address, now); over != nil {
+			return over
 		}
 	}
 	return err
 }
 
+// CountFailure spends a failed attempt of key, for a credential the host
+// checked itself (package server counts refused admin bearers under
+// "admin|" and the client address). Past the budget it returns the
+// refusal to answer instead (CodeTooManyRequests, with RetryAfter); else
+// nil. Keys are the service's failure limiter's: the host's must not
+// collide with "<plugin id>|<address>".
+func (s *Service) CountFailure(key string) *Error {
+	return s.countFailure(key, s.now())
+}
+
+func (s *Service) countFailure(key string, now time.Time) *Error {
+	if wait, over := s.failures.fail(key, now); over {
+		s.metrics.rateLimited.Inc()
+		return tooManyFailures(wait)
+	}
+	return nil
+}
+
+// Audit logs an event operators must trace, as the service's own audit
+// lines are (with the caller of ctx): a host's action on the service's
+// behalf, such as streaming a backup. Never put a secret in attrs.
+func (s *Service) Audit(ctx context.Context, event string, attrs ...slog.Attr) {
+	s.audit(ctx, event, attrs...)
+}
+
 // audit logs an event operators must be able to trace: who (the admin
 // subject, or the plugin), which plugin and base. Never a secret, code or
 // token.
-func (s *Server) audit(ctx context.Context, event string, attrs ...slog.Attr) {
+func (s *Service) audit(ctx context.Context, event string, attrs ...slog.Attr) {
 	s.auditAt(ctx, slog.LevelInfo, event, attrs...)
 }
 
 // alert is audit for security events (a theft detected): logged at WARN.
-func (s *Server) alert(ctx context.Context, event string, attrs ...slog.Attr) {
+func (s *Service) alert(ctx context.Context, event string, attrs ...slog.Attr) {
 	s.auditAt(ctx, slog.LevelWarn, event, attrs...)
 }
 
-func (s *Server) auditAt(ctx context.Context, level slog.Level, event string, attrs ...slog.Attr) {
-	c := callerFrom(ctx)
+func (s *Service) auditAt(ctx context.Context, level slog.Level, event string, attrs ...slog.Attr) {
+	c := CallerFrom(ctx)
 	attrs = append(attrs, slog.Bool("audit", true))
-	if c.subject != "" {
-		attrs = append(attrs, slog.String("by", c.subject))
+	if c.Subject != "" {
+		attrs = append(attrs, slog.String("by", c.Subject))
 	}
-	if c.ip != "" {
-		attrs = append(attrs, slog.String("remote", c.ip))
+	if c.Address != "" {
+		attrs = append(attrs, slog.String("remote", c.Address))
 	}
 	s.log.LogAttrs(ctx, level, event, attrs...)
 }
