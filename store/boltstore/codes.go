@@ -39,34 +39,49 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 	if err := r.Check(); err != nil {
 		return err
 	}
-	// Refusals write nothing, so they are decided on a read transaction
-	// first: a wrong guess costs a read, never a commit and its fsync, and
-	// does not queue behind real exchanges. The write transaction then
-	// decides again, authoritatively.
+	_, err := db.checkAndWrite(ctx, func(tx txn, lookup pluginLookup) (decide.Plan, error) {
+		return planRedemption(tx, r, lookup)
+	})
+	return err
+}
+
+// pluginLookup reads a plugin inside a transaction: the read cache on a
+// read, the write cache inside the group commit.
+type pluginLookup func(txn, string) (store.Plugin, error)
+
+// checkAndWrite plans a check-and-write and applies the plan, returning it
+// and its outcome. Refusals write nothing, so they are decided on a read
+// transaction first: a wrong guess costs a read, never a commit and its
+// fsync, and does not queue behind real writes. The write transaction then
+// plans again, authoritatively, and applies that plan.
+func (db *DB) checkAndWrite(ctx context.Context, plan func(txn, pluginLookup) (decide.Plan, error)) (decide.Plan, error) {
 	var pre decide.Plan
 	if err := db.view(ctx, func(tx txn) error {
 		var err error
-		pre, err = planRedemption(tx, r, db.plugins.peek)
+		pre, err = plan(tx, db.plugins.peek)
 		return err
 	}); err != nil {
-		return err
+		return decide.Plan{}, err
 	}
 	if !pre.Writes() {
-		return pre.Outcome
+		return pre, pre.Outcome
 	}
-	return db.batch(ctx, func(tx txn) (error, error) {
-		plan, err := planRedemption(tx, r, db.plugins.inWrite)
+	var done decide.Plan
+	err := db.batch(ctx, func(tx txn) (error, error) {
+		p, err := plan(tx, db.plugins.inWrite)
 		if err != nil {
 			return nil, err
 		}
-		return plan.Outcome, db.apply(tx, plan)
+		done = p
+		return p.Outcome, db.apply(tx, p)
 	})
+	return done, err
 }
 
 // planRedemption reads what a redemption needs inside tx and plans it
 // (decide.Redemption). lookup reads the plugin (from the write cache inside
 // the group commit).
-func planRedemption(tx txn, r store.Redemption, lookup func(txn, string) (store.Plugin, error)) (decide.Plan, error) {
+func planRedemption(tx txn, r store.Redemption, lookup pluginLookup) (decide.Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
 		return decide.Plan{}, err

@@ -114,36 +114,18 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r store.Rotation) (store.G
 	if err := r.Check(); err != nil {
 		return store.Grant{}, err
 	}
-	// As in RedeemAuthCode, refusals are decided on a read first.
-	var pre decide.Plan
-	if err := db.view(ctx, func(tx txn) error {
-		var err error
-		pre, err = planRotation(tx, r, db.plugins.peek)
-		return err
-	}); err != nil {
-		return store.Grant{}, err
-	}
-	if !pre.Writes() {
-		return store.Grant{}, pre.Outcome
-	}
-	var fresh store.Grant
-	err := db.batch(ctx, func(tx txn) (error, error) {
-		plan, err := planRotation(tx, r, db.plugins.inWrite)
-		if err != nil {
-			return nil, err
-		}
-		fresh = plan.Result
-		return plan.Outcome, db.apply(tx, plan)
+	plan, err := db.checkAndWrite(ctx, func(tx txn, lookup pluginLookup) (decide.Plan, error) {
+		return planRotation(tx, r, lookup)
 	})
 	if err != nil {
 		return store.Grant{}, err
 	}
-	return fresh, nil
+	return plan.Result, nil
 }
 
 // planRotation reads what a rotation needs inside tx and plans it
 // (decide.Rotation).
-func planRotation(tx txn, r store.Rotation, lookup func(txn, string) (store.Plugin, error)) (decide.Plan, error) {
+func planRotation(tx txn, r store.Rotation, lookup pluginLookup) (decide.Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
 		return decide.Plan{}, err
@@ -168,29 +150,15 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 		return err
 	}
 	// Refusals, unknown tokens and tokens already revoked need no write.
-	var pre decide.Plan
-	if err := db.view(ctx, func(tx txn) error {
-		var err error
-		pre, err = planRevocation(tx, r, db.plugins.peek)
-		return err
-	}); err != nil {
-		return err
-	}
-	if !pre.Writes() {
-		return pre.Outcome
-	}
-	return db.batch(ctx, func(tx txn) (error, error) {
-		plan, err := planRevocation(tx, r, db.plugins.inWrite)
-		if err != nil {
-			return nil, err
-		}
-		return plan.Outcome, db.apply(tx, plan)
+	_, err := db.checkAndWrite(ctx, func(tx txn, lookup pluginLookup) (decide.Plan, error) {
+		return planRevocation(tx, r, lookup)
 	})
+	return err
 }
 
 // planRevocation reads what a revocation needs inside tx and plans it
 // (decide.Revocation).
-func planRevocation(tx txn, r store.Revocation, lookup func(txn, string) (store.Plugin, error)) (decide.Plan, error) {
+func planRevocation(tx txn, r store.Revocation, lookup pluginLookup) (decide.Plan, error) {
 	var pp *store.Plugin
 	if r.PluginID != "" {
 		var err error
