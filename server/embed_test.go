@@ -68,8 +68,9 @@ func newHost(t *testing.T, prefix string, options ...func(*server.Config)) *host
 	h.e.Binder, h.e.Validator = strictBinder{}, refusingValidator{}
 	h.e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	h.e.HTTPErrorHandler = func(err error, c echo.Context) { _ = c.String(418, "host error page") }
-	cfg := server.Config{Config: core.Config{Store: db,
-		Logger: slog.New(slog.DiscardHandler)}, Metrics: h.reg,
+	cfg := server.Config{
+		Config:  core.Config{Store: db, Logger: slog.New(slog.DiscardHandler)},
+		Metrics: h.reg,
 		Admin: func(_ *http.Request, bearer string) (string, error) {
 			if bearer != hostAdmin {
 				return "", server.ErrUnauthorized

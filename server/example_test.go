@@ -33,8 +33,8 @@ func ExampleServer_Mount() {
 	}
 	defer db.Close()
 
-	srv, err := server.New(server.Config{Config: core.Config{Store: db,
-		Logger: slog.New(slog.DiscardHandler)}, // the gateway's own logger
+	srv, err := server.New(server.Config{
+		Config: core.Config{Store: db, Logger: slog.New(slog.DiscardHandler)}, // the gateway's own logger
 		// The gateway decides who is an admin, here with its own session token.
 		Admin: func(_ *http.Request, bearer string) (string, error) {
 			if bearer != "gateway-session-of-an-admin" {

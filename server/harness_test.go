@@ -82,10 +82,13 @@ func newHarnessAt(t testing.TB, path string, options ...func(*server.Config)) *h
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Config: core.Config{Store: db,
-
-		Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
-		Now:    h.clock.Now}, Admin: auth,
+	cfg := server.Config{
+		Config: core.Config{
+			Store:  db,
+			Logger: slog.New(slog.NewTextHandler(h.logs, nil)),
+			Now:    h.clock.Now,
+		},
+		Admin: auth,
 	}
 	for _, o := range options {
 		o(&cfg)

@@ -65,12 +65,13 @@ type EtcdConfig struct {
 // library's defaults, and the binary's own settings.
 func DefaultConfig() Config {
 	return Config{
-		Config: server.Config{Config: core.Config{AuthCodeTTL: core.DefaultAuthCodeTTL,
+		Config: server.Config{Config: core.Config{
+			AuthCodeTTL:     core.DefaultAuthCodeTTL,
 			AccessTokenTTL:  core.DefaultAccessTokenTTL,
 			RefreshTokenTTL: core.DefaultRefreshTokenTTL,
 			MaxFailures:     core.DefaultMaxFailures,
-			FailureWindow:   core.DefaultFailureWindow},
-		},
+			FailureWindow:   core.DefaultFailureWindow,
+		}},
 		Addr:            "127.0.0.1:8080",
 		DBPath:          filepath.Join("data", "plugintoken.db"),
 		ShutdownTimeout: 15 * time.Second,

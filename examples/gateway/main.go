@@ -99,8 +99,9 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{Echo: echo.New(), Registry: prometheus.NewRegistry(), db: db, store: st}
-	g.Tokens, err = server.New(server.Config{Config: core.Config{Store: st,
-		Logger: logger}, Metrics: g.Registry,
+	g.Tokens, err = server.New(server.Config{
+		Config:  core.Config{Store: st, Logger: logger},
+		Metrics: g.Registry,
 		// No admin route is mounted; this check would serve them if they were.
 		Admin: func(r *http.Request, _ string) (string, error) {
 			user, ok := sessionUser(r)

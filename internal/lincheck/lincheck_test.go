@@ -199,8 +199,10 @@ func TestInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Config: core.Config{Store: db, MaxFailures: -1, Logger: slog.New(slog.DiscardHandler),
-		AuthCodeTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour}, Admin: auth,
+	srv, err := server.New(server.Config{
+		Config: core.Config{Store: db, MaxFailures: -1, Logger: slog.New(slog.DiscardHandler),
+			AuthCodeTTL: time.Hour, AccessTokenTTL: time.Hour, RefreshTokenTTL: 2 * time.Hour},
+		Admin: auth,
 	})
 	if err != nil {
 		t.Fatal(err)
