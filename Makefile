@@ -1,6 +1,9 @@
 # plugintoken — the two commands a newcomer needs are `make run` and `make test`.
 GO      ?= go
-UPSTREAM := openapi/teable-get-plugin-token.yaml
+# The upstream document, verbatim: openapi/upstream.yaml or openapi/upstream.json.
+UPSTREAM = $(firstword $(wildcard openapi/upstream.yaml openapi/upstream.json))
+# internal/specprep prepares the document to serve (README, "Regenerating").
+SPECPREP = $(GO) -C internal/specprep run .
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -8,9 +11,9 @@ LDFLAGS := -X main.version=$(VERSION)
 # binaries, the embedded test etcd and the linearizability checker are
 # modules of their own, so that an embedder pays only for what it imports
 # (README, "Modules"). The generator and oasdiff are tools of tools.mod.
-MODULES := . store/etcdstore cmd internal/etcdtest internal/lincheck examples/gateway
+MODULES := . store/etcdstore cmd internal/etcdtest internal/lincheck internal/specprep examples/gateway
 
-.PHONY: run build test lincheck bench generate check-generated vet docs-assets spec-diff update-spec
+.PHONY: run build test test-server lincheck bench generate check-generated vet docs-assets spec-diff update-spec
 
 ## run: build and serve on 127.0.0.1:8080 with the database in ./data (flags: make run ARGS='--addr 127.0.0.1:9090')
 run: build
@@ -24,6 +27,10 @@ build:
 test:
 	@echo "make test: every package of every module ($(MODULES)) with the race detector; about 2 minutes"
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && PLUGINTOKEN_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 ./...) || exit 1; done
+
+## test-server: the HTTP API's tests alone (the update path's tests run update-spec with UPDATE_TEST=test-server)
+test-server:
+	$(GO) test -count=1 ./server/...
 
 ## lincheck: long linearizability runs (2 minutes each, 16 clients): bbolt, in-process, two replicas on etcd, restarts
 LINCHECK_DURATION ?= 2m
@@ -59,18 +66,25 @@ docs-assets:
 	  cp package/swagger-ui-bundle.js package/swagger-ui.css package/LICENSE package/NOTICE $(CURDIR)/server/docs/ && rm -rf $$tmp
 	@echo "server/docs now holds swagger-ui-dist $(SWAGGER_UI_VERSION)"
 
-## spec-diff NEW=path: breaking and other differences between the committed upstream document and NEW (exit 1 when any is breaking)
+## spec-diff NEW=path: what would change in the served document if NEW became the upstream document; fails when a change is breaking (or NEW cannot be served)
 spec-diff:
 	@test -n "$(NEW)" || { echo "usage: make spec-diff NEW=path/to/new-upstream.yaml"; exit 2; }
-	@echo "== every change, breaking or not ($(UPSTREAM) -> $(NEW))"
-	@$(GO) tool -modfile=tools.mod oasdiff changelog $(UPSTREAM) $(NEW)
-	@echo "== breaking changes"
-	@$(GO) tool -modfile=tools.mod oasdiff breaking --fail-on ERR $(UPSTREAM) $(NEW)
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	  $(SPECPREP) prepare -root $(CURDIR) -in $(CURDIR)/$(UPSTREAM) -out $$tmp/current.yaml && \
+	  $(SPECPREP) prepare -root $(CURDIR) -in $(abspath $(NEW)) -out $$tmp/new.yaml || exit 1; \
+	  echo "== every change to the served document, breaking or not ($(UPSTREAM) -> $(NEW))"; \
+	  $(GO) tool -modfile=tools.mod oasdiff changelog $$tmp/current.yaml $$tmp/new.yaml || exit 1; \
+	  echo "== breaking changes"; \
+	  $(GO) tool -modfile=tools.mod oasdiff breaking --fail-on ERR $$tmp/current.yaml $$tmp/new.yaml
 
-## update-spec NEW=path [ACCEPT_BREAKING=1]: take NEW as the upstream document, regenerate, build and test; all or nothing
+## update-spec NEW=path [ACCEPT_BREAKING=1]: take NEW (YAML or JSON, gzipped or not) as the upstream document, regenerate, build and test; all or nothing
+UPDATE_TEST ?= test
 update-spec:
 	@test -n "$(NEW)" || { echo "usage: make update-spec NEW=path/to/new-upstream.yaml [ACCEPT_BREAKING=1]"; exit 2; }
-	@if ! $(MAKE) -s spec-diff NEW=$(NEW); then \
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	  $(SPECPREP) prepare -root $(CURDIR) -in $(abspath $(NEW)) -out $$tmp/new.yaml || { \
+	    echo "update-spec refused: the new document cannot be served as it is (above); nothing was changed."; exit 1; }
+	@if ! $(MAKE) -s spec-diff NEW=$(abspath $(NEW)); then \
 	  if [ "$(ACCEPT_BREAKING)" != 1 ]; then \
 	    echo "update-spec refused: the new document has breaking changes (above); nothing was changed."; \
 	    echo "Review them, then run again with ACCEPT_BREAKING=1 to take them."; exit 1; \
@@ -78,7 +92,7 @@ update-spec:
 	  echo "ACCEPT_BREAKING=1: taking the breaking changes."; \
 	fi
 	@backup=$$(mktemp -d) && cp -a openapi gen $$backup/ && \
-	  if cp $(NEW) $(UPSTREAM) && $(MAKE) generate build test; then \
+	  if $(SPECPREP) take -root $(CURDIR) $(abspath $(NEW)) && $(MAKE) generate build $(UPDATE_TEST); then \
 	    rm -rf $$backup; echo "updated: review 'git diff', then commit openapi/ and gen/ together"; \
 	  else \
 	    rm -rf openapi gen && cp -a $$backup/openapi $$backup/gen . && rm -rf $$backup plugintoken; \

@@ -103,6 +103,23 @@ type PluginSecret struct {
 	Secret string `json:"secret"`
 }
 
+// PluginTokenRequest defines model for PluginTokenRequest.
+type PluginTokenRequest struct {
+	AuthCode string   `json:"authCode"`
+	BaseID   string   `json:"baseId"`
+	Scopes   []string `json:"scopes"`
+	Secret   string   `json:"secret"`
+}
+
+// PluginTokenResponse defines model for PluginTokenResponse.
+type PluginTokenResponse struct {
+	AccessToken      string   `json:"accessToken"`
+	ExpiresIn        float64  `json:"expiresIn"`
+	RefreshExpiresIn float64  `json:"refreshExpiresIn"`
+	RefreshToken     string   `json:"refreshToken"`
+	Scopes           []string `json:"scopes"`
+}
+
 // PluginWithSecret defines model for PluginWithSecret.
 type PluginWithSecret struct {
 	ID     string   `json:"id"`
@@ -141,29 +158,6 @@ type TokenRequest struct {
 // PluginID defines model for PluginId.
 type PluginID = string
 
-// GetPluginTokenJSONBody defines parameters for GetPluginToken.
-type GetPluginTokenJSONBody = PluginTokenRequest
-
-// PluginTokenRequest defines parameters for GetPluginToken.
-type PluginTokenRequest struct {
-	AuthCode string   `json:"authCode"`
-	BaseID   string   `json:"baseId"`
-	Scopes   []string `json:"scopes"`
-	Secret   string   `json:"secret"`
-}
-
-// PluginTokenResponse defines parameters for GetPluginToken.
-type PluginTokenResponse struct {
-	AccessToken      string   `json:"accessToken"`
-	ExpiresIn        float64  `json:"expiresIn"`
-	RefreshExpiresIn float64  `json:"refreshExpiresIn"`
-	RefreshToken     string   `json:"refreshToken"`
-	Scopes           []string `json:"scopes"`
-}
-
-// PostPluginTokenJSONBody defines parameters for PostPluginToken.
-type PostPluginTokenJSONBody = PluginTokenRequest
-
 // CreatePluginJSONRequestBody defines body for CreatePlugin for application/json ContentType.
 type CreatePluginJSONRequestBody = CreatePluginRequest
 
@@ -174,10 +168,10 @@ type CreateAuthCodeJSONRequestBody = AuthCodeRequest
 type RefreshPluginTokenJSONRequestBody = RefreshTokenRequest
 
 // GetPluginTokenJSONRequestBody defines body for GetPluginToken for application/json ContentType.
-type GetPluginTokenJSONRequestBody = GetPluginTokenJSONBody
+type GetPluginTokenJSONRequestBody = PluginTokenRequest
 
 // PostPluginTokenJSONRequestBody defines body for PostPluginToken for application/json ContentType.
-type PostPluginTokenJSONRequestBody = PostPluginTokenJSONBody
+type PostPluginTokenJSONRequestBody = PluginTokenRequest
 
 // IntrospectTokenJSONRequestBody defines body for IntrospectToken for application/json ContentType.
 type IntrospectTokenJSONRequestBody = TokenRequest
@@ -4539,64 +4533,64 @@ func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fvvbhs5kn+VAvcWkoC27OSyO7cy8sHJeGayt5gYtoD9kDYMqruk5rib7JBsyzpDwD3EPeE9yaFIdqtb",
-	"ail2EM8kt4E/WOKfIln1q7+kHliiilJJlNawyQMrueYFWtTu20VeLYR8l9JnIdmEldxmLGKSF0jf6u6I",
-	"afxYCY0pm1hdYcRMkmHBaV4h5D9QLmzGJi8iZlclzTRWC7lg6/WapppSSYNuxXOtlaYPiZIWpaWPvCxz",
-	"kXArlDz+zShJbRv6/6ZxzibsT8ebgxz7XnPsqblVUjSJFiURYRN2JgGpLwIhYYp8luPA+CaYqXQ1ZjQn",
-	"kKFVziqbvVUpOh5pVaK2wu84Ca1bJ4sY3pdCo3nn9ttd/goTJVMDlbQiB5shEBUIM8as4ZOsihlq5tlU",
-	"c/iDX7O9wnUzQ81+w8TS+vWWL/Fjhcbu7nzGDXrZHpRRxEzlie6c45+Z2uxeGBDGVJjCXGkYUrsRC4np",
-	"kZBQGdRu6IJbXPIV8MpmKC3JFdPRGKYZglW3KDdUtCo21BOu9QqEjYDLFIS0WpkSE9oIaCyVtgaEBW7A",
-	"VLMWBxukdTkYzt7Ht7cauUUP/b288xrwwAp+X3Pu5clJ9ElOJqr0BLqMpNP7Pndir1hQ8BXgHWqYISw0",
-	"lxbTU9ewApRWr6CojKVOIdvTHCG4UwmfVTnXqzH8iHNe5XbiRi0zlXe6WcSExcI8AgmhgWvNVzs8dTzp",
-	"42ij1FuH7tO7aI96dae+lwhqDnc8F6kzDDdBnStJwFJa/BemEWikrScW0xuNRlU6wQiksjdzVck0AqvU",
-	"TcHl6kZ7ORuyBxa15PmNQX2H2tPtwVPECjSGL7BPK7iFJUoLS63kIgLD5wRuMJla0n8Hap7n2E/YWG6r",
-	"PSD5ZTq9AD+AjlcSVNMWFdr+osdi1JttqEees33ietdWrl3o88SKu7bJmymVI5c0dWNS+szh7pHOyYKt",
-	"SGziHoy3inSaudIFt/48f33Vc7yICd5jkN6R6QArCvwsmmXL3x3Q3UZbPqEfznLuUXZvUh0UnNkbGGcS",
-	"vbFb8rYtjWCZoSTrtuSmFzGOwtS1PjCUVUEi50mCxjjfPNdospas9xjFINk+THhzeIWJxh5rKPZwrBl+",
-	"eF1BEUQYvH/xfwqbPXEDtZX+MrJs1u6K8yLnBKF7C0pC4pzHKRTc3GLqBaeRpzDjye2n3ZLjhNt1s16z",
-	"2T7OXHrRTkn+e32Vbg16jLdvznk4dOvuvLPIQWle4p263R+VtHVwy64Km4EnHFSCtEctpZCL2vdpR9yc",
-	"giqEhZmyGSxpGo3kaSEkzJBrb3i/DB+C9j2VX37Sfv6kfXJsOrai2XzJVwYo8j4FQx+lshlxhc9UZYlX",
-	"Ngvxl1sX8F6YruNojPiOXP2ifTs9DLsvyhYvj0oLu7qiqDxEsE6WFOg2OYE7i2venC2ztvRZgJBztcdr",
-	"GBdYFlzyRYjCQjiq5iFDCBgzE+Dh48A4vUaZgtU8RQpBTYCoI8fBCLnI8agy2LLvFCBzCd5CB5H44UGN",
-	"fNuph6wBjQuSl653EHnv4Ij5mCU4bEfFiyxsvxVZA0nHRUsUqzfRl1pKGMbsZ7S1ErnRMRuFYNNDCXPj",
-	"Ynw/JvgsByBh80026Ff63//+ny7Twm5YxO5QG8/2F+OT8QmL2P1RrhZOLDy3U7y3TWwIroPCiuR2oSlm",
-	"e6tyCiXZn346oT8HDFWi5KVgE/bvgSKlqQ4gx46BxzS/cuHHos+Cn8FspnILKbecIhiYixwjWGphLUqf",
-	"iCiJ3pBbzaXhPvFYZiJHhxWKFkWCcItYGv9NLsbwzkKm8tRAxk2GBpTMVxHMKguWHAX59FzcehK5uMNm",
-	"C8TYRlxkDGnnb/wxtlLmlycnBxJmlVi0R4aWK7qJcxMPzYTkesV6k/PdyKXDpDGZgVcnL/Yl4s1G61Q8",
-	"Yq9e/u0Jo//iD/fo0Y/fScuisMmHri35cL2+puCtKIgxE3bl2AccEiUNaaK0kKhyRbbBtnhCPOQL42Ip",
-	"Ah67pmWOvQo4C6lMD/4ug3qbxrAEPbaVlt6miNQ1edPidbps4o5gcIQJUzB1QIMMNbppsxWZEJSEJzzy",
-	"w097cOtm0XJXv5wdvfzLXx1sd6GYtDLkUPtBY9+odPXFKjd9Sfi66yzI3a13dOHFF9vCTtS5RyG8xCIf",
-	"ZxDzdgQzpMRPgpIJjoLGPAXVT9Ovp2jMU3SgBmmD0RbYQ0Mb7ccPdSC39oDP0fbkyj+69nbV49TxsPGV",
-	"3i0HV2ysKmGp9K2Lbazj6C48/VoteHYA8mrfJtLPMWae3B8sGr//g4KJ+j3fZTAxrepRA+MAXp/J9Pqj",
-	"fSw++YN08JsVIMVeh6XXrst/6N/BZshxU7dfX/dq5DFvl7M/l3S0x5295XmOzukQrDJlrK8Gh9Jv5MPf",
-	"reLwyGd0jQMUhsJVcmXkDcHFRM7t1bXmGYWDdTWt5TXpK42OIOGU7YHGFLFwPjFBXz5uFdr7PFtT7H8e",
-	"37ZdmH+UXzv54svv0yVi8LN7qa9D73y5sD9Je7R7O96ur3xxhaqtNAeJyzpr9BFiK1vcFDoML+rrBB/l",
-	"lRoNSovbM2p96SSiofAY/EC/z4ULT9G1bRG1rvzNDfCcEqYVaGW5X9vVZsINhh9MB0WZtq973O4bMezq",
-	"aFjN862uNz2HnvYV155BV7er6ySKBkuHbxW3bgmbUu/5YwbtX+Pp1dGdQvLmENFOadBTbx+lZ+M7JaCI",
-	"3R8t1FFobEn/MjC/z5418Q0N/Cyj9uqrSG3XnUjc6dOO3glpVTARvqHkQj/Fim0liL+DKdvOlLy1Unnq",
-	"yi1zLnKzP8zfbLhzOfHs0ejhSJSOtT/t+/Zc5GXD5XbVs7mbeCS4mlpwbxbSlCJTlVSFd1RzpYsJcPj5",
-	"fOpdEYe/X73/1d8Swxutlga1oRhPKoKPq562BtO4CIyCmE3dwwFQlY1ZPYEcmquPTCj6dLC7eH81dcvW",
-	"VR3niEpuMxgSmFsmZxTBMhNJBpbfhuTVDaZFfSFXmiVtr+lZ8tWBFKo2jVvq9jxPbq4/31tuuapWEvGJ",
-	"K5LHPzXZdT2fmFEI+c4PfXHozu4plxBht7tXcNHmzIf801EQVsdJfY8fvpr4oVc+/2JBxPl9knG5QHcP",
-	"1b2Y6lzZwLDPAo96TD8xmIhc8aLM0VuwnMsFm7CrDPOcROee4FCeXekcjo6CHXJ2O45jCXB0RD2ZtaWZ",
-	"HB/zshxb5xzGXBzzUtSu5c8/vKkt4Z9/+NG7l4ZChjxFDYOz8BLIKc4E3jgvB5fnF/84e3t+8+b87PL8",
-	"8mb6/j/Pfx3szA3a5+AygW0F3IxPueUweIiDzYjZJA4gj1kUBwOy0+oQHLPJh03zdRQ3xqUzfj1g66jh",
-	"5N/5Hb9y2OywU0ljgTj3GgafxbzBaSw9FeVgb+A1PNARC7SZSicw+Pl8OoioxbPITHw/wBabB4f4HPkp",
-	"HfYOJjDYYTCNW7vRBLfJc7M4luvTWMbuUZ07ludFrULwGviSCwtztEk2rHQe1XwanW6GOzDUQ+u5YzrP",
-	"cDNM5TjO1WJIg6l1DQm3SQZD99JstFmeBrq20ENj21D4lbLj38wuDggA8BqCQR16QAxG7oCPlbEyloyk",
-	"F80GRr63VNpOQFZ57r9ym01g8EmI/c7oqWVai/IjvHasGQerMwxciGBeSX+fO9RoRm0AJFklb4lPH64d",
-	"LSCxjpUcDkh8g/ZUN3RUH8tPHJeVyUKPA8B6tEUGZdqhsiHg1ncB5Wt4U83nqMeJkgm3nl4AXhdTLji2",
-	"6srhejhqrRkW1vhxvNTC4pBM+dgrgJivhg9euSYw8G2DKMT4nRanVBP4UDddR1Ar1Gbc2q1LK6FMh6PT",
-	"NmYvVjZTsg1ZURCavGCSXKC0QWayFpdvHf8ynV5cvVVS+neJw5h1kBmzEU0s+SpXPIXXELOHOG6MRkwK",
-	"HzcqH5ORiBvjsa/XG5HYmZFO97Xrb4zJ7vx1zGg7Ae21osGWUxpMIGYHEE/76IV8vBMT0nrrmnUNxGP2",
-	"8/k0ZhHE7FPqSaMC96JaS0ceM7R/R3aBtjZrw1Esg70jLGvk6dBLQAtpnXUbp0jxwDBmlZ0f/UfMRiN/",
-	"IdFfGvCXIDZEed1MaSv/+p4q/X9Jlb5nSd+rrN92grSvCOY6jzdP8/Y///nJ0XTPv8JFjNLd2m7kLuRJ",
-	"KFHz3MTfcYYfjbiLHFGgOQ1vC9uP9oYeAu73EO4xZ1RfyURQyVupljKCBdczvsAR4D1PbE5hcHgPHrMJ",
-	"zHlucL1bwdoc7zkvYp7bNhxau/tjiD1F3/oFvyGufrMvfKaY581bYd7cBoKHgb85X2b+1aL7OZJpYT88",
-	"3G1B34NtP+zDMwEUbr3wWqD7mntY+/DW47f6x06uDEGa0v++G85CCfblyUmtE7DEPD+aK10Q9Du/QIOA",
-	"2wh4btTmdXnDhKAoMLz86S38cHLyt9EY3EvtvitQR6O+7nTPmVoXrKe+x83begOcI78L9eQuwcq4MLfn",
-	"DoTWeN5L0PZr/d9Z+eqn8L0+J5gyQgB3L94DUL+ytwvP664O6Hb0sH2T456F8x231aiuI6jv6pi60nl4",
-	"PN9bTqJY/v8CAAD//w==",
+	"7Fvvbhs5kn+VAvcWkoCW7OSyO7cy8sHJeGayt5gYtoD9kDYMqruk5rib7JBsyzpDwD3EPeE9yaFIdqtb",
+	"avlPEGcmh8V8GItNVpFVv/pL5p4lqiiVRGkNm96zkmteoEXtfp3n1VLIDyn9LSSbspLbjEVM8gLpV/05",
+	"Yho/V0JjyqZWVxgxk2RYcFpXCPkPlEubsemriNl1SSuN1UIu2WazoaWmVNKg43imtdL0R6KkRWnpT16W",
+	"uUi4FUoe/WaUpLEt/X/TuGBT9qej7UGO/Fdz5Kk5LimaRIuSiLApO5WA9C0CIWGGfJ7jwPghmKt0PWG0",
+	"JpAhLqeVzd6rFJ2MtCpRW+F3nITRnZNFDO9KodF8cPvtsr/ERMnUQCWtyMFmCEQFwooJa+Qkq2KOmnkx",
+	"1RL+5Hm2OVw1K9T8N0ws8a+3fIGfKzR2f+dzbtDr9kEdRcxUnujeOf6Zqe3uhQFhTIUpLJSGIY0bsZSY",
+	"joWEyqB2U5fc4oqvgVc2Q2lJr5iOJjDLEKy6QbmlolWxpZ5wrdcgbARcpiCk1cqUmNBGQGOptDUgLHAD",
+	"ppq3JNggrSvBcPY+ub3XyC166B+UnbeAe1bwu1pyr4+Po0clmajSE+gKkk7vv7kTe8OCgq8Bb1HDHGGp",
+	"ubSYnriBNaC0eg1FZSx9FLK9zBGCW5XweZVzvZ7Aj7jgVW6nbtYqU3nnM4uYsFiYJyAhDHCt+XpPpk4m",
+	"fRJtjHrn0H12Fx0wr+7SjxJBLeCW5yJ1juE6mHMlCVhKi//CNAKNtPXEYnqt0ahKJxiBVPZ6oSqZRmCV",
+	"ui64XF9rr2dD/sCiljy/NqhvUXu6PXiKWIHG8CX2WQW3sEJpYaWVXEZg+ILADSZTK/q/AzXPc+wnbCy3",
+	"1QGQ/DKbnYOfQMcrCappiwptf9njMerNNtQjL9k+dX1oG9c+9HlixW3b5c2VypFLWrp1KX3ucP9IZ+TB",
+	"1qQ2cQfGe0U6zULpglt/nr++6TlexATvcUgfyHWAFQV+Ec2yFe8esN3GWh6xD+c5Dxi7d6kOCs7tDYxz",
+	"id7ZrXjbl0awylCSd1tx04sYR2HmRu8ZyqoglfMkQWNcbF5oNFlL1wecYtBsHya8O7zERGOPNxQHJNZM",
+	"f5ivoAwiTD7MfEaHPOiQeStAP+LEnh739jX+0IqI3Y2XarzvKIT84Ne/6kFII6OHE6Xe8NUsb/YabQXx",
+	"qCR92tVn4AQcN+nxxGYnUWnQdvaUSYd5PGpsh4T9YIRqn2xnEy0Jbs/Xc5rDUv2nsNkzDaTOIr6Or2l4",
+	"d93Nec7Jxd1ZUBISl9ycQMHNDabesWjkKcx5cvN42uQs1e16H3p9krloifig6e6C4TGr/CKL2VX2YW9z",
+	"gbfq5nDW3I4RO3Ff2Aw84eCyyburlRRyWedm2hE3J6AKYWGubAYrWkYzeVoICXPk2icGX0cOITo8V15+",
+	"0WH5pH16bD7sVFv5iq8NUGV4Aob+lMpmJBU+V5UlWdks1AeOL+CdMN3Epkky9vTqmfbt9GHYfVWxeH1U",
+	"Wtj1JVWNocJyuqRCrKlZ3Vnc8PZsmbWlr1KFXKgDWY1xhU/BJV+GKiGUS2oRKtiAMTMFHv4cGGfXKFOw",
+	"mqdIJZIJEHXkOBghlzmOK4Ot/IMKOC7Bu8ugEj89mJEfO/GQNaBxSfrS9Q4in704Yj6nDgmlo+JVFrbf",
+	"qvyAtOOyeaolm+pArSQMY/Yz2tqI3OyYjUIx5KGEuXE1qJ8TcioHIGHzbbfCc/rf//6frtDCbljEblEb",
+	"L/ZXk+PJsQs0uVo6tfDczvDONrULuA+UUSQ3S001xXuVU6nD/vTTMf3ngKFKlLwUbMr+PVAsuc0cQI6c",
+	"AI9ofeXS42WfBz+F+VzlFlJuOUV+WIgcI1hpYS1KXygrid6RW82l4b4wXmUiR4cVqmZEgnCDWBr/Sy4n",
+	"8MFCpvLUQMZNhgaUzNcRzCsLlgIF5Zy5uPEkcnGLzRZIsI26yBnSzt/5Y+y0dF4fHz/Q0FGJRTs2xK7o",
+	"NnaafH0uJNdr1ts82s+sO0KakBt4c/zqUKOo2WjdKorYm9d/e8bsv/jDPXn203fS8ihs+qnrSz5dba6o",
+	"uCgKEsyUXTrxAYdESUOWKC0kqlyTb7AtmZAM+dK4VIiAx66IzZE3AechlenB30Uwb9M4lmDHttLS+xSR",
+	"uiHvWrxNl03eERyOMGEJpg5okKFGt2y+JheCkvCEYz/9pAe3bhWxu/zldPz6L391sN2HYtLq4ITeJBr7",
+	"TqXrr9ZZ7GsSbbrBgsLdZs8WXn21LexlnQcMwmss8nkGCW9PMUOTkZNVMsFRsJjnoPp59vUci3mODdQg",
+	"bTDaAnsYaKP96L5O5DYe8Dnanl7Oj2683ZU7cTJsYqUPyyEUG6tKWCl943Ib6yS6D0/PqwXPDkDeHNpE",
+	"+iXOzJP7nVXj9/+gYqL+yHcRXEyru9nAOIDXVzK98eiQiI9/Jxv8bhVIudfD2mvfG33q38F2ylFzr7S5",
+	"6rXIo3Y354tJRwfC2Xue5+iCDsEqU8b624pwNRH59Hfn8mLkK7omAApD6SqFMoqG4HIiF/bqu5A5pYN1",
+	"t7cVNeknzY4g4VTtgcYUsXAxMUF/vdG6COqLbM1l1MvEtt2LoyfFteOvzv6QLZGAXzxK/THszrez+4u0",
+	"J4e3o93+ylc3qNpLc5C4qqtGnyG2qsVto8Pwor7u8lleqdGgtLi7oraXTiEaGuMhDvTHXDj3FN3YDlHr",
+	"rme4AZ5TwbQGrSz3vF1vJtyw+cl0UJRp+zrS7b5Rw76NBm6tVusL2Wlfc+0b22pfP7nHbJswThOnrT5P",
+	"I7kBAcasUMOwh2YEVelLxIEBz/vLEtU3f4hCcNPJWx369lAqpFXBoPxAyYV+js3vlFPfwPB36wpv2ypP",
+	"XXNiwUVuDifF2w13rppeHLsP5210rMNF0vcXUC4aKbd7hE0n/4ngajqnvTl707hLVVIV3q0vlC6mwOHn",
+	"s5l33Bz+fvnxV3/nD++0WhnUhjIiqQg+rtfYmkzzIjAKYjZzz0BAVTZm9QJy/66bMKVczcHu/OPlzLGt",
+	"eyDObZfcZjAkMLe8zCiCVSaSDCy/CaWem0xMfdvTeabWlxVfP1Bw1D5/x9xe5gHV1cvElp4r1+8gtPx/",
+	"iQlnd0nG5RJdE77ble/0q2HYZ1CjHkuO2N2YiFzyoszRAzLncsmm7DLDPGcR8+9jqMiodA7jcYCVM8M4",
+	"jiXAeExfMmtLMz064mU5sc7WJ1wc8VLUnuLPP7yrgf3nH3703qKhkCFPUcPgNDzTcdCYwjvntODi7Pwf",
+	"p+/Prt+dnV6cXVzPPv7n2a+DvbUBX+7ydwq7ENvOT7nlMLiPw3V5zKZxMJyYRXG4QNsbdXlpzKaftsNX",
+	"Udzcq3fmbwZsEzWS/Du/5ZcOmx1xKmkskOTewuCLhDc4iaWnohzsDbyFezpigTZT6RQGP5/NBhGNeBGZ",
+	"qf8OsCPmwUNyjvySjngHUxjsCZjmbdxsgtv0pUUcy81JLGP34s0dy8uiNiF4C3zFhYUF2iQbVjqPajmN",
+	"TrbTHRjqqfXaCZ1nuJ2mcpzkajmkyTS6gYTbJIOhewY22rKniW4sfKG5bSj8SqXBb2YfBwQAeAvBjw49",
+	"IAYjd8Cn6lgZSwHEq2YLI/+1VNpOQVZ57n9ym01h8CjEvjF6ap3WqvwMb51oJsHrDIMUIlhU0l9mDTWa",
+	"URsASVbJG5LTpytHC0itEyWHA1LfoL3UTR3Vx/ILJ2VlsvDFAWAz2iGDMu1Q2RJw/F1+8BbeVYsF6kmi",
+	"ZMKtpxeA18WUy3WsunS4Ho5aPANjjZ8nKy0sDsmVT7wBiMV6eO+NawoDPzaIQsrWGXFGNYVP9dBVBLVB",
+	"bedtHF/ihDIdjk7amD1f20zJNmRFQWjyiklygdIGnclaXX508stsdn75XknpHw0OY9ZBZsxGtLDk61zx",
+	"FN5CzO7juHEaMRl83Jh8TE4ibpzHoa/eicTOjXQ+X7nvjTPZX7+JGW0noL02NNgJSoMpxOwBxNM+eiEf",
+	"72U9xG9Ti66BeMx+PpvFLIKYPWaeNCtIL6qtdOQxQ/t3ZJdoa7c2HMUy+DvCskaeDr0GtJDWebdJipQP",
+	"DGNW2cX4P2I2GvlubH+l5zvANmS23cR3J53+V+b7r8z3xTPfAylu643HOEUtbjEdL7QqfHnmeHmDOtq+",
+	"STl87/2TY+vePYQOpNLdNk3kbqIImVFzz+qb++E1v+tgigLNSXhU036tMvR9fvdQ3b1iiupeZASVvJFq",
+	"JSNYcj3nSxwB3vHE5pQChYe6MZvCgucGN/vF6PZ4L9mB/D2tpPtK/UD/pn5abUiq3+3V9gzzvHkkx5s2",
+	"OHgY+CujVeaf67h/J2Ja5hFerLWg78F2GPbhfgyF4xeuybrPGIe1/269+qj/FYorQclS+h82wmnoprw+",
+	"Pq5tAlaY5+OF0gVBv/NPgyDgNgKeG7V9VtkIIRgKDC9+eg8/HB//bTQB90Sxr/fvaNR9fneP37pZOPFf",
+	"3Lqdx2858tvQGuoSrIxLcXramcTjZbv/7Weq39j46jegvWEpuDJCAHdPPQNQ/2CXdi8b0R6w7eh+tynr",
+	"3kPyvcjWmK4jqG/rfKrSeXg12ttKoDzu/wIAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -10,7 +10,6 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server"
-	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store"
 )
 
@@ -77,8 +76,8 @@ func TestCreatePlugin(t *testing.T) {
 		if !pluginIDRe.MatchString(p.ID) || !secretRe.MatchString(p.Secret) {
 			t.Errorf("id %q or secret %q has the wrong form", p.ID, p.Secret)
 		}
-		if !slices.Equal(p.Scopes, core.DefaultScopes()) {
-			t.Errorf("default scopes = %v, want the vocabulary", p.Scopes)
+		if !slices.Equal(p.Scopes, h.srv.Scopes()) {
+			t.Errorf("default scopes = %v, want the vocabulary %v", p.Scopes, h.srv.Scopes())
 		}
 		stored, err := h.db.Plugin(ctx, p.ID)
 		if err != nil {

@@ -56,9 +56,10 @@ func TestRoutesOutsideTheSpec(t *testing.T) {
 	})
 }
 
-// TestTokenTwinsMatch guards the overlay's POST copy of the upstream GET
-// operation: after an upstream update the two must still describe the same
-// request and answer.
+// TestTokenTwinsMatch: the token operation's GET and POST (one derived from
+// the other by internal/specprep) and the refresh answer describe the same
+// request and answer in the served document, and the token routes are
+// public.
 func TestTokenTwinsMatch(t *testing.T) {
 	spec, err := gen.GetSpec()
 	if err != nil {

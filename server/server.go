@@ -80,6 +80,28 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Admin == nil {
 		return nil, errors.New("server: Config.Admin is required")
 	}
+	// One vocabulary: when the served document enumerates the token
+	// operation's scopes, that enum is the vocabulary (registration, codes
+	// and exchange accept the same scopes), and a configured vocabulary
+	// must stay inside it.
+	enum, err := scopeEnum()
+	if err != nil {
+		return nil, err
+	}
+	if enum != nil {
+		if cfg.Scopes == nil {
+			cfg.Scopes = enum
+			if extra, missing := difference(core.DefaultScopes(), enum); len(extra)+len(missing) > 0 {
+				logger(cfg.Logger).Info("the API document enumerates the plugin scopes: that list is the vocabulary, not the built-in one",
+					"built_in_only", extra, "document_only", missing)
+			}
+		}
+		for _, sc := range cfg.Scopes {
+			if !slices.Contains(enum, sc) {
+				return nil, fmt.Errorf("server: scope %q is configured but the API document's scope enum does not list it: the token operation would refuse it (leave core.Config.Scopes unset to use the enum)", sc)
+			}
+		}
+	}
 	svc, err := core.New(cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -101,6 +123,54 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// difference returns what is in a but not b, and in b but not a.
+func difference(a, b []string) (onlyA, onlyB []string) {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			onlyA = append(onlyA, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			onlyB = append(onlyB, x)
+		}
+	}
+	return onlyA, onlyB
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}
+
+// scopeEnum returns the values the served document allows for the token
+// operation's scopes, or nil when it does not enumerate them.
+func scopeEnum() ([]string, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("server: load embedded spec: %w", err)
+	}
+	body := spec.Components.Schemas["PluginTokenRequest"]
+	if body == nil || body.Value == nil || body.Value.Properties["scopes"] == nil {
+		return nil, errors.New("server: the embedded spec has no PluginTokenRequest.scopes: regenerate gen/")
+	}
+	items := body.Value.Properties["scopes"].Value.Items
+	if items == nil || items.Value == nil || len(items.Value.Enum) == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, len(items.Value.Enum))
+	for _, v := range items.Value.Enum {
+		sc, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("server: the API document's scope enum holds %v, not a string", v)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
 }
 
 // PeerAddr is the address of a request's TCP peer, without the port: the

@@ -10,6 +10,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 )
 
+// scopeField is a scope in a request body: scopes.0, scopes.1, ...
+var scopeField = regexp.MustCompile(`^scopes\.[0-9]+$`)
+
 // missingProperty finds the property a "required" failure names.
 var missingProperty = regexp.MustCompile(`property "([^"]+)" is missing`)
 
@@ -71,6 +74,17 @@ func fieldMessage(field string, se *openapi3.SchemaError) string {
 	case "nullable":
 		return prefix(field) + "must not be null"
 	case "enum":
+		// A scope outside the document's enum is answered as the service
+		// answers a scope outside its vocabulary (they are the same list):
+		// the scope named, not every allowed value listed. A scope is no
+		// secret; other values are never repeated.
+		v, isString := se.Value.(string)
+		if s != nil && s.Type != nil && s.Type.Is("string") && !isString {
+			return prefix(field) + "must be a string" // the enum is checked before the type
+		}
+		if isString && scopeField.MatchString(field) {
+			return fmt.Sprintf("Scope %q is not a plugin scope", v)
+		}
 		return prefix(field) + "is not one of the allowed values"
 	case "pattern":
 		return prefix(field) + "has an invalid format"

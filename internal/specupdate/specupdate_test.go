@@ -1,16 +1,411 @@
-// Package specupdate holds the test that an upstream document with an
-// operation plugintoken does not implement still builds, and that the
-// operation answers 501 in Teable's error body.
+// Package specupdate holds the tests of the update path: `make update-spec`
+// run on copies of the module with real and derived upstream revisions, each
+// ending in a green build and test run without hand edits, or refused with
+// the tree exactly as before.
 package specupdate
 
 import (
-	"io/fs"
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
+
+var root, _ = filepath.Abs(filepath.Join("..", ".."))
+
+// testdata holds Teable's real documents (see its README).
+var testdata = filepath.Join(root, "internal", "specprep", "testdata")
+
+func needTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"make", "git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip("no " + tool)
+		}
+	}
+}
+
+// module is a copy of the repository (its tracked and untracked files, as
+// git sees them) with a git history of one commit, so that `git status`
+// tells whether a step changed anything.
+type module struct {
+	t   *testing.T
+	dir string
+}
+
+// copies hands out copies of the module to parallel subtests: a copy is
+// reset (git reset and clean) before it is handed out again, and reusing
+// its directory lets the build cache serve what a scenario did not change.
+type copies struct {
+	parent *testing.T
+	pool   chan *module
+}
+
+func newCopies(t *testing.T, n int) *copies {
+	c := &copies{parent: t, pool: make(chan *module, n)}
+	for range n {
+		c.pool <- nil
+	}
+	return c
+}
+
+// get returns a clean copy for the subtest t, and gives it back when t ends.
+func (c *copies) get(t *testing.T) *module {
+	t.Helper()
+	m := <-c.pool
+	t.Cleanup(func() { c.pool <- m })
+	if m == nil {
+		m = copyModule(t, c.parent.TempDir())
+	} else {
+		m.t = t
+		m.git("reset", "-q", "--hard")
+		m.git("clean", "-q", "-fdx")
+	}
+	m.t = t
+	return m
+}
+
+// copyModule copies the repository into dir.
+func copyModule(t *testing.T, dir string) *module {
+	t.Helper()
+	m := &module{t: t, dir: dir}
+	list := exec.Command("git", "ls-files", "-co", "--exclude-standard", "-z")
+	list.Dir = root
+	files, err := list.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	for _, rel := range strings.Split(strings.TrimRight(string(files), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		if os.IsNotExist(err) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(m.dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.git("init", "-q")
+	m.git("add", "-A")
+	m.git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+	return m
+}
+
+func (m *module) git(args ...string) string {
+	m.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = m.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		m.t.Fatalf("git %v: %v %s", args, err, out)
+	}
+	return string(out)
+}
+
+// update runs `make update-spec NEW=doc` with the API's tests as its test
+// step (the whole suite is what `make test` runs on the clean clone).
+func (m *module) update(doc string, args ...string) (string, error) {
+	cmd := exec.Command("make", append([]string{"-s", "update-spec", "NEW=" + doc, "UPDATE_TEST=test-server"}, args...)...)
+	cmd.Dir = m.dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mustUpdate runs update and wants success.
+func (m *module) mustUpdate(doc string, args ...string) string {
+	m.t.Helper()
+	out, err := m.update(doc, args...)
+	if err != nil || !strings.Contains(out, "updated: review") {
+		m.t.Fatalf("update-spec %s: %v\n%s", filepath.Base(doc), err, tail(out))
+	}
+	return out
+}
+
+// refused runs update and wants a refusal or failure that leaves the tree
+// exactly as it was.
+func (m *module) refused(doc, want string, args ...string) string {
+	m.t.Helper()
+	out, err := m.update(doc, args...)
+	if err == nil || !strings.Contains(out, want) {
+		m.t.Errorf("update-spec %s: err = %v, want %q\n%s", filepath.Base(doc), err, want, tail(out))
+	}
+	if st := m.git("status", "--porcelain", "--untracked-files=all"); st != "" {
+		m.t.Errorf("the tree changed after a refused update:\n%s", st)
+	}
+	return out
+}
+
+func (m *module) read(rel string) string {
+	m.t.Helper()
+	b, err := os.ReadFile(filepath.Join(m.dir, rel))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return "..." + s[len(s)-4000:]
+	}
+	return s
+}
+
+func write(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func upstream(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "openapi", "upstream.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// insertPath adds a path item at the end of the upstream document's paths.
+func insertPath(t *testing.T, doc, item string) string {
+	t.Helper()
+	head, rest, ok := strings.Cut(doc, "\ncomponents:")
+	if !ok || !strings.Contains(head, "\npaths:\n") {
+		t.Fatal("the upstream document no longer has paths followed by components: adapt insertPath")
+	}
+	return head + "\n" + item + "components:" + rest
+}
+
+// TestUpdatePath runs the update path on copies of the module, one per
+// revision, in parallel: each regenerates, builds and passes the API's
+// tests without a hand edit, or is refused with nothing changed.
+func TestUpdatePath(t *testing.T) {
+	needTools(t)
+	up := upstream(t)
+	copies := newCopies(t, 2)
+
+	t.Run("CurrentUpstream", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		m.mustUpdate(filepath.Join(root, "openapi", "upstream.yaml"))
+		if st := m.git("status", "--porcelain"); st != "" {
+			t.Errorf("taking the current upstream again changed the tree:\n%s", st)
+		}
+	})
+
+	t.Run("EnumScopes", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		doc := filepath.Join(testdata, "teable-get-plugin-token@7d9b99e-get-enum-scopes.yaml")
+		// Narrowing the scopes to upstream's enum drops record|copy, which
+		// the served document accepted: breaking, so refused by default.
+		m.refused(doc, "update-spec refused: the new document has breaking changes")
+		out := m.mustUpdate(doc, "ACCEPT_BREAKING=1")
+		if !strings.Contains(out, "request-property-became-enum") {
+			t.Errorf("the breaking change is not named:\n%s", tail(out))
+		}
+		served := m.read("gen/openapi.yaml")
+		if !strings.Contains(served, "- table_record_history|read") || strings.Contains(served, "x-go-type-name") {
+			t.Error("the served document lacks upstream's scope enum")
+		}
+		// TestOneVocabulary (in the API's tests above) proved the
+		// vocabulary is the enum, with our message for a scope outside it.
+	})
+
+	t.Run("FullDocument", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		gz := filepath.Join(testdata, "teable-openapi-1.10.0.json.gz")
+		m.mustUpdate(gz)
+		f, err := os.Open(gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := io.ReadAll(zr)
+		if m.read("openapi/upstream.json") != string(want) {
+			t.Error("openapi/upstream.json is not Teable's document verbatim")
+		}
+		if _, err := os.Stat(filepath.Join(m.dir, "openapi", "upstream.yaml")); err == nil {
+			t.Error("the previous upstream copy was kept beside the new one")
+		}
+		code := m.read("gen/api.gen.go")
+		for _, other := range []string{"/base/{baseId}", "/auth/signup", "/space"} {
+			if strings.Contains(code, other) {
+				t.Errorf("unselected upstream path %s was generated", other)
+			}
+		}
+		if len(code) > 400_000 {
+			t.Errorf("gen/api.gen.go is %d bytes: more than the selection was generated", len(code))
+		}
+	})
+
+	t.Run("PostDocumented", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		post := strings.Replace(up, "\n    get:\n", "\n    post:\n", 1)
+		if post == up {
+			t.Fatal("the derivation did not apply")
+		}
+		m.mustUpdate(write(t, "post.yaml", post))
+		served := m.read("gen/openapi.yaml")
+		if !strings.Contains(served, "x-plugintoken-derived-from: post") {
+			t.Error("the GET form was not derived from upstream's POST")
+		}
+	})
+
+	t.Run("AddedOptionalRequestField", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		added := strings.Replace(up, "                authCode:\n                  type: string\n",
+			"                authCode:\n                  type: string\n                state:\n                  type: string\n", 1)
+		if added == up {
+			t.Fatal("the derivation did not apply")
+		}
+		m.mustUpdate(write(t, "optional.yaml", added))
+		if !regexp.MustCompile(`State +\*string +` + "`" + `json:"state,omitempty"` + "`").MatchString(m.read("gen/api.gen.go")) {
+			t.Error("the optional field was not generated")
+		}
+	})
+
+	// A new upstream operation inside the selection builds, and answers 501
+	// in Teable's error body until someone writes its method.
+	t.Run("NewOperationAnswers501", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		item := "  /plugin/{pluginId}/token:\n"
+		withDelete := strings.Replace(up, item, item+newOperation, 1)
+		if withDelete == up {
+			t.Fatal("the derivation did not apply")
+		}
+		m.mustUpdate(write(t, "new-operation.yaml", withDelete))
+		if err := os.MkdirAll(filepath.Join(m.dir, "probe"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(m.dir, "probe", "main.go"), []byte(probe), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("go", "run", "./probe")
+		cmd.Dir = m.dir
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("probe: %v\n%s%s", err, out, stderr.String())
+		}
+		if !strings.HasPrefix(string(out), "501 ") || !strings.Contains(string(out), `"code":"not_implemented"`) || !strings.Contains(string(out), `"status":501`) {
+			t.Errorf("the new operation answered %q, want 501 in the error body", out)
+		}
+	})
+
+	// An optional field added to the answer is not filled by the
+	// implementation: TestTokenAnswerFilled stops the update until it is
+	// filled or knowingly listed.
+	t.Run("AddedAnswerFieldStops", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		added := strings.Replace(up, "                  refreshExpiresIn:\n                    type: number\n",
+			"                  refreshExpiresIn:\n                    type: number\n                  tokenType:\n                    type: string\n", 1)
+		if added == up {
+			t.Fatal("the derivation did not apply")
+		}
+		out := m.refused(write(t, "answer-field.yaml", added), "openapi/ and gen/ are as they were")
+		if !strings.Contains(out, `answers no "tokenType"`) || !strings.Contains(out, "knowinglyUnfilled") {
+			t.Errorf("the failure does not point at the unfilled field:\n%s", tail(out))
+		}
+	})
+
+	t.Run("Refusals", func(t *testing.T) {
+		t.Parallel()
+		m := copies.get(t)
+		breaking := strings.Replace(up, "                  refreshExpiresIn:\n                    type: number\n", "", 1)
+		breaking = strings.Replace(breaking, "                  - refreshExpiresIn\n", "", 1)
+		m.refused(write(t, "breaking.yaml", breaking), "update-spec refused: the new document has breaking changes")
+
+		removed := up[:strings.Index(up, "paths:")] + "paths: {}\n" + up[strings.Index(up, "components:"):]
+		out := m.refused(write(t, "removed.yaml", removed), "update-spec refused: the new document cannot be served")
+		if !strings.Contains(out, "removed or renamed") {
+			t.Errorf("the refusal does not say the token operation is gone:\n%s", tail(out))
+		}
+		m.refused(write(t, "removed.yaml", removed), "update-spec refused", "ACCEPT_BREAKING=1")
+	})
+}
+
+// TestSpecDiff runs `make spec-diff`: a new operation inside the selection
+// is reported and not breaking; a dropped answer property is breaking.
+func TestSpecDiff(t *testing.T) {
+	needTools(t)
+	diff := func(newDoc string, wantFail bool) string {
+		t.Helper()
+		cmd := exec.Command("make", "-s", "spec-diff", "NEW="+newDoc)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != wantFail {
+			t.Fatalf("make spec-diff: err = %v, want failure %v\n%s", err, wantFail, out)
+		}
+		return string(out)
+	}
+	up := upstream(t)
+	item := "  /plugin/{pluginId}/token:\n"
+	out := diff(write(t, "added.yaml", strings.Replace(up, item, item+newOperation, 1)), false)
+	if !strings.Contains(out, "No breaking changes") || !strings.Contains(out, "endpoint-added") || !strings.Contains(out, "DELETE /plugin/{pluginId}/token") {
+		t.Errorf("added operation:\n%s", out)
+	}
+	// Outside the selection, nothing plugintoken serves changes.
+	out = diff(write(t, "elsewhere.yaml", insertPath(t, up, strings.ReplaceAll(newOperation, "    delete:", "  /plugin/{pluginId}/publish:\n    post:"))), false)
+	if strings.Contains(out, "publish") {
+		t.Errorf("an unselected path shows in the diff of what is served:\n%s", out)
+	}
+	breaking := strings.Replace(up, "                  refreshExpiresIn:\n                    type: number\n", "", 1)
+	breaking = strings.Replace(breaking, "                  - refreshExpiresIn\n", "", 1)
+	out = diff(write(t, "breaking.yaml", breaking), true)
+	if !strings.Contains(out, "refreshExpiresIn") || strings.Contains(out, "No breaking changes") {
+		t.Errorf("removed response property not reported as breaking:\n%s", out)
+	}
+}
+
+// newOperation is an operation plugintoken does not implement, as upstream
+// would add it to the token path (indented for a path item).
+const newOperation = `    delete:
+      tags:
+        - plugin
+      description: Revoke every token of a plugin (an operation this project does not implement)
+      parameters:
+        - schema:
+            type: string
+          required: true
+          name: pluginId
+          in: path
+      responses:
+        '200':
+          description: Revoked.
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  revoked:
+                    type: integer
+      security:
+        - bearerAuth: []
+`
 
 // probe is a program written into the regenerated copy: it serves the API
 // and calls the new operation, printing the status and the body.
@@ -48,7 +443,7 @@ func main() {
 	}
 	ts := httptest.NewServer(e)
 	defer ts.Close()
-	req, _ := http.NewRequest("POST", ts.URL+"/api/plugin/pluXXXXXXXXXXXXXXXX/publish", nil)
+	req, _ := http.NewRequest("DELETE", ts.URL+"/api/plugin/pluXXXXXXXXXXXXXXXX/token", nil)
 	req.Header.Set("Authorization", "Bearer probe-admin-token-0123456789-abcdefgh")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -58,230 +453,3 @@ func main() {
 	fmt.Printf("%d %s", res.StatusCode, body)
 }
 `
-
-func TestNewUpstreamOperationAnswers501(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go toolchain")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	// A copy of the module, minus what the build does not need.
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() {
-			switch rel {
-			case ".git", "data", "artifacts", "bin":
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(work, rel), 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(work, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixture := withNewOperation(t, root)
-	if err := os.WriteFile(filepath.Join(work, "openapi", "teable-get-plugin-token.yaml"), fixture, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(work, "probe"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "probe", "main.go"), []byte(probe), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("go", args...)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("go %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return string(out)
-	}
-	run("generate", "./gen/...")
-	gen, err := os.ReadFile(filepath.Join(work, "gen", "api.gen.go"))
-	if err != nil || !strings.Contains(string(gen), "/plugin/{pluginId}/publish") {
-		t.Fatalf("the regenerated code lacks the new operation (%v)", err)
-	}
-	run("build", "./...")
-	out := run("run", "./probe")
-	if !strings.HasPrefix(out, "501 ") || !strings.Contains(out, `"code":"not_implemented"`) || !strings.Contains(out, `"status":501`) {
-		t.Errorf("the new operation answered %q, want 501 in the error body", out)
-	}
-}
-
-// TestSpecDiff runs `make spec-diff` on the fixture (an added operation: not
-// breaking) and on a document that drops a response property (breaking).
-func TestSpecDiff(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	diff := func(newDoc string, wantFail bool) string {
-		t.Helper()
-		cmd := exec.Command("make", "-s", "spec-diff", "NEW="+newDoc)
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if (err != nil) != wantFail {
-			t.Fatalf("make spec-diff: err = %v, want failure %v\n%s", err, wantFail, out)
-		}
-		return string(out)
-	}
-	added := filepath.Join(t.TempDir(), "added.yaml")
-	if err := os.WriteFile(added, withNewOperation(t, root), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := diff(added, false)
-	if !strings.Contains(out, "No breaking changes") || !strings.Contains(out, "endpoint-added") || !strings.Contains(out, "POST /plugin/{pluginId}/publish") {
-		t.Errorf("added operation:\n%s", out)
-	}
-
-	up, err := os.ReadFile(filepath.Join(root, "openapi", "teable-get-plugin-token.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	breaking := strings.Replace(string(up), "                  refreshExpiresIn:\n                    type: number\n", "", 1)
-	breaking = strings.Replace(breaking, "                  - refreshExpiresIn\n", "", 1)
-	if breaking == string(up) {
-		t.Fatal("the breaking edit did not apply")
-	}
-	path := filepath.Join(t.TempDir(), "breaking.yaml")
-	if err := os.WriteFile(path, []byte(breaking), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out = diff(path, true) // breaking: spec-diff exits non-zero
-	if !strings.Contains(out, "refreshExpiresIn") || strings.Contains(out, "No breaking changes") {
-		t.Errorf("removed response property not reported as breaking:\n%s", out)
-	}
-}
-
-// TestUpdateSpecAllOrNothing runs `make update-spec` on a copy of the
-// module: a document with breaking changes is refused without
-// ACCEPT_BREAKING=1, and one that does not build (its token operation
-// removed) is taken back; either way the tree is exactly as before.
-func TestUpdateSpecAllOrNothing(t *testing.T) {
-	for _, tool := range []string{"make", "git", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skip("no " + tool)
-		}
-	}
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	work := t.TempDir()
-	if out, err := exec.Command("cp", "-a", root+"/.", work).CombinedOutput(); err != nil {
-		t.Fatalf("copy: %v %s", err, out)
-	}
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = work
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-		return string(out)
-	}
-	_ = os.RemoveAll(filepath.Join(work, ".git"))
-	git("init", "-q")
-	git("add", "-A")
-	git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
-	up, err := os.ReadFile(filepath.Join(root, "openapi", "teable-get-plugin-token.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, text string) string {
-		path := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	update := func(args ...string) (string, error) {
-		cmd := exec.Command("make", append([]string{"-s", "update-spec"}, args...)...)
-		cmd.Dir = work
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-
-	breaking := strings.Replace(string(up), "                  refreshExpiresIn:\n                    type: number\n", "", 1)
-	breaking = strings.Replace(breaking, "                  - refreshExpiresIn\n", "", 1)
-	out, err := update("NEW=" + write("breaking.yaml", breaking))
-	if err == nil || !strings.Contains(out, "update-spec refused") {
-		t.Errorf("breaking document without ACCEPT_BREAKING=1: err = %v\n%s", err, out)
-	}
-	if st := git("status", "--porcelain"); st != "" {
-		t.Errorf("the tree changed after a refusal:\n%s", st)
-	}
-
-	// Without its token operation the document cannot build the server.
-	i := strings.Index(string(up), "paths:")
-	removed := string(up)[:i] + "paths: {}\n" + string(up)[strings.Index(string(up), "components:"):]
-	out, err = update("NEW="+write("removed.yaml", removed), "ACCEPT_BREAKING=1")
-	if err == nil || !strings.Contains(out, "openapi/ and gen/ are as they were") {
-		t.Errorf("document without the token operation: err = %v\n%.2000s", err, out)
-	}
-	if st := git("status", "--porcelain"); st != "" {
-		t.Errorf("the tree changed after a failed update:\n%s", st)
-	}
-}
-
-// newOperation is a path item plugintoken does not implement, in the
-// upstream document's own indentation.
-const newOperation = `  /plugin/{pluginId}/publish:
-    post:
-      tags:
-        - plugin
-      description: Publish a plugin (an operation this project does not implement)
-      parameters:
-        - schema:
-            type: string
-          required: true
-          name: pluginId
-          in: path
-      responses:
-        '200':
-          description: Published.
-          content:
-            application/json:
-              schema:
-                type: object
-                properties:
-                  id:
-                    type: string
-      security:
-        - bearerAuth: []
-`
-
-// withNewOperation is the committed upstream document with newOperation
-// added at the end of its paths: derived at test time from the current
-// upstream, so that it can never drift from it.
-func withNewOperation(t *testing.T, root string) []byte {
-	t.Helper()
-	up, err := os.ReadFile(filepath.Join(root, "openapi", "teable-get-plugin-token.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, tail, ok := strings.Cut(string(up), "\ncomponents:")
-	if !ok || !strings.Contains(head, "\npaths:\n") {
-		t.Fatal("the upstream document no longer has paths followed by components: adapt withNewOperation")
-	}
-	return []byte(head + "\n" + newOperation + "components:" + tail)
-}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,6 +140,10 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Store returns the store the service runs on.
 func (s *Service) Store() store.Store { return s.store }
+
+// Scopes returns the scope vocabulary: what a plugin may be registered
+// with and a token may carry.
+func (s *Service) Scopes() []string { return slices.Clone(s.scopes) }
 
 // Now returns the service's clock reading.
 func (s *Service) Now() time.Time { return s.now() }
