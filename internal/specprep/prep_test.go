@@ -74,7 +74,9 @@ func wantError(t *testing.T, err error, parts ...string) {
 	}
 }
 
-func upstream(t *testing.T) []byte { return readFile(t, filepath.Join(repo, "openapi", "upstream.yaml")) }
+func upstream(t *testing.T) []byte {
+	return readFile(t, filepath.Join(repo, "openapi", "upstream.yaml"))
+}
 
 // checkTwins: the token path has GET and POST whose bodies and answers are
 // the shared components, the derived one marked and without code samples.
