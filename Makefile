@@ -50,7 +50,7 @@ lincheck:
 
 ## bench: Go benchmarks, then the real binary under load on loopback, bbolt then etcd (about 2.5 minutes)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./store ./server
+	$(GO) test -run '^$$' -bench . -benchmem ./store/boltstore ./server
 	cd cmd && $(GO) run ./plugintoken-bench
 
 ## generate: regenerate gen/ from openapi/ (upstream document + overlay)
