@@ -30,13 +30,13 @@ func BenchmarkRequireToken(b *testing.B) {
 			mw := h.srv.RequireToken("record|read")(func(c echo.Context) error { return c.NoContent(http.StatusOK) })
 			req := httptest.NewRequest(http.MethodGet, "/records", nil)
 			req.Header.Set("Authorization", "Bearer "+tc.token)
-			rec := httptest.NewRecorder()
-			c := e.NewContext(req, rec)
+			w := &discard{h: http.Header{}}
+			c := e.NewContext(req, w)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				rec.Code = 0
-				c.Reset(req, rec)
+				clear(w.h)
+				c.Reset(req, w)
 				if err := mw(c); err != nil || c.Response().Status != tc.want {
 					b.Fatalf("middleware: %v %d, want %d", err, c.Response().Status, tc.want)
 				}
@@ -95,3 +95,12 @@ func BenchmarkIntrospectHandler(b *testing.B) {
 		}
 	}
 }
+
+// discard is a ResponseWriter that keeps nothing but its header map (reused,
+// as net/http's server reuses nothing either but allocates no more than the
+// middleware asks for): what the middleware costs, not a recorder.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 
@@ -67,7 +68,23 @@ type refusal struct {
 	status    int
 	challenge string
 	err       *core.Error
+	// header is the challenge as a header value, made once: a refusal
+	// sets it without allocating (its capacity is its length, so a
+	// handler that appends to it gets a copy, never our array).
+	header []string
 }
+
+func newRefusal(status int, challenge string, err *core.Error) *refusal {
+	return &refusal{status: status, challenge: challenge, err: err, header: []string{challenge}[:1:1]}
+}
+
+// Canonical header keys, and the JSON content type as a header value made
+// once (see refusal.header).
+var (
+	keyWWWAuthenticate = textproto.CanonicalMIMEHeaderKey(echo.HeaderWWWAuthenticate)
+	keyContentType     = textproto.CanonicalMIMEHeaderKey(echo.HeaderContentType)
+	jsonContentType    = []string{echo.MIMEApplicationJSON}[:1:1]
+)
 
 // checker admits requests for one TokenCheck. Its refusals (with their
 // WWW-Authenticate challenges) are made once, not per request.
@@ -85,10 +102,10 @@ func (s *Server) checker(tc TokenCheck) *checker {
 	}
 	insufficient := fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " "))
 	return &checker{s: s, tc: tc,
-		missing: &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), errInvalidAccessToken},
-		invalid: &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken},
-		scope:   &refusal{http.StatusForbidden, insufficient, errInsufficientScope},
-		base:    &refusal{http.StatusForbidden, insufficient, errOtherBase},
+		missing: newRefusal(http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), errInvalidAccessToken),
+		invalid: newRefusal(http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken),
+		scope:   newRefusal(http.StatusForbidden, insufficient, errInsufficientScope),
+		base:    newRefusal(http.StatusForbidden, insufficient, errOtherBase),
 	}
 }
 
@@ -150,14 +167,14 @@ func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
 				return nil
 			case no != nil:
 				h := c.Response().Header()
-				h.Set(echo.HeaderWWWAuthenticate, no.challenge)
+				h[keyWWWAuthenticate] = no.header
 				if tc.HostErrors {
 					return echo.NewHTTPError(no.status, no.err.Message).SetInternal(no.err)
 				}
 				// The body of a refusal is always the same: written from
 				// bytes made once, so that a made-up token costs no more
 				// than a live one.
-				h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+				h[keyContentType] = jsonContentType
 				c.Response().WriteHeader(no.status)
 				_, _ = c.Response().Write(refusalBodies[no.err])
 				return nil

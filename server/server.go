@@ -19,6 +19,8 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
@@ -244,16 +247,9 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 		return c.JSONBlob(http.StatusOK, specJSON)
 	})
 
-	validator := echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
-		// Servers is the mount prefix alone (no host), so the validator
-		// matches routes by path under it. (Its Prefix option would clone
-		// the request and break bodies read by security checks.)
-		SilenceServersWarning: true,
-		Options: openapi3filter.Options{
-			AuthenticationFunc: s.authenticate,
-			KeepValidatedValue: true,
-		},
-	})
+	validation := &echomiddleware.Options{
+		Options: openapi3filter.Options{AuthenticationFunc: s.authenticate},
+	}
 	first := []echo.MiddlewareFunc{
 		s.metrics.measure,
 		s.answerErrors,
@@ -267,19 +263,60 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 	// the host's whole 404 page), and would run plugintoken's validator on
 	// the routes the host adds to the group.
 	g := e.Group(prefix)
-	chain := append(first, append(slices.Clone(mw), validator, ownBinding)...)
-	r := &routes{g: g, mw: chain, keep: keep}
+	r := &routes{g: g, keep: keep, spec: spec,
+		before: append(first, mw...),
+		validator: func(route *routers.Route) echo.MiddlewareFunc {
+			return func(next echo.HandlerFunc) echo.HandlerFunc {
+				return func(c echo.Context) error {
+					if err := echomiddleware.ValidateRequestFromContext(c, &foundRoute{route, c}, validation); err != nil {
+						return err
+					}
+					return next(c)
+				}
+			}
+		},
+		after: []echo.MiddlewareFunc{ownBinding},
+	}
 	gen.RegisterHandlers(r, gen.NewStrictHandler(api{s: s}, []gen.StrictMiddlewareFunc{s.withCaller}))
+	if r.err != nil {
+		return nil, r.err
+	}
 	s.metrics.addRoutes(r.added)
 	return g, nil
 }
 
+// foundRoute is the route Echo matched for a request, as the request
+// validator's router: the validator checks the request against that
+// operation without finding the route a second time.
+type foundRoute struct {
+	route *routers.Route
+	c     echo.Context
+}
+
+func (f *foundRoute) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
+	names, values := f.c.ParamNames(), f.c.ParamValues()
+	params := make(map[string]string, len(names))
+	for i, n := range names {
+		// Echo matches the escaped path, as the validator's own router
+		// did; the validator wants the values decoded.
+		if v, err := url.PathUnescape(values[i]); err == nil {
+			params[n] = v
+		} else {
+			params[n] = values[i]
+		}
+	}
+	return f.route, params, nil
+}
+
 // routes registers the generated routes on g, each with the middleware
-// chain mw.
+// before, the request validator of its operation, and after.
 type routes struct {
-	g    *echo.Group
-	mw   []echo.MiddlewareFunc
-	keep func(path string) bool
+	g             *echo.Group
+	before, after []echo.MiddlewareFunc
+	validator     func(*routers.Route) echo.MiddlewareFunc
+	spec          *openapi3.T
+	err           error
+	keep          func(path string) bool
 	// added are the route templates registered: the metrics' route label
 	// values.
 	added []string
@@ -289,10 +326,25 @@ func (r *routes) add(method, path string, h echo.HandlerFunc, m []echo.Middlewar
 	if !r.keep(path) {
 		return &echo.Route{Method: method, Path: path} // not mounted here
 	}
-	route := r.g.Add(method, path, h, append(slices.Clone(r.mw), m...)...)
+	specPath := echoParam.ReplaceAllString(path, "{$1}")
+	item := r.spec.Paths.Value(specPath)
+	var op *openapi3.Operation
+	if item != nil {
+		op = item.GetOperation(method)
+	}
+	if op == nil {
+		r.err = errors.Join(r.err, fmt.Errorf("server: the embedded spec has no %s %s: regenerate gen/", method, specPath))
+		return &echo.Route{Method: method, Path: path}
+	}
+	found := &routers.Route{Spec: r.spec, Server: r.spec.Servers[0], Path: specPath, PathItem: item, Method: method, Operation: op}
+	chain := slices.Concat(r.before, []echo.MiddlewareFunc{r.validator(found)}, r.after, m)
+	route := r.g.Add(method, path, h, chain...)
 	r.added = append(r.added, route.Path)
 	return route
 }
+
+// echoParam is a path parameter in Echo's spelling (:pluginId).
+var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 
 func (r *routes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	return r.add(http.MethodConnect, p, h, m)
