@@ -15,11 +15,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,14 +153,8 @@ func take(root, file string) error {
 	if err != nil {
 		return err
 	}
-	if bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		if raw, err = io.ReadAll(zr); err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
+	if raw, err = decompress(raw); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
 	if _, err := Load(raw); err != nil {
 		return fmt.Errorf("%s: %w", file, err)

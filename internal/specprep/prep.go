@@ -39,14 +39,9 @@ const (
 // Load reads an upstream document: YAML or JSON (JSON is YAML), gzipped or
 // not.
 func Load(raw []byte) (*yaml.Node, error) {
-	if bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		if raw, err = io.ReadAll(zr); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
+	raw, err := decompress(raw)
+	if err != nil {
+		return nil, err
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -59,6 +54,22 @@ func Load(raw []byte) (*yaml.Node, error) {
 		return nil, errors.New("not an OpenAPI 3 document: no `openapi: 3.x`")
 	}
 	return &doc, nil
+}
+
+// decompress returns raw, gunzipped when it is gzipped.
+func decompress(raw []byte) ([]byte, error) {
+	if !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		return raw, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return out, nil
 }
 
 // Prepare turns an upstream document into the document plugintoken serves:
