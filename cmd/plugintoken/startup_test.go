@@ -58,9 +58,23 @@ func TestServeDamagedFile(t *testing.T) {
 	}
 	for name, damage := range map[string]func([]byte) []byte{
 		"Truncated": func(b []byte) []byte { return b[:len(b)/2] },
+		// Garbage over every page that holds plugin records: one of them
+		// is the live leaf (the others are older copies, free by now), so
+		// the damage is reachable whatever layout the commits made.
 		"GarbagePage": func(b []byte) []byte {
-			for i := 2 * 4096; i < 3*4096; i++ {
-				b[i] = byte(i * 7)
+			hit := false
+			for pg := 2; (pg+1)*4096 <= len(b); pg++ {
+				page := b[pg*4096 : (pg+1)*4096]
+				if !bytes.Contains(page, []byte("plugin-")) {
+					continue
+				}
+				for i := range page {
+					page[i] = byte(i * 7)
+				}
+				hit = true
+			}
+			if !hit {
+				panic("no page holds a plugin record")
 			}
 			return b
 		},
