@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -102,4 +105,126 @@ func hex4(h []byte) rune {
 		}
 	}
 	return r
+}
+
+// bindValidated sets dst (a pointer) from a body as the request validator
+// decoded it (map[string]any, []any, string, json.Number, bool, nil).
+// Object keys match the fields' JSON names exactly: Go's JSON decoding
+// would also take another spelling of a key ("NAME" for "name"), the last
+// one, which the validator never checked.
+func bindValidated(dst any, v any) error {
+	p := reflect.ValueOf(dst)
+	if p.Kind() != reflect.Pointer || p.IsNil() {
+		return fmt.Errorf("bind: %T is not a pointer", dst)
+	}
+	return bindValue(p.Elem(), v)
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func bindValue(dst reflect.Value, v any) error {
+	if v == nil { // JSON null
+		dst.SetZero()
+		return nil
+	}
+	if dst.Kind() != reflect.Pointer && dst.Kind() != reflect.Interface && reflect.PointerTo(dst.Type()).Implements(unmarshalerType) {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return dst.Addr().Interface().(json.Unmarshaler).UnmarshalJSON(raw)
+	}
+	mismatch := func() error { return fmt.Errorf("bind: %T into %s", v, dst.Type()) }
+	switch dst.Kind() {
+	case reflect.Pointer:
+		p := reflect.New(dst.Type().Elem())
+		if err := bindValue(p.Elem(), v); err != nil {
+			return err
+		}
+		dst.Set(p)
+	case reflect.Interface:
+		dst.Set(reflect.ValueOf(v))
+	case reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			return mismatch()
+		}
+		dst.SetString(s)
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return mismatch()
+		}
+		dst.SetBool(b)
+	case reflect.Float32, reflect.Float64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return mismatch()
+		}
+		f, err := n.Float64()
+		if err != nil || dst.OverflowFloat(f) {
+			return mismatch()
+		}
+		dst.SetFloat(f)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return mismatch()
+		}
+		i, err := n.Int64()
+		if err != nil || dst.OverflowInt(i) {
+			return mismatch()
+		}
+		dst.SetInt(i)
+	case reflect.Slice:
+		a, ok := v.([]any)
+		if !ok {
+			return mismatch()
+		}
+		s := reflect.MakeSlice(dst.Type(), len(a), len(a))
+		for i := range a {
+			if err := bindValue(s.Index(i), a[i]); err != nil {
+				return err
+			}
+		}
+		dst.Set(s)
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok || dst.Type().Key().Kind() != reflect.String {
+			return mismatch()
+		}
+		out := reflect.MakeMapWithSize(dst.Type(), len(m))
+		for k, x := range m {
+			e := reflect.New(dst.Type().Elem()).Elem()
+			if err := bindValue(e, x); err != nil {
+				return err
+			}
+			out.SetMapIndex(reflect.ValueOf(k).Convert(dst.Type().Key()), e)
+		}
+		dst.Set(out)
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return mismatch()
+		}
+		t := dst.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if x, ok := m[name]; ok {
+				if err := bindValue(dst.Field(i), x); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		return mismatch()
+	}
+	return nil
 }

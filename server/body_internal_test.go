@@ -3,9 +3,12 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/plugintoken/plugintoken/gen"
 )
 
 // FuzzLoneSurrogate checks hasLoneSurrogate against encoding/json itself:
@@ -50,4 +53,61 @@ func containsRuneError(v any) bool {
 		}
 	}
 	return false
+}
+
+// FuzzBindValidated: for any JSON object whose keys are spelled as the
+// fields' JSON names, binding the validator's decoded value gives exactly
+// what encoding/json gives, for every request body type of the API; a key
+// in another spelling binds nothing (encoding/json would take it).
+func FuzzBindValidated(f *testing.F) {
+	f.Add(`{"baseId":"b","secret":"s","scopes":["a","b"],"authCode":"c"}`)
+	f.Add(`{"name":"n","scopes":null}`)
+	f.Add(`{"token":"t","pluginId":"p","secret":null}`)
+	f.Add(`{"baseId":"b","subject":"u","extra":{"x":[1,2.5,true]}}`)
+	f.Add(`{"refreshToken":"r","secret":"s","scopes":[]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		if !json.Valid([]byte(body)) { // the server refuses the rest (checkBody)
+			return
+		}
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.UseNumber() // as the validator decodes
+		var v any
+		if dec.Decode(&v) != nil {
+			return
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		for _, newBody := range []func() any{
+			func() any { return new(gen.PluginTokenRequest) }, func() any { return new(gen.CreatePluginRequest) },
+			func() any { return new(gen.AuthCodeRequest) }, func() any { return new(gen.RefreshTokenRequest) },
+			func() any { return new(gen.TokenRequest) }, func() any { return new(gen.RevokeRequest) },
+		} {
+			got, want := newBody(), newBody()
+			errGot := bindValidated(got, m)
+			errWant := json.Unmarshal([]byte(body), want)
+			if exactKeys(m, want) && (errGot == nil) != (errWant == nil) {
+				t.Fatalf("%T from %s: bind err %v, encoding/json err %v", want, body, errGot, errWant)
+			}
+			if exactKeys(m, want) && errGot == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%T from %s: bind %+v, encoding/json %+v", want, body, got, want)
+			}
+		}
+	})
+}
+
+// exactKeys reports whether every key of m that names a field of dst's
+// type (case-insensitively) spells its JSON name exactly.
+func exactKeys(m map[string]any, dst any) bool {
+	t := reflect.TypeOf(dst).Elem()
+	for k := range m {
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			if strings.EqualFold(k, name) && k != name {
+				return false
+			}
+		}
+	}
+	return true
 }

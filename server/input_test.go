@@ -94,3 +94,28 @@ func TestDocsFolderURL(t *testing.T) {
 		t.Errorf("following /docs/ gave %d and a template: %.200s", res2.StatusCode, body)
 	}
 }
+
+// TestBindsWhatWasValidated: the handler acts on the values the validator
+// checked. Go's JSON decoding matches keys case-insensitively and keeps the
+// last, so {"name":"ok","NAME":<too long>} used to pass validation on
+// "name" and register the long "NAME".
+func TestBindsWhatWasValidated(t *testing.T) {
+	h := newHarness(t)
+	long := strings.Repeat("x", 300)
+	res, body := h.do("POST", "/api/plugin", "application/json", `{"name":"Chart","NAME":"`+long+`"}`, "Authorization", "Bearer "+adminToken)
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d %s", res.StatusCode, body)
+	}
+	if strings.Contains(string(body), long) || !strings.Contains(string(body), `"name":"Chart"`) {
+		t.Errorf("registered another name than the one validated: %s", body)
+	}
+	p := h.createPlugin()
+	code := h.authCode(p.ID, "bse1")
+	// The validated base is bse1; a second spelling of the key must not
+	// redirect the exchange to another base.
+	res, body = h.do("POST", "/api/plugin/"+p.ID+"/token", "application/json",
+		`{"baseId":"bse1","BaseID":"bse2","secret":"`+p.Secret+`","scopes":["table|read"],"authCode":"`+code+`"}`)
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("exchange for the validated base: %d %s", res.StatusCode, body)
+	}
+}

@@ -248,7 +248,10 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 	})
 
 	validation := &echomiddleware.Options{
-		Options: openapi3filter.Options{AuthenticationFunc: s.authenticate},
+		// KeepValidatedValue hands the decoded, checked body to the
+		// binding: the body is decoded once, and the handler gets exactly
+		// what was validated.
+		Options: openapi3filter.Options{AuthenticationFunc: s.authenticate, KeepValidatedValue: true},
 	}
 	first := []echo.MiddlewareFunc{
 		s.metrics.measure,
@@ -379,16 +382,25 @@ func (r *routes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *
 // application configured: a host binder that refuses unknown fields would
 // refuse Teable's real requests (they carry a plugin's logo), and a host's
 // statuses would reach plugintoken's error mapping. The body was already
-// validated against the document.
+// validated against the document, and what is bound is the value the
+// validator checked (see bindValidated).
 func ownBinding(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error { return next(&boundContext{c}) }
 }
 
 type boundContext struct{ echo.Context }
 
-// Bind decodes the JSON body into v; unknown fields are ignored.
+// Bind fills v from the body the validator decoded and checked; unknown
+// fields are ignored. A body the validator left alone (an operation whose
+// body is optional, sent without one) is decoded as JSON.
 func (c *boundContext) Bind(v any) error {
-	if err := json.NewDecoder(c.Request().Body).Decode(v); err != nil {
+	var err error
+	if vb, ok := c.Request().Body.(interface{ ValidatedValue() any }); ok {
+		err = bindValidated(v, vb.ValidatedValue())
+	} else {
+		err = json.NewDecoder(c.Request().Body).Decode(v)
+	}
+	if err != nil {
 		return &core.Error{Code: core.CodeValidation, Message: "Request body does not decode", Err: err}
 	}
 	return nil
