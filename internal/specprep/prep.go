@@ -17,7 +17,8 @@ import (
 
 // Options say how to prepare an upstream document.
 type Options struct {
-	// Selection is the upstream paths plugintoken serves (gen/selection.txt):
+	// Selection is the upstream paths plugintoken serves (the overlay's
+	// x-plugintoken-select):
 	// every operation on them is kept, everything else in the upstream
 	// document is dropped.
 	Selection []string
@@ -111,8 +112,8 @@ func selectPaths(root *yaml.Node, selection []string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the upstream document has no %s: selected in gen/selection.txt, so plugintoken serves it; "+
-			"upstream removed or renamed it, which changes what plugintoken serves (update gen/selection.txt, the overlay "+
+		return fmt.Errorf("the upstream document has no %s: selected by the overlay's x-plugintoken-select, so plugintoken serves it; "+
+			"upstream removed or renamed it, which changes what plugintoken serves (update the selection, the overlay's actions "+
 			"and the handlers, or keep the current upstream document)", strings.Join(missing, ", "))
 	}
 	kept := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
@@ -341,7 +342,7 @@ func checkAdditions(doc *yaml.Node, o *overlay.Overlay, action overlay.Action, u
 		for _, p := range keys(upd) {
 			if ops, ok := upstream.ops[p]; ok {
 				problems = append(problems, fmt.Sprintf("it adds path %s, which upstream defines (%s); "+
-					"target upstream's operations by path and method to change them, or drop %s from gen/selection.txt to serve your own",
+					"target upstream's operations by path and method to change them, or drop %s from x-plugintoken-select to serve your own",
 					p, strings.Join(sortedValues(ops), ", "), p))
 			}
 		}

@@ -46,7 +46,7 @@ func prepare(t *testing.T, raw []byte, selection []string) (*yaml.Node, error) {
 	t.Helper()
 	if selection == nil {
 		var err error
-		if selection, err = readSelection(filepath.Join(repo, "gen", "selection.txt")); err != nil {
+		if selection, err = Selection(repoOverlay(t)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,7 +174,7 @@ func TestPrepareFullDocument(t *testing.T) {
 
 	t.Run("UpstreamPluginRoutesSelected", func(t *testing.T) {
 		_, err := prepare(t, full, []string{tokenPath, "/plugin", "/plugin/{pluginId}/refreshToken"})
-		wantError(t, err, "adds path /plugin,", "which upstream defines (GET /plugin, POST /plugin)", "gen/selection.txt")
+		wantError(t, err, "adds path /plugin,", "which upstream defines (GET /plugin, POST /plugin)", "x-plugintoken-select")
 	})
 	t.Run("JavaScriptPatternSelected", func(t *testing.T) {
 		_, err := prepare(t, full, []string{tokenPath, "/auth/signup"})
