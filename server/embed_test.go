@@ -355,3 +355,41 @@ func TestGatewayMiddlewareOptions(t *testing.T) {
 		t.Errorf("net/http unknown token: %d %q", status, challenge)
 	}
 }
+
+// TestRefusalHeadersNotShared: a host middleware that edits a refusal's
+// header values in place changes that response only, never the next
+// refusal's.
+func TestRefusalHeadersNotShared(t *testing.T) {
+	h := newHarness(t)
+	e := echo.New()
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			hdr := c.Response().Header()
+			if v := hdr["Www-Authenticate"]; len(v) > 0 {
+				v[0] = "tampered"
+			}
+			if v := hdr["Content-Type"]; len(v) > 0 {
+				v[0] = "text/tampered"
+			}
+			return err
+		}
+	})
+	e.GET("/records", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, h.srv.RequireToken("record|read"))
+	for i := range 2 {
+		req := httptest.NewRequest(http.MethodGet, "/records", nil)
+		req.Header.Set("Authorization", "Bearer pta_"+strings.Repeat("A", 64))
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if i == 1 {
+			// The recorder snapshots headers at WriteHeader, before the
+			// host edited them: the second answer shows what was set.
+			if got := rec.Result().Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") {
+				t.Errorf("second refusal's challenge = %q: the first response's edit reached it", got)
+			}
+			if got := rec.Result().Header.Get("Content-Type"); got != "application/json" {
+				t.Errorf("second refusal's content type = %q", got)
+			}
+		}
+	}
+}

@@ -68,22 +68,18 @@ type refusal struct {
 	status    int
 	challenge string
 	err       *core.Error
-	// header is the challenge as a header value, made once: a refusal
-	// sets it without allocating (its capacity is its length, so a
-	// handler that appends to it gets a copy, never our array).
-	header []string
 }
 
 func newRefusal(status int, challenge string, err *core.Error) *refusal {
-	return &refusal{status: status, challenge: challenge, err: err, header: []string{challenge}[:1:1]}
+	return &refusal{status: status, challenge: challenge, err: err}
 }
 
-// Canonical header keys, and the JSON content type as a header value made
-// once (see refusal.header).
+// Canonical header keys: a refusal sets its two headers from one
+// allocation (the response owns the values; nothing is shared between
+// responses).
 var (
 	keyWWWAuthenticate = textproto.CanonicalMIMEHeaderKey(echo.HeaderWWWAuthenticate)
 	keyContentType     = textproto.CanonicalMIMEHeaderKey(echo.HeaderContentType)
-	jsonContentType    = []string{echo.MIMEApplicationJSON}[:1:1]
 )
 
 // checker admits requests for one TokenCheck. Its refusals (with their
@@ -167,14 +163,16 @@ func (s *Server) RequireTokenWith(tc TokenCheck) echo.MiddlewareFunc {
 				return nil
 			case no != nil:
 				h := c.Response().Header()
-				h[keyWWWAuthenticate] = no.header
+				values := [2]string{no.challenge, echo.MIMEApplicationJSON}
+				vs := values[:]
+				h[keyWWWAuthenticate] = vs[0:1:1]
 				if tc.HostErrors {
 					return echo.NewHTTPError(no.status, no.err.Message).SetInternal(no.err)
 				}
 				// The body of a refusal is always the same: written from
 				// bytes made once, so that a made-up token costs no more
 				// than a live one.
-				h[keyContentType] = jsonContentType
+				h[keyContentType] = vs[1:2:2]
 				c.Response().WriteHeader(no.status)
 				_, _ = c.Response().Write(refusalBodies[no.err])
 				return nil
