@@ -299,7 +299,7 @@ func (s *Service) lookupToken(ctx context.Context, presented string, now time.Ti
 
 // LiveToken is a live access token as a lookup found it, read in place
 // (no copy is made until Principal): what the gateway middleware needs to
-// admit a request without allocating.
+// admit a request without allocating. The zero LiveToken grants nothing.
 type LiveToken struct{ t *store.Token }
 
 // LiveAccessToken returns the live access token a presented string is,
@@ -318,6 +318,9 @@ func (s *Service) LiveAccessToken(ctx context.Context, accessToken string) (Live
 
 // HasScopes reports whether the token holds every scope of want.
 func (l LiveToken) HasScopes(want []string) bool {
+	if l.t == nil {
+		return false
+	}
 	for _, w := range want {
 		if !slices.Contains(l.t.Scopes, w) {
 			return false
@@ -327,11 +330,19 @@ func (l LiveToken) HasScopes(want []string) bool {
 }
 
 // BaseID is the base the token acts in.
-func (l LiveToken) BaseID() string { return l.t.BaseID }
+func (l LiveToken) BaseID() string {
+	if l.t == nil {
+		return ""
+	}
+	return l.t.BaseID
+}
 
 // Principal is what the token grants, as the caller's own copy.
 func (l LiveToken) Principal() Principal {
 	t := l.t
+	if t == nil {
+		return Principal{}
+	}
 	return Principal{PluginID: t.PluginID, BaseID: t.BaseID, Subject: t.Subject, Scopes: slices.Clone(t.Scopes), ExpiresAt: t.ExpiresAt}
 }
 
