@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/internal/damage"
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
@@ -56,35 +57,7 @@ func TestServeDamagedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, damage := range map[string]func([]byte) []byte{
-		"Truncated": func(b []byte) []byte { return b[:len(b)/2] },
-		// Garbage over every page that holds plugin records: one of them
-		// is the live leaf (the others are older copies, free by now), so
-		// the damage is reachable whatever layout the commits made.
-		"GarbagePage": func(b []byte) []byte {
-			hit := false
-			for pg := 2; (pg+1)*4096 <= len(b); pg++ {
-				page := b[pg*4096 : (pg+1)*4096]
-				if !bytes.Contains(page, []byte("plugin-")) {
-					continue
-				}
-				for i := range page {
-					page[i] = byte(i * 7)
-				}
-				hit = true
-			}
-			if !hit {
-				panic("no page holds a plugin record")
-			}
-			return b
-		},
-		"BadPageFlags": func(b []byte) []byte {
-			for pg := 2; pg*4096 < len(b); pg++ {
-				b[pg*4096+8], b[pg*4096+9] = 0x77, 0x77
-			}
-			return b
-		},
-	} {
+	for name, damage := range damage.Kinds() {
 		t.Run(name, func(t *testing.T) {
 			damaged := filepath.Join(t.TempDir(), "plugintoken.db")
 			if err := os.WriteFile(damaged, damage(bytes.Clone(good)), 0o600); err != nil {

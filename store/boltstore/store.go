@@ -47,6 +47,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,7 +258,10 @@ func openError(path string, timeout time.Duration, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("open %s: %w (waited %s; is another plugintoken running on it?)", path, ErrLocked, timeout)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch),
+		// bbolt has no sentinel for a file shorter than its two meta
+		// pages (a copy cut short): its message is the only sign.
+		strings.HasPrefix(err.Error(), "file size too small"):
 		return fmt.Errorf("%w: %s: %w (restore it from a backup)", ErrDamaged, path, err)
 	}
 	return fmt.Errorf("store: open %s: %w", path, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plugintoken/plugintoken/internal/damage"
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 	"github.com/plugintoken/plugintoken/store/storetest"
@@ -159,42 +160,7 @@ func TestOpenDamaged(t *testing.T) {
 		}
 		return path, raw
 	}
-	for name, damage := range map[string]func([]byte) []byte{
-		"TruncatedInHalf":    func(b []byte) []byte { return b[:len(b)/2] },
-		"TruncatedToOnePage": func(b []byte) []byte { return b[:5000] },
-		// Garbage over every page that holds plugin records: one of them
-		// is the live leaf (the others are older copies, free by now), so
-		// the damage is reachable whatever layout the commits made.
-		"GarbagePage": func(b []byte) []byte {
-			hit := false
-			for pg := 2; (pg+1)*4096 <= len(b); pg++ {
-				page := b[pg*4096 : (pg+1)*4096]
-				if !bytes.Contains(page, []byte("plugin-")) {
-					continue
-				}
-				for i := range page {
-					page[i] = byte(i * 7)
-				}
-				hit = true
-			}
-			if !hit {
-				panic("no page holds a plugin record")
-			}
-			return b
-		},
-		"BadPageFlags": func(b []byte) []byte {
-			for pg := 2; pg*4096 < len(b); pg++ {
-				b[pg*4096+8], b[pg*4096+9] = 0x77, 0x77
-			}
-			return b
-		},
-		"GarbageMeta": func(b []byte) []byte {
-			for i := range 8192 {
-				b[i] = byte(i)
-			}
-			return b
-		},
-	} {
+	for name, damage := range damage.Kinds() {
 		t.Run(name, func(t *testing.T) {
 			path, raw := build(t)
 			if err := os.WriteFile(path, damage(raw), 0o600); err != nil {
@@ -207,6 +173,9 @@ func TestOpenDamaged(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line naming the file: %q", err)
+			}
+			if !errors.Is(err, boltstore.ErrDamaged) {
+				t.Errorf("error is not ErrDamaged: %q", err)
 			}
 		})
 	}
