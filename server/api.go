@@ -140,7 +140,7 @@ func (a api) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) 
 	case core.CallerFrom(ctx).Subject != "":
 		err = a.s.RevokeToken(ctx, req.Body.Token) // an admin may revoke any token
 	case bearerRejected(ctx):
-		return nil, errMissingBearer
+		return nil, ErrUnauthorized
 	case req.Body.PluginID == nil || req.Body.Secret == nil:
 		return nil, errRevokeNeedsClient
 	default:

@@ -142,7 +142,7 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 	token, ok := bearerToken(header)
 	if !ok && header != "" {
 		c.Set(contextKeyBearerRejected, true) // not a bearer at all
-		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
+		return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: ErrUnauthorized}
 	}
 	subject, err := s.admin(c.Request(), token)
 	if err != nil {
@@ -154,7 +154,7 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 			if errors.As(err, &he) {
 				return he
 			}
-			return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: errMissingBearer}
+			return &echo.HTTPError{Code: http.StatusUnauthorized, Internal: ErrUnauthorized}
 		}
 		c.Set(contextKeyBearerRejected, true)
 		var e *core.Error

@@ -31,7 +31,6 @@ var (
 	// core.CodeUnauthorized) to refuse.
 	ErrUnauthorized = &core.Error{Code: core.CodeUnauthorized, Reason: "admin_bearer_refused",
 		Message: "A valid admin bearer token is required"}
-	errMissingBearer       = ErrUnauthorized
 	errInternal            = core.Errorf(core.CodeInternal, "Internal server error")
 	errMethodNotAllowedMsg = "Method not allowed"
 	errBodyTooLarge        = core.Errorf(core.CodeTooLarge, "Request body is larger than %d bytes", maxBodyBytes)

@@ -70,10 +70,6 @@ type refusal struct {
 	err       *core.Error
 }
 
-func newRefusal(status int, challenge string, err *core.Error) *refusal {
-	return &refusal{status: status, challenge: challenge, err: err}
-}
-
 // Canonical header keys: a refusal sets its two headers from one
 // allocation (the response owns the values; nothing is shared between
 // responses).
@@ -98,10 +94,10 @@ func (s *Server) checker(tc TokenCheck) *checker {
 	}
 	insufficient := fmt.Sprintf(`Bearer realm=%q, error="insufficient_scope", scope=%q`, realm, strings.Join(tc.Scopes, " "))
 	return &checker{s: s, tc: tc,
-		missing: newRefusal(http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), errInvalidAccessToken),
-		invalid: newRefusal(http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), errInvalidAccessToken),
-		scope:   newRefusal(http.StatusForbidden, insufficient, errInsufficientScope),
-		base:    newRefusal(http.StatusForbidden, insufficient, errOtherBase),
+		missing: &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q`, realm), core.ErrInvalidAccessToken},
+		invalid: &refusal{http.StatusUnauthorized, fmt.Sprintf(`Bearer realm=%q, error="invalid_token"`, realm), core.ErrInvalidAccessToken},
+		scope:   &refusal{http.StatusForbidden, insufficient, errInsufficientScope},
+		base:    &refusal{http.StatusForbidden, insufficient, errOtherBase},
 	}
 }
 
@@ -226,16 +222,15 @@ func (s *Server) Middleware(tc TokenCheck) func(http.Handler) http.Handler {
 }
 
 var (
-	errInvalidAccessToken = core.ErrInvalidAccessToken
-	errInsufficientScope  = core.Errorf(core.CodeRestricted, "The access token lacks a required scope")
-	errOtherBase          = core.Errorf(core.CodeRestricted, "The access token was issued for another base")
+	errInsufficientScope = core.Errorf(core.CodeRestricted, "The access token lacks a required scope")
+	errOtherBase         = core.Errorf(core.CodeRestricted, "The access token was issued for another base")
 )
 
 // refusalBodies are the gateway middleware's refusals in Teable's error
 // body, encoded once.
 var refusalBodies = func() map[*core.Error][]byte {
 	m := map[*core.Error][]byte{}
-	for _, e := range []*core.Error{errInvalidAccessToken, errInsufficientScope, errOtherBase} {
+	for _, e := range []*core.Error{core.ErrInvalidAccessToken, errInsufficientScope, errOtherBase} {
 		b, _ := json.Marshal(gen.Error{Message: e.Message, Status: e.Status(), Code: string(e.Code)})
 		m[e] = append(b, '\n')
 	}

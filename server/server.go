@@ -11,6 +11,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Admin == nil {
 		return nil, errors.New("server: Config.Admin is required")
 	}
+	log := cmp.Or(cfg.Logger, slog.Default())
 	// One vocabulary: when the served document enumerates the token
 	// operation's scopes, that enum is the vocabulary (registration, codes
 	// and exchange accept the same scopes), and a configured vocabulary
@@ -95,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 		if cfg.Scopes == nil {
 			cfg.Scopes = enum
 			if extra, missing := difference(core.DefaultScopes(), enum); len(extra)+len(missing) > 0 {
-				logger(cfg.Logger).Info("the API document enumerates the plugin scopes: that list is the vocabulary, not the built-in one",
+				log.Info("the API document enumerates the plugin scopes: that list is the vocabulary, not the built-in one",
 					"built_in_only", extra, "document_only", missing)
 			}
 		}
@@ -112,15 +114,12 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		Service:             svc,
 		admin:               cfg.Admin,
-		log:                 cfg.Logger,
+		log:                 log,
 		tokenRequiresBearer: cfg.TokenRequiresBearer,
 		clientAddr:          cfg.ClientAddr,
 	}
 	if s.clientAddr == nil {
 		s.clientAddr = PeerAddr
-	}
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store, svc.Collectors()); err != nil {
 		return nil, err
@@ -141,13 +140,6 @@ func difference(a, b []string) (onlyA, onlyB []string) {
 		}
 	}
 	return onlyA, onlyB
-}
-
-func logger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.Default()
-	}
-	return l
 }
 
 // scopeEnum returns the values the served document allows for the token

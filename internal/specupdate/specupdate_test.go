@@ -64,7 +64,7 @@ func (c *copies) get(t *testing.T) *module {
 	if m == nil {
 		m = copyModule(t, c.parent.TempDir())
 	} else {
-		m.t = t
+		m.t = t // before git: it reports to the subtest
 		m.git("reset", "-q", "--hard")
 		m.git("clean", "-q", "-fdx")
 	}

@@ -145,9 +145,6 @@ func (s *Service) Store() store.Store { return s.store }
 // with and a token may carry.
 func (s *Service) Scopes() []string { return slices.Clone(s.scopes) }
 
-// Now returns the service's clock reading.
-func (s *Service) Now() time.Time { return s.now() }
-
 // Caller is who makes a request, for the audit lines and the failure
 // limiter: the admin subject the host authenticated (empty for a plugin's
 // own request) and the client address.
