@@ -40,7 +40,10 @@ const MinAdminTokenLength = 32
 // the first 8 hex digits of the token's hash, which tells operators which
 // token was used without revealing it.
 func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
-	var hashes []store.Hash
+	var (
+		hashes   []store.Hash
+		subjects []string
+	)
 	for _, t := range tokens {
 		t = strings.TrimSpace(t)
 		if t == "" {
@@ -49,7 +52,9 @@ func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
 		if len(t) < MinAdminTokenLength {
 			return nil, fmt.Errorf("admin token of %d characters is too short for a bearer credential (at least %d)", len(t), MinAdminTokenLength)
 		}
-		hashes = append(hashes, store.HashOf(t))
+		h := store.HashOf(t)
+		hashes = append(hashes, h)
+		subjects = append(subjects, fmt.Sprintf("admin:%x", h[:4]))
 	}
 	if len(hashes) == 0 {
 		return nil, errors.New("no admin token given")
@@ -69,7 +74,7 @@ func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
 		if match < 0 {
 			return "", ErrUnauthorized
 		}
-		return fmt.Sprintf("admin:%x", hashes[match][:4]), nil
+		return subjects[match], nil
 	}, nil
 }
 

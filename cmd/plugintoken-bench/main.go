@@ -69,7 +69,11 @@ func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("BENCH_KEEP") != "" {
+		fmt.Println("keeping", dir, "(BENCH_KEEP)")
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if bin == "" {
 		bin = filepath.Join(dir, "plugintoken")
 		build := exec.Command("go", "build", "-o", bin, "./plugintoken") // run from the cmd module
