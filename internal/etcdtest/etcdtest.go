@@ -44,8 +44,22 @@ func Start(tb TB) *Server {
 	return s
 }
 
+// StartWith is Start with configure applied to the server's configuration
+// (a limit set below its default, say) before it starts.
+func StartWith(tb TB, configure func(*embed.Config)) *Server {
+	tb.Helper()
+	s, err := startIn(tb.TempDir(), configure)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
 // StartIn starts an etcd with its data in dir. The caller stops it.
-func StartIn(dir string) (*Server, error) {
+func StartIn(dir string) (*Server, error) { return startIn(dir, nil) }
+
+func startIn(dir string, configure func(*embed.Config)) (*Server, error) {
 	client, err := freePort()
 	if err != nil {
 		return nil, err
@@ -63,6 +77,9 @@ func StartIn(dir string) (*Server, error) {
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{os.DevNull}
+	if configure != nil {
+		configure(cfg)
+	}
 	s := &Server{Endpoint: client, cfg: cfg}
 	return s, s.Start()
 }

@@ -3,11 +3,13 @@ package etcdstore_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/plugintoken/plugintoken/internal/etcdtest"
 	"github.com/plugintoken/plugintoken/store"
@@ -56,5 +58,53 @@ func TestConformanceOnHostClient(t *testing.T) {
 	defer cancel()
 	if _, err := c.Get(ctx, "/host-1/meta/schema"); err != nil {
 		t.Errorf("the host's client was closed by a store: %v", err)
+	}
+}
+
+// TestBatchedReads: reads made at once share transactions (fewer than one
+// each), each caller gets its own records, and an etcd whose transactions
+// take fewer operations than a batch (--max-txn-ops below its default)
+// still answers every read.
+func TestBatchedReads(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		maxTxnOps uint
+	}{{"Default", 0}, {"FewTxnOps", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			etcd := etcdtest.StartWith(t, func(c *embed.Config) {
+				if tc.maxTxnOps > 0 {
+					c.MaxTxnOps = tc.maxTxnOps
+				}
+			})
+			db, err := etcdstore.Open(etcdstore.Options{Endpoints: []string{etcd.Endpoint}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			const n = 40
+			for i := range n {
+				id := fmt.Sprintf("plu%03d", i)
+				if err := db.CreatePlugin(context.Background(), store.Plugin{ID: id, Name: id, Scopes: []string{"table|read"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := etcdstore.Transactions(db)
+			var wg sync.WaitGroup
+			for round := range 5 {
+				for i := range n {
+					wg.Go(func() {
+						id := fmt.Sprintf("plu%03d", (i+round)%n)
+						p, err := db.Plugin(context.Background(), id)
+						if err != nil || p.ID != id || p.Name != id {
+							t.Errorf("Plugin(%s) = %+v, %v", id, p, err)
+						}
+					})
+				}
+			}
+			wg.Wait()
+			if sent := etcdstore.Transactions(db) - before; tc.maxTxnOps == 0 && sent >= 5*n {
+				t.Errorf("%d reads took %d transactions: not batched", 5*n, sent)
+			}
+		})
 	}
 }

@@ -7,7 +7,7 @@ require (
 	go.etcd.io/bbolt v1.5.0 // indirect
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/client/v3 v3.7.3
-	go.etcd.io/etcd/server/v3 v3.7.3 // indirect
+	go.etcd.io/etcd/server/v3 v3.7.3
 	golang.org/x/time v0.16.0 // indirect
 )
 
@@ -38,7 +38,6 @@ require (
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/tmc/grpc-websocket-proxy v0.0.0-20220101234140-673ab2c3ae75 // indirect
 	github.com/xiang90/probing v0.0.0-20221125231312-a49e3df8f510 // indirect
-	go.etcd.io/etcd/api/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/pkg/v3 v3.7.3 // indirect
 	go.etcd.io/raft/v3 v3.7.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -72,4 +71,7 @@ replace github.com/plugintoken/plugintoken/internal/etcdtest => ../../internal/e
 
 require github.com/plugintoken/plugintoken v0.0.0
 
-require github.com/plugintoken/plugintoken/internal/etcdtest v0.0.0
+require (
+	github.com/plugintoken/plugintoken/internal/etcdtest v0.0.0
+	go.etcd.io/etcd/api/v3 v3.7.3
+)
