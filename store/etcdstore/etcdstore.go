@@ -68,8 +68,9 @@ type DB struct {
 	owned bool
 	// owners: see grantAndPlugin.
 	owners owners
-	// reads batches reads (see reads).
-	reads *reads
+	// reads and writes batch reads and guarded writes (see them).
+	reads  *reads
+	writes *writes
 }
 
 // maxAttempts bounds the read-decide-write loop of one operation under
@@ -135,7 +136,7 @@ func New(c *clientv3.Client, opts Options) (*DB, error) {
 	}
 	opts = opts.withDefaults()
 	db := &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout, owners: owners{max: defaultOwners},
-		reads: newReads(c, opts.RequestTimeout)}
+		reads: newReads(c, opts.RequestTimeout), writes: newWrites(c, opts.RequestTimeout)}
 	if err := db.init(); err != nil {
 		return nil, err
 	}
@@ -376,13 +377,14 @@ func (db *DB) apply(ctx context.Context, plan decide.Plan, cmps []clientv3.Cmp) 
 	return db.commit(ctx, cmps, ops...)
 }
 
-// commit writes ops if cmps hold, and reports whether they did.
+// commit writes ops if cmps hold, and reports whether they did (batched
+// with other callers' writes: see writes).
 func (db *DB) commit(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
-	resp, err := db.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	ok, err := db.writes.do(ctx, cmps, ops)
 	if err != nil {
 		return false, unavailable(err)
 	}
-	return resp.Succeeded, nil
+	return ok, nil
 }
 
 // retry runs attempt until it reports done, fails, or the attempts run out

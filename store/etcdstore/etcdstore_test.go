@@ -2,6 +2,7 @@ package etcdstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -61,11 +62,12 @@ func TestConformanceOnHostClient(t *testing.T) {
 	}
 }
 
-// TestBatchedReads: reads made at once share transactions (fewer than one
-// each), each caller gets its own records, and an etcd whose transactions
-// take fewer operations than a batch (--max-txn-ops below its default)
-// still answers every read.
-func TestBatchedReads(t *testing.T) {
+// TestBatching: reads and guarded writes made at once share transactions
+// (fewer than one each), each caller gets its own answer (every code
+// redeemed once: each redemption is a read, then a write guarded by it),
+// and an etcd whose transactions take fewer operations than a batch
+// (--max-txn-ops below its default) still answers every call.
+func TestBatching(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		maxTxnOps uint
@@ -82,28 +84,37 @@ func TestBatchedReads(t *testing.T) {
 			}
 			defer db.Close()
 			const n = 40
+			storetest.MustCreatePlugin(t, db, "plu1")
 			for i := range n {
-				id := fmt.Sprintf("plu%03d", i)
-				if err := db.CreatePlugin(context.Background(), store.Plugin{ID: id, Name: id, Scopes: []string{"table|read"}}); err != nil {
-					t.Fatal(err)
-				}
+				storetest.MustCreateCode(t, db, fmt.Sprint("code", i), "plu1", "bse1")
 			}
-			before := etcdstore.Transactions(db)
+			reads0, writes0 := etcdstore.Transactions(db)
 			var wg sync.WaitGroup
-			for round := range 5 {
+			var redeemed, replayed atomic.Int64
+			for try := range 2 { // every code twice: one redemption, one replay
 				for i := range n {
 					wg.Go(func() {
-						id := fmt.Sprintf("plu%03d", (i+round)%n)
-						p, err := db.Plugin(context.Background(), id)
-						if err != nil || p.ID != id || p.Name != id {
-							t.Errorf("Plugin(%s) = %+v, %v", id, p, err)
+						err := db.RedeemAuthCode(context.Background(), storetest.RedemptionOf(fmt.Sprint("code", i), fmt.Sprint(i, "-", try)))
+						switch {
+						case err == nil:
+							redeemed.Add(1)
+						case errors.Is(err, store.ErrCodeReplayed), errors.Is(err, store.ErrInvalidCode):
+							replayed.Add(1)
+						default:
+							t.Errorf("redeem code%d: %v", i, err)
 						}
 					})
 				}
 			}
 			wg.Wait()
-			if sent := etcdstore.Transactions(db) - before; tc.maxTxnOps == 0 && sent >= 5*n {
-				t.Errorf("%d reads took %d transactions: not batched", 5*n, sent)
+			if redeemed.Load() != n || replayed.Load() != n {
+				t.Errorf("%d redeemed and %d refused; want %d each", redeemed.Load(), replayed.Load(), n)
+			}
+			reads, writes := etcdstore.Transactions(db)
+			reads, writes = reads-reads0, writes-writes0
+			t.Logf("%d redemptions: %d read and %d write transactions", 2*n, reads, writes)
+			if tc.maxTxnOps == 0 && (reads >= 2*n || writes >= 2*n) {
+				t.Errorf("%d redemptions took %d read and %d write transactions: not batched", 2*n, reads, writes)
 			}
 		})
 	}

@@ -1,4 +1,7 @@
 package etcdstore
 
-// Transactions counts the read transactions db's batches have sent.
-func Transactions(db *DB) int64 { return db.reads.sent.Load() }
+// Transactions counts the read and the write transactions db's batches
+// have sent.
+func Transactions(db *DB) (reads, writes int64) {
+	return db.reads.sent.Load(), db.writes.sent.Load()
+}

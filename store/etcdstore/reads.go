@@ -12,11 +12,15 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// maxBatchOps bounds the reads one batch sends in one transaction, under
-// etcd's default --max-txn-ops (128).
-const maxBatchOps = 64
+// maxBatchOps bounds the reads one batch sends in one transaction: etcd's
+// default --max-txn-ops (an etcd set lower is found out: see send).
+const maxBatchOps = 128
 
-// reads batches reads: the reads that callers ask for while a batch is
+// inFlight bounds the batches sent at once: while they are out, the next
+// reads gather for the next one.
+const inFlight = 4
+
+// reads batches reads: the reads that callers ask for while batches are
 // in flight go together in the next one, as one etcd transaction (one round
 // trip and one linearizable read for all of them) rather than one each.
 // Each caller still reads the state of an instant between its call and its
@@ -28,7 +32,7 @@ type reads struct {
 
 	mu      sync.Mutex
 	queue   []*readCall
-	running bool
+	running int // batches being gathered or in flight (at most inFlight)
 
 	// limit is the most reads a batch sends: maxBatchOps, lowered to what
 	// the etcd takes when it refuses a batch as too many operations.
@@ -56,8 +60,10 @@ func (r *reads) do(ctx context.Context, ops ...clientv3.Op) ([]*etcdserverpb.Res
 	call := &readCall{ops: ops, done: make(chan struct{})}
 	r.mu.Lock()
 	r.queue = append(r.queue, call)
-	start := !r.running
-	r.running = true
+	start := r.running < inFlight
+	if start {
+		r.running++
+	}
 	r.mu.Unlock()
 	if start {
 		go r.run()
@@ -80,7 +86,7 @@ func (r *reads) run() {
 			n++
 		}
 		if n == 0 {
-			r.running = false
+			r.running--
 			r.mu.Unlock()
 			return
 		}
