@@ -248,6 +248,9 @@ func startServer(bin, dir string, extra []string) (*server, error) {
 	args := append([]string{"serve", "--addr", addr, "--db", filepath.Join(dir, "plugintoken.db")}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PLUGINTOKEN_ADMIN_TOKEN="+admin)
+	// BENCH_SERVER_ENV: extra environment for the server alone
+	// (GOMAXPROCS=4 GOGC=400, say), to compare runtime settings.
+	cmd.Env = append(cmd.Env, strings.Fields(os.Getenv("BENCH_SERVER_ENV"))...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
