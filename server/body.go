@@ -11,11 +11,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 	"github.com/plugintoken/plugintoken/server/core"
-	"github.com/plugintoken/plugintoken/server/internal/bodycheck"
 )
 
 var (
@@ -275,54 +272,4 @@ func bindValue(dst reflect.Value, v any) error {
 		return mismatch()
 	}
 	return nil
-}
-
-// fastBody checks a request body against its operation's JSON schema
-// without kin-openapi's interpretive overhead (package bodycheck), for the
-// operations whose schema it can compile. It only ever proves a body valid:
-// anything else (an invalid body, an empty one, another media type, a
-// schema it cannot compile) goes to kin-openapi's whole validation, which
-// answers as it always did.
-type fastBody struct {
-	content *openapi3.MediaType
-	body    *openapi3.RequestBody
-	checker *bodycheck.Checker
-}
-
-// newFastBody compiles route's body schema, or returns nil (always ask
-// kin-openapi): an operation without a JSON body, an OpenAPI 3.1 document
-// (its schemas are JSON Schema 2020-12), a schema bodycheck declines.
-func newFastBody(route *routers.Route) *fastBody {
-	rb := route.Operation.RequestBody
-	if rb == nil || rb.Value == nil || route.Spec.IsOpenAPI31OrLater() {
-		return nil
-	}
-	content := rb.Value.Content.Get(echo.MIMEApplicationJSON)
-	if content == nil || content.Schema == nil || len(content.Encoding) > 0 {
-		return nil
-	}
-	checker, err := bodycheck.Compile(content.Schema)
-	if err != nil {
-		return nil
-	}
-	return &fastBody{content: content, body: rb.Value, checker: checker}
-}
-
-// check returns the body's value when it is proven valid. kin-openapi
-// would take the same media type entry for the request's Content-Type and
-// decode the body as JSON (requireJSON has refused other types already).
-func (f *fastBody) check(r *http.Request) (any, bool) {
-	if f == nil {
-		return nil, false
-	}
-	rb, ok := r.Body.(*readBody)
-	if !ok || len(rb.b) == 0 || rb.Len() != len(rb.b) {
-		return nil, false
-	}
-	ct := r.Header.Get(echo.HeaderContentType)
-	mt, _, _ := strings.Cut(ct, ";")
-	if !strings.EqualFold(strings.TrimSpace(mt), echo.MIMEApplicationJSON) || f.body.Content.Get(ct) != f.content {
-		return nil, false
-	}
-	return f.checker.Check(rb.b)
 }

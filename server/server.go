@@ -248,11 +248,6 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 		// what was validated.
 		Options: openapi3filter.Options{AuthenticationFunc: s.authenticate, KeepValidatedValue: true},
 	}
-	// The same, less the body, for requests whose body the fast path
-	// proved valid (see fastBody).
-	validationNoBody := &echomiddleware.Options{
-		Options: openapi3filter.Options{AuthenticationFunc: s.authenticate, ExcludeRequestBody: true},
-	}
 	first := []echo.MiddlewareFunc{
 		s.metrics.measure,
 		s.answerErrors,
@@ -269,20 +264,16 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 	r := &routes{g: g, keep: keep, spec: spec,
 		before: append(first, mw...),
 		validator: func(route *routers.Route) echo.MiddlewareFunc {
-			var fast *fastBody
+			var fast *fastRoute
 			if !s.kinOnly {
-				fast = newFastBody(route)
+				fast = newFastRoute(route, s.authenticate)
 			}
 			return func(next echo.HandlerFunc) echo.HandlerFunc {
 				return func(c echo.Context) error {
-					if v, ok := fast.check(c.Request()); ok {
-						// Security and parameters as always; the body
-						// is proven valid and decoded.
-						if err := echomiddleware.ValidateRequestFromContext(c, &foundRoute{route, c}, validationNoBody); err != nil {
+					if handled, err := fast.validate(c); handled {
+						if err != nil {
 							return err
 						}
-						r := c.Request()
-						r.Body = validatedBody{ReadCloser: r.Body, value: v}
 						return next(c)
 					}
 					if err := echomiddleware.ValidateRequestFromContext(c, &foundRoute{route, c}, validation); err != nil {

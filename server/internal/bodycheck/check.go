@@ -186,6 +186,10 @@ func (c *Checker) Check(body []byte) (v any, ok bool) {
 	return v, true
 }
 
+// CheckValue reports whether the schema accepts v, a value as Parse
+// returns them (a path parameter's string, say).
+func (c *Checker) CheckValue(v any) bool { return c.root.accepts(v) }
+
 func (n *node) accepts(v any) bool {
 	if v == nil {
 		return n.nullable

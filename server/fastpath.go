@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+	echomiddleware "github.com/oapi-codegen/echo-middleware"
+
+	"github.com/plugintoken/plugintoken/server/internal/bodycheck"
+)
+
+// fastRoute validates a request against its operation without kin-
+// openapi's interpretive overhead, for the operations whose every part it
+// can: path parameters and a JSON body whose schemas package bodycheck
+// compiles, and security requirements of declared schemes. It only ever
+// proves a request valid: a request it cannot prove (an invalid body or
+// parameter, an empty body, another media type) goes to kin-openapi's
+// whole validation, which answers as it always did. Security is checked
+// last here, after the checks that have no effect, so that the
+// authenticator runs once, as in kin-openapi (security first, then
+// parameters, then the body, stopping at the first failure: a request the
+// fast path sends on to kin-openapi has not been authenticated yet).
+type fastRoute struct {
+	params   []fastParam
+	body     *fastBody // nil: the operation has no request body
+	security openapi3.SecurityRequirements
+	schemes  map[string]*openapi3.SecurityScheme
+	auth     openapi3filter.AuthenticationFunc
+}
+
+type fastParam struct {
+	name    string
+	checker *bodycheck.Checker
+}
+
+// newFastRoute compiles route, or returns nil (always ask kin-openapi).
+func newFastRoute(route *routers.Route, auth openapi3filter.AuthenticationFunc) *fastRoute {
+	if route.Spec.IsOpenAPI31OrLater() {
+		return nil
+	}
+	f := &fastRoute{auth: auth}
+	op := route.Operation
+	// The parameters kin-openapi checks: the path item's, less those the
+	// operation redefines, then the operation's.
+	var params []*openapi3.Parameter
+	for _, ref := range route.PathItem.Parameters {
+		if op.Parameters == nil || op.Parameters.GetByInAndName(ref.Value.In, ref.Value.Name) == nil {
+			params = append(params, ref.Value)
+		}
+	}
+	for _, ref := range op.Parameters {
+		params = append(params, ref.Value)
+	}
+	for _, p := range params {
+		if p == nil || p.In != openapi3.ParameterInPath || !p.Required || p.Content != nil ||
+			(p.Style != "" && p.Style != openapi3.SerializationSimple) || (p.Explode != nil && *p.Explode) || p.Schema == nil ||
+			p.Schema.Value == nil || !p.Schema.Value.Type.Is(openapi3.TypeString) {
+			return nil
+		}
+		c, err := bodycheck.Compile(p.Schema)
+		if err != nil {
+			return nil
+		}
+		f.params = append(f.params, fastParam{name: p.Name, checker: c})
+	}
+	if op.RequestBody != nil {
+		if f.body = newFastBody(route); f.body == nil {
+			return nil
+		}
+	}
+	security := op.Security
+	if security == nil {
+		security = &route.Spec.Security
+	}
+	f.security = *security
+	if len(f.security) > 0 {
+		if route.Spec.Components == nil {
+			return nil
+		}
+		f.schemes = map[string]*openapi3.SecurityScheme{}
+		for _, req := range f.security {
+			for name := range req {
+				ref := route.Spec.Components.SecuritySchemes[name]
+				if ref == nil || ref.Value == nil {
+					return nil // kin-openapi answers "not declared"
+				}
+				f.schemes[name] = ref.Value
+			}
+		}
+	}
+	return f
+}
+
+// validate returns whether the fast path decided the request: nil, valid
+// (with the body's value bound for the handler); or the refusal of its
+// security check. handled false: ask kin-openapi.
+func (f *fastRoute) validate(c echo.Context) (handled bool, err error) {
+	if f == nil {
+		return false, nil
+	}
+	r := c.Request()
+	var value any
+	if f.body != nil {
+		var ok bool
+		if value, ok = f.body.check(r); !ok {
+			return false, nil
+		}
+	}
+	for _, p := range f.params {
+		v := c.Param(p.name)
+		// Echo matches the escaped path; kin-openapi checks the value
+		// decoded (as foundRoute hands it over).
+		if u, err := url.PathUnescape(v); err == nil {
+			v = u
+		}
+		if !slices.Contains(c.ParamNames(), p.name) || !p.checker.CheckValue(v) {
+			return false, nil
+		}
+	}
+	if err := f.authenticate(c); err != nil {
+		return true, err
+	}
+	if f.body != nil {
+		r.Body = validatedBody{ReadCloser: r.Body, value: value}
+	}
+	return true, nil
+}
+
+// authenticate is kin-openapi's ValidateSecurityRequirements, with its
+// refusal as echo-middleware answers it, for an authenticator that refuses
+// with an *echo.HTTPError (Server.authenticate): the requirements are
+// alternatives, tried in order until one holds; each holds when every
+// scheme it names (in name order) is accepted; when none holds, the
+// refusal is the first requirement's.
+func (f *fastRoute) authenticate(c echo.Context) error {
+	if len(f.security) == 0 {
+		return nil
+	}
+	ctx := context.WithValue(context.Background(), echomiddleware.EchoContextKey, c) //nolint:staticcheck // the key echo-middleware reads
+	in := &openapi3filter.RequestValidationInput{Request: c.Request()}
+	var first error
+	for _, req := range f.security {
+		names := make([]string, 0, len(req))
+		for name := range req {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		var err error
+		for _, name := range names {
+			if err = f.auth(ctx, &openapi3filter.AuthenticationInput{
+				RequestValidationInput: in, SecuritySchemeName: name, SecurityScheme: f.schemes[name], Scopes: req[name],
+			}); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if he, ok := first.(*echo.HTTPError); ok {
+		return he
+	}
+	return &echo.HTTPError{Code: http.StatusForbidden, Message: first.Error(), Internal: first}
+}
+
+// fastBody checks a request body against its operation's JSON schema
+// without kin-openapi's interpretive overhead (package bodycheck), for the
+// operations whose schema it can compile. It only ever proves a body valid:
+// anything else (an invalid body, an empty one, another media type, a
+// schema it cannot compile) goes to kin-openapi's whole validation, which
+// answers as it always did.
+type fastBody struct {
+	content *openapi3.MediaType
+	body    *openapi3.RequestBody
+	checker *bodycheck.Checker
+}
+
+// newFastBody compiles route's body schema, or returns nil (always ask
+// kin-openapi): an operation without a JSON body, an OpenAPI 3.1 document
+// (its schemas are JSON Schema 2020-12), a schema bodycheck declines.
+func newFastBody(route *routers.Route) *fastBody {
+	rb := route.Operation.RequestBody
+	if rb == nil || rb.Value == nil || route.Spec.IsOpenAPI31OrLater() {
+		return nil
+	}
+	content := rb.Value.Content.Get(echo.MIMEApplicationJSON)
+	if content == nil || content.Schema == nil || len(content.Encoding) > 0 {
+		return nil
+	}
+	checker, err := bodycheck.Compile(content.Schema)
+	if err != nil {
+		return nil
+	}
+	return &fastBody{content: content, body: rb.Value, checker: checker}
+}
+
+// check returns the body's value when it is proven valid. kin-openapi
+// would take the same media type entry for the request's Content-Type and
+// decode the body as JSON (requireJSON has refused other types already).
+func (f *fastBody) check(r *http.Request) (any, bool) {
+	if f == nil {
+		return nil, false
+	}
+	rb, ok := r.Body.(*readBody)
+	if !ok || len(rb.b) == 0 || rb.Len() != len(rb.b) {
+		return nil, false
+	}
+	ct := r.Header.Get(echo.HeaderContentType)
+	mt, _, _ := strings.Cut(ct, ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), echo.MIMEApplicationJSON) || f.body.Content.Get(ct) != f.content {
+		return nil, false
+	}
+	return f.checker.Check(rb.b)
+}
