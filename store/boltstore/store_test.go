@@ -236,3 +236,33 @@ func TestBackupSlowReaderDoesNotStallWriters(t *testing.T) {
 		t.Errorf("the file grew to %d bytes only: no remap was needed, the test proved nothing", size)
 	}
 }
+
+// TestWrongSecretIsACacheAnswer: a token presented with a wrong secret
+// half for a key that exists is answered from the cache once the grant has
+// been read, as the right one is: presenting made-up secrets for a known
+// key is no lever for making the store read its file on every request.
+func TestWrongSecretIsACacheAnswer(t *testing.T) {
+	db := mustOpenAt(t, filepath.Join(t.TempDir(), "plugintoken.db"))
+	seed(t, db)
+	r := redemption("a")
+	if err := db.RedeemAuthCode(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	wrong := accessRef(r.Grant)
+	wrong.Secret = store.HashOf("guess")
+	if _, err := db.Token(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("wrong secret: %v, want ErrNotFound", err)
+	}
+	before := boltstore.BoltStats(db).TxN
+	for range 10 {
+		if _, err := db.Token(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("wrong secret: %v, want ErrNotFound", err)
+		}
+	}
+	if n := boltstore.BoltStats(db).TxN - before; n != 0 {
+		t.Errorf("10 lookups with a wrong secret opened %d read transactions, want 0", n)
+	}
+	if tok, err := db.Token(ctx, accessRef(r.Grant)); err != nil || tok == nil {
+		t.Errorf("the right secret after wrong ones: %v", err)
+	}
+}

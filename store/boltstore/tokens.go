@@ -50,21 +50,6 @@ func grant(tx txn, key store.Key) (*store.Grant, error) {
 	return g, nil
 }
 
-// presented reads the grant a Ref names and tells which of its tokens the
-// Ref presents. It returns ErrNotFound when there is no such grant, neither
-// secret half matches, or the grant's plugin has been deleted.
-func presented(tx txn, ref store.Ref) (*store.Grant, store.TokenKind, error) {
-	g, err := grant(tx, ref.Key)
-	if err != nil {
-		return nil, "", err
-	}
-	kind, ok := decide.Presents(g, ref)
-	if !ok {
-		return nil, "", store.ErrNotFound
-	}
-	return g, kind, nil
-}
-
 // Token returns the token a presented Ref names. It returns ErrNotFound when
 // there is no such token, its secret half does not match, or its plugin has
 // been deleted. It does not judge expiry, rotation or revocation: the caller
@@ -86,8 +71,8 @@ func (db *DB) Token(ctx context.Context, ref store.Ref) (*store.Token, error) {
 	var stored bool
 	err := db.view(ctx, func(tx txn) error {
 		var err error
-		g, kind, err = presented(tx, ref)
-		if errors.Is(err, store.ErrNotFound) { // no grant, or a wrong secret, or a deleted plugin's
+		g, err = grant(tx, ref.Key)
+		if errors.Is(err, store.ErrNotFound) { // no grant, or a deleted plugin's
 			stored = tx.Bucket(bucketGrants).Get(ref.Key[:]) != nil
 		}
 		return err
@@ -98,7 +83,15 @@ func (db *DB) Token(ctx context.Context, ref store.Ref) (*store.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	return db.cache.fill(g, epoch).token(kind), nil
+	// The grant is cached whether or not the secret presented is its own:
+	// presenting wrong secrets for a known key then costs what presenting
+	// the right one does, a map lookup, not a read transaction each.
+	e = db.cache.fill(g, epoch)
+	kind, ok := decide.Presents(g, ref)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return e.token(kind), nil
 }
 
 // RotateRefreshToken checks the presented refresh token and, in one write
