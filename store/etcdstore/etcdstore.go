@@ -69,8 +69,8 @@ type DB struct {
 	// owners: see grantAndPlugin.
 	owners owners
 	// reads and writes batch reads and guarded writes (see them).
-	reads  *reads
-	writes *writes
+	reads  reads
+	writes writes
 }
 
 // maxAttempts bounds the read-decide-write loop of one operation under

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -33,24 +31,33 @@ const maxBatchable = 16
 // any order: each caller's write happens, or not, at one instant between
 // its call and its return, as alone.
 type writes struct {
-	c       *clientv3.Client
-	timeout time.Duration
-
-	mu      sync.Mutex
-	queue   []*writeCall
-	running bool
-
-	// limit is the most writes a batch carries: maxBatchWrites, lowered to
-	// what the etcd takes when it refuses a batch as too many operations.
-	limit atomic.Int64
-	// sent counts the transactions sent (for tests).
-	sent atomic.Int64
+	*batcher[*writeCall]
+	c *clientv3.Client
 }
 
-func newWrites(c *clientv3.Client, timeout time.Duration) *writes {
-	w := &writes{c: c, timeout: timeout}
-	w.limit.Store(maxBatchWrites)
-	return w
+func newWrites(c *clientv3.Client, timeout time.Duration) writes {
+	b := &batcher[*writeCall]{
+		timeout:  timeout,
+		inFlight: 1,
+		size:     func(*writeCall) int { return 1 }, // one nested transaction
+		// A write waits behind an earlier one it conflicts with, too.
+		compatible: func(c *writeCall, batch, waiting []*writeCall) bool {
+			for _, d := range batch {
+				if c.conflicts(d) {
+					return false
+				}
+			}
+			for _, d := range waiting {
+				if c.conflicts(d) {
+					return false
+				}
+			}
+			return true
+		},
+		send: sendWrites(c),
+	}
+	b.limit.Store(maxBatchWrites)
+	return writes{batcher: b, c: c}
 }
 
 type writeCall struct {
@@ -122,7 +129,7 @@ func nonEmpty(b []byte) []byte {
 
 // do writes ops if cmps hold, with other callers' writes, and reports
 // whether they held.
-func (w *writes) do(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (bool, error) {
+func (w writes) do(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (bool, error) {
 	call := newWriteCall(cmps, ops)
 	if call == nil {
 		resp, err := w.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
@@ -131,97 +138,50 @@ func (w *writes) do(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op)
 		}
 		return resp.Succeeded, nil
 	}
-	w.mu.Lock()
-	w.queue = append(w.queue, call)
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if start {
-		go w.run()
-	}
-	select {
-	case <-call.done:
-		return call.ok, call.err
-	case <-ctx.Done():
+	w.add(call)
+	if err := wait(ctx, call.done); err != nil {
 		// The batch may still carry the write: its outcome is unknown, as
 		// that of a transaction whose answer did not come.
-		return false, ctx.Err()
+		return false, err
 	}
+	return call.ok, call.err
 }
 
-// run sends batches until no caller waits.
-func (w *writes) run() {
-	for {
-		w.mu.Lock()
-		limit := int(w.limit.Load())
-		var batch, rest []*writeCall
-		for _, c := range w.queue {
-			fits := len(batch) < limit
-			for _, b := range batch {
-				if !fits {
-					break
-				}
-				fits = !c.conflicts(b)
+// sendWrites sends a batch of writes: one alone as itself, more as nested
+// transactions of one.
+func sendWrites(c *clientv3.Client) func(context.Context, []*writeCall) bool {
+	return func(ctx context.Context, batch []*writeCall) bool {
+		var ok []bool
+		var err error
+		if len(batch) == 1 {
+			var resp *clientv3.TxnResponse
+			if resp, err = c.Txn(ctx).If(batch[0].cmps...).Then(batch[0].ops...).Commit(); err == nil {
+				ok = []bool{resp.Succeeded}
 			}
-			// A call that waits keeps its place before later ones that
-			// conflict with it: they wait too.
-			for _, r := range rest {
-				if !fits {
-					break
-				}
-				fits = !c.conflicts(r)
-			}
-			if fits {
-				batch = append(batch, c)
-			} else {
-				rest = append(rest, c)
-			}
-		}
-		w.queue = rest
-		if len(batch) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
-		w.send(batch)
-	}
-}
-
-func (w *writes) send(batch []*writeCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
-	defer cancel()
-	w.sent.Add(1)
-	if len(batch) == 1 {
-		c := batch[0]
-		resp, err := w.c.Txn(ctx).If(c.cmps...).Then(c.ops...).Commit()
-		if err == nil {
-			c.ok = resp.Succeeded
-		}
-		c.err = err
-		close(c.done)
-		return
-	}
-	ops := make([]clientv3.Op, len(batch))
-	for i, c := range batch {
-		ops[i] = clientv3.OpTxn(c.cmps, c.ops, nil)
-	}
-	resp, err := w.c.Txn(ctx).Then(ops...).Commit()
-	if errors.Is(err, rpctypes.ErrTooManyOps) {
-		// An etcd configured below the default (--max-txn-ops): from now
-		// on, batches at most half this size; this one in two.
-		half := len(batch) / 2
-		w.limit.Store(int64(min(int(w.limit.Load()), max(1, half))))
-		w.send(batch[:half])
-		w.send(batch[half:])
-		return
-	}
-	for i, c := range batch {
-		if err != nil {
-			c.err = err
 		} else {
-			c.ok = resp.Responses[i].GetResponseTxn().GetSucceeded()
+			ops := make([]clientv3.Op, len(batch))
+			for i, w := range batch {
+				ops[i] = clientv3.OpTxn(w.cmps, w.ops, nil)
+			}
+			var resp *clientv3.TxnResponse
+			resp, err = c.Txn(ctx).Then(ops...).Commit()
+			if errors.Is(err, rpctypes.ErrTooManyOps) {
+				return true
+			}
+			if err == nil {
+				for _, r := range resp.Responses {
+					ok = append(ok, r.GetResponseTxn().GetSucceeded())
+				}
+			}
 		}
-		close(c.done)
+		for i, w := range batch {
+			if err != nil {
+				w.err = err
+			} else {
+				w.ok = ok[i]
+			}
+			close(w.done)
+		}
+		return false
 	}
 }
