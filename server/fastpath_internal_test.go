@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
@@ -77,7 +78,9 @@ func TestFastPathAnswersAsKinOpenAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := New(Config{Config: core.Config{Store: db, Logger: slog.New(slog.DiscardHandler)}, Admin: auth})
+		// One clock for both servers: their answers carry times.
+		now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+		s, err := New(Config{Config: core.Config{Store: db, Logger: slog.New(slog.DiscardHandler), Now: now}, Admin: auth})
 		if err != nil {
 			t.Fatal(err)
 		}
