@@ -90,7 +90,7 @@ type readBody struct {
 
 func (*readBody) Close() error { return nil }
 
-// validatedBody is a body the fast path checked (see fastBody), with the
+// validatedBody is a body the fast path checked (see fastRoute), with the
 // value the handler binds: the same shape as kin-openapi's.
 type validatedBody struct {
 	io.ReadCloser

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -28,11 +29,18 @@ import (
 // parameters, then the body, stopping at the first failure: a request the
 // fast path sends on to kin-openapi has not been authenticated yet).
 type fastRoute struct {
-	params   []fastParam
-	body     *fastBody // nil: the operation has no request body
-	security openapi3.SecurityRequirements
-	schemes  map[string]*openapi3.SecurityScheme
+	params []fastParam
+	body   *fastBody // nil: the operation has no request body
+	// security is the operation's requirements (alternatives), each as its
+	// schemes in name order.
+	security [][]fastScheme
 	auth     openapi3filter.AuthenticationFunc
+}
+
+type fastScheme struct {
+	name   string
+	scheme *openapi3.SecurityScheme
+	scopes []string
 }
 
 type fastParam struct {
@@ -79,21 +87,16 @@ func newFastRoute(route *routers.Route, auth openapi3filter.AuthenticationFunc) 
 	if security == nil {
 		security = &route.Spec.Security
 	}
-	f.security = *security
-	if len(f.security) > 0 {
-		if route.Spec.Components == nil {
-			return nil
-		}
-		f.schemes = map[string]*openapi3.SecurityScheme{}
-		for _, req := range f.security {
-			for name := range req {
-				ref := route.Spec.Components.SecuritySchemes[name]
-				if ref == nil || ref.Value == nil {
-					return nil // kin-openapi answers "not declared"
-				}
-				f.schemes[name] = ref.Value
+	for _, req := range *security {
+		var schemes []fastScheme
+		for _, name := range slices.Sorted(maps.Keys(req)) {
+			if route.Spec.Components == nil || route.Spec.Components.SecuritySchemes[name] == nil ||
+				route.Spec.Components.SecuritySchemes[name].Value == nil {
+				return nil // kin-openapi answers "not declared"
 			}
+			schemes = append(schemes, fastScheme{name, route.Spec.Components.SecuritySchemes[name].Value, req[name]})
 		}
+		f.security = append(f.security, schemes)
 	}
 	return f
 }
@@ -148,15 +151,10 @@ func (f *fastRoute) authenticate(c echo.Context) error {
 	in := &openapi3filter.RequestValidationInput{Request: c.Request()}
 	var first error
 	for _, req := range f.security {
-		names := make([]string, 0, len(req))
-		for name := range req {
-			names = append(names, name)
-		}
-		slices.Sort(names)
 		var err error
-		for _, name := range names {
+		for _, sc := range req {
 			if err = f.auth(ctx, &openapi3filter.AuthenticationInput{
-				RequestValidationInput: in, SecuritySchemeName: name, SecurityScheme: f.schemes[name], Scopes: req[name],
+				RequestValidationInput: in, SecuritySchemeName: sc.name, SecurityScheme: sc.scheme, Scopes: sc.scopes,
 			}); err != nil {
 				break
 			}

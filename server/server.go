@@ -77,8 +77,8 @@ type Server struct {
 	tokenRequiresBearer bool
 	clientAddr          func(*http.Request) string
 	metrics             *metrics
-	// kinOnly sends every body to kin-openapi, past the fast path: the
-	// tests compare the two.
+	// kinOnly sends every request to kin-openapi's validation, past the
+	// fast path (fastRoute): the tests compare the two.
 	kinOnly bool
 }
 
