@@ -2,8 +2,8 @@ package server
 
 import (
 	"context"
-	"net/http"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
