@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ func main() {
 		codes    = flag.Int("codes", 250000, "auth codes to pre-issue for the exchange (the run stops early if they run out)")
 		etcdCode = flag.Int("etcd-codes", 120000, "auth codes to pre-issue for the etcd run (0: no etcd run)")
 		extra    = flag.String("server-args", "", "extra arguments for plugintoken serve")
-		profile  = flag.String("profile", "", "folder to save a CPU profile of the server per scenario (via --debug-addr)")
+		profile  = flag.String("profile", "", "folder to save CPU profiles per scenario: the server's (via --debug-addr) and, as gen-NAME, the load generator's (with the etcd it embeds)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -133,6 +134,15 @@ func runBackend(bin, dir string, duration, warmup time.Duration, conns, codes in
 		}
 		file := filepath.Join(profileDir, strings.Fields(name)[1][1:]+".pprof")
 		file = strings.NewReplacer("/", "_", "{", "", "}", "").Replace(filepath.Base(file))
+		// The load generator's own profile too: on etcd it holds the etcd
+		// server, whose CPU is most of what an exchange costs there.
+		if f, err := os.Create(filepath.Join(profileDir, "gen-"+file)); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				time.AfterFunc(d, func() { pprof.StopCPUProfile(); f.Close() })
+			} else {
+				f.Close()
+			}
+		}
 		go func() {
 			secs := max(1, int(d.Seconds())-1)
 			res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, secs))
