@@ -201,6 +201,7 @@ func TestFastPathAnswersAsKinOpenAPI(t *testing.T) {
 		out = strings.NewReplacer(s.plugin, "PLUGIN", s.token, "TOKEN").Replace(out)
 		return res.StatusCode, out
 	}
+	t.Logf("%d bodies on %d routes", len(bodies), len(routes))
 	for _, rt := range routes {
 		for _, body := range bodies {
 			fs, fb := send(fast, rt, body)
