@@ -21,6 +21,11 @@ type batcher[C any] struct {
 	// compatible, when set, says whether a call may join a batch, given the
 	// calls already in it and those left waiting before it.
 	compatible func(c C, batch, waiting []C) bool
+	// gone says whether a call's caller has stopped waiting (its context
+	// ended): such a call is dropped unsent, so that an etcd slower than
+	// the callers' patience is not sent what nobody waits for, and a write
+	// given up on does not happen later.
+	gone func(C) bool
 	// send sends a batch as one transaction and answers every call in it,
 	// except when the etcd refused it as too many operations (tooMany),
 	// which for a batch of one call is an answer like any error.
@@ -72,6 +77,9 @@ func (b *batcher[C]) run() {
 func (b *batcher[C]) take(queue []C, limit int) (batch, rest []C) {
 	n := 0
 	for _, c := range queue {
+		if b.gone(c) {
+			continue
+		}
 		if (len(batch) == 0 || n+b.size(c) <= limit) && (b.compatible == nil || b.compatible(c, batch, rest)) {
 			batch = append(batch, c)
 			n += b.size(c)

@@ -27,6 +27,7 @@ const readsInFlight = 4
 type reads struct{ *batcher[*readCall] }
 
 type readCall struct {
+	ctx   context.Context
 	ops   []clientv3.Op
 	resps []*etcdserverpb.ResponseOp
 	err   error
@@ -38,6 +39,7 @@ func newReads(c *clientv3.Client, timeout time.Duration) reads {
 		timeout:  timeout,
 		inFlight: readsInFlight,
 		size:     func(r *readCall) int { return len(r.ops) },
+		gone:     func(r *readCall) bool { return r.ctx.Err() != nil },
 	}
 	b.send = func(ctx context.Context, batch []*readCall) bool {
 		var ops []clientv3.Op
@@ -67,7 +69,7 @@ func newReads(c *clientv3.Client, timeout time.Duration) reads {
 // do runs ops (reads only) in one snapshot, with other callers' reads, and
 // returns their responses in order.
 func (r reads) do(ctx context.Context, ops ...clientv3.Op) ([]*etcdserverpb.ResponseOp, error) {
-	call := &readCall{ops: ops, done: make(chan struct{})}
+	call := &readCall{ctx: ctx, ops: ops, done: make(chan struct{})}
 	r.add(call)
 	if err := wait(ctx, call.done); err != nil {
 		return nil, err

@@ -40,6 +40,7 @@ func newWrites(c *clientv3.Client, timeout time.Duration) writes {
 		timeout:  timeout,
 		inFlight: 1,
 		size:     func(*writeCall) int { return 1 }, // one nested transaction
+		gone:     func(w *writeCall) bool { return w.ctx.Err() != nil },
 		// A write waits behind an earlier one it conflicts with, too.
 		compatible: func(c *writeCall, batch, waiting []*writeCall) bool {
 			for _, d := range batch {
@@ -61,6 +62,7 @@ func newWrites(c *clientv3.Client, timeout time.Duration) writes {
 }
 
 type writeCall struct {
+	ctx  context.Context
 	cmps []clientv3.Cmp
 	ops  []clientv3.Op
 	// reads and writes are the key ranges the call compares and writes.
@@ -138,10 +140,12 @@ func (w writes) do(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) 
 		}
 		return resp.Succeeded, nil
 	}
+	call.ctx = ctx
 	w.add(call)
 	if err := wait(ctx, call.done); err != nil {
-		// The batch may still carry the write: its outcome is unknown, as
-		// that of a transaction whose answer did not come.
+		// A batch may have carried the write already (else none will):
+		// its outcome is unknown, as that of a transaction whose answer
+		// did not come.
 		return false, err
 	}
 	return call.ok, call.err
