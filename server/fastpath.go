@@ -32,9 +32,11 @@ type fastRoute struct {
 	params []fastParam
 	body   *fastBody // nil: the operation has no request body
 	// security is the operation's requirements (alternatives), each as its
-	// schemes in name order.
-	security [][]fastScheme
-	auth     openapi3filter.AuthenticationFunc
+	// schemes in name order; requirements is the same as the document has
+	// it (for the refusal's error).
+	security     [][]fastScheme
+	requirements openapi3.SecurityRequirements
+	auth         openapi3filter.AuthenticationFunc
 }
 
 type fastScheme struct {
@@ -67,7 +69,7 @@ func newFastRoute(route *routers.Route, auth openapi3filter.AuthenticationFunc) 
 		params = append(params, ref.Value)
 	}
 	for _, p := range params {
-		if p == nil || p.In != openapi3.ParameterInPath || !p.Required || p.Content != nil ||
+		if p == nil || p.In != openapi3.ParameterInPath || !p.Required || p.Content != nil || p.AllowEmptyValue ||
 			(p.Style != "" && p.Style != openapi3.SerializationSimple) || (p.Explode != nil && *p.Explode) || p.Schema == nil ||
 			p.Schema.Value == nil || !p.Schema.Value.Type.Is(openapi3.TypeString) {
 			return nil
@@ -87,6 +89,7 @@ func newFastRoute(route *routers.Route, auth openapi3filter.AuthenticationFunc) 
 	if security == nil {
 		security = &route.Spec.Security
 	}
+	f.requirements = *security
 	for _, req := range *security {
 		var schemes []fastScheme
 		for _, name := range slices.Sorted(maps.Keys(req)) {
@@ -123,7 +126,9 @@ func (f *fastRoute) validate(c echo.Context) (handled bool, err error) {
 		if u, err := url.PathUnescape(v); err == nil {
 			v = u
 		}
-		if !slices.Contains(c.ParamNames(), p.name) || !p.checker.CheckValue(v) {
+		// An empty value is kin-openapi's to judge (it has rules of its
+		// own for empty parameters).
+		if v == "" || !slices.Contains(c.ParamNames(), p.name) || !p.checker.CheckValue(v) {
 			return false, nil
 		}
 	}
@@ -137,11 +142,11 @@ func (f *fastRoute) validate(c echo.Context) (handled bool, err error) {
 }
 
 // authenticate is kin-openapi's ValidateSecurityRequirements, with its
-// refusal as echo-middleware answers it, for an authenticator that refuses
-// with an *echo.HTTPError (Server.authenticate): the requirements are
+// refusal as echo-middleware answers it: the requirements are
 // alternatives, tried in order until one holds; each holds when every
-// scheme it names (in name order) is accepted; when none holds, the
-// refusal is the first requirement's.
+// scheme it names (in name order) is accepted; when none holds, the answer
+// is the first refusal that is an *echo.HTTPError (Server.authenticate's
+// always are), else a 403.
 func (f *fastRoute) authenticate(c echo.Context) error {
 	if len(f.security) == 0 {
 		return nil
@@ -149,7 +154,7 @@ func (f *fastRoute) authenticate(c echo.Context) error {
 	//lint:ignore SA1029 the authenticator finds the echo context under echo-middleware's own key, a string.
 	ctx := context.WithValue(context.Background(), echomiddleware.EchoContextKey, c)
 	in := &openapi3filter.RequestValidationInput{Request: c.Request()}
-	var first error
+	var errs []error
 	for _, req := range f.security {
 		var err error
 		for _, sc := range req {
@@ -162,14 +167,15 @@ func (f *fastRoute) authenticate(c echo.Context) error {
 		if err == nil {
 			return nil
 		}
-		if first == nil {
-			first = err
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if he, ok := err.(*echo.HTTPError); ok {
+			return he
 		}
 	}
-	if he, ok := first.(*echo.HTTPError); ok {
-		return he
-	}
-	return &echo.HTTPError{Code: http.StatusForbidden, Message: first.Error(), Internal: first}
+	e := &openapi3filter.SecurityRequirementsError{SecurityRequirements: f.requirements, Errors: errs}
+	return &echo.HTTPError{Code: http.StatusForbidden, Message: e.Error(), Internal: e}
 }
 
 // fastBody checks a request body against its operation's JSON schema

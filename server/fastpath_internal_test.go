@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+	echomiddleware "github.com/oapi-codegen/echo-middleware"
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/server/internal/bodycheck"
@@ -209,6 +212,73 @@ func TestFastPathAnswersAsKinOpenAPI(t *testing.T) {
 			if fs != ks || fb != kb {
 				t.Errorf("%s %s %s:\n fast path:   %d %s\n kin-openapi: %d %s", rt.method, rt.path, body, fs, fb, ks, kb)
 			}
+		}
+	}
+}
+
+// TestFastSecurityAnswersAsKinOpenAPI holds the fast path's security check
+// to echo-middleware's ValidateRequestFromContext (kin-openapi's
+// ValidateSecurityRequirements, and its refusal turned into an answer) on
+// requirements with alternatives and several schemes, for authenticators
+// that accept, refuse with an *echo.HTTPError, or refuse with a plain error.
+func TestFastSecurityAnswersAsKinOpenAPI(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData([]byte(`
+openapi: 3.0.0
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      security: [{a: [], b: [read]}, {c: []}]
+      responses: {"200": {description: ok}}
+components:
+  securitySchemes:
+    a: {type: http, scheme: bearer}
+    b: {type: http, scheme: bearer}
+    c: {type: http, scheme: bearer}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := doc.Paths.Value("/x")
+	route := &routers.Route{Spec: doc, Path: "/x", PathItem: item, Method: http.MethodGet, Operation: item.Get}
+	outcomes := map[string]func(name string) error{
+		"accept": func(string) error { return nil },
+		"http":   func(name string) error { return &echo.HTTPError{Code: 401, Message: "no " + name} },
+		"plain":  func(name string) error { return errors.New("no " + name) },
+		"only c": func(name string) error {
+			return map[bool]error{true: nil, false: errors.New("no " + name)}[name == "c"]
+		},
+		"only a, b": func(name string) error {
+			return map[bool]error{true: nil, false: errors.New("no " + name)}[name != "c"]
+		},
+		"mixed": func(name string) error {
+			if name == "c" {
+				return &echo.HTTPError{Code: 403, Message: "no c"}
+			}
+			return errors.New("no " + name)
+		},
+	}
+	for name, outcome := range outcomes {
+		var calls []string
+		auth := func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+			calls = append(calls, in.SecuritySchemeName+fmt.Sprint(in.Scopes))
+			return outcome(in.SecuritySchemeName)
+		}
+		e := echo.New()
+		fast := newFastRoute(route, auth)
+		if fast == nil {
+			t.Fatal("no fast path for the route")
+		}
+		calls = nil
+		c := e.NewContext(httptest.NewRequest(http.MethodGet, "/x", nil), httptest.NewRecorder())
+		handled, got := fast.validate(c)
+		fastCalls := calls
+		calls = nil
+		c = e.NewContext(httptest.NewRequest(http.MethodGet, "/x", nil), httptest.NewRecorder())
+		want := echomiddleware.ValidateRequestFromContext(c, &foundRoute{route, c},
+			&echomiddleware.Options{Options: openapi3filter.Options{AuthenticationFunc: auth}})
+		if !handled || fmt.Sprint(got) != fmt.Sprint(want) || (got == nil) != (want == nil) || !slices.Equal(fastCalls, calls) {
+			t.Errorf("%s: fast path %v (calls %v), kin-openapi %v (calls %v)", name, got, fastCalls, want, calls)
 		}
 	}
 }
