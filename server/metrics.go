@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,20 @@ type metrics struct {
 	routes   atomic.Pointer[map[string]bool]
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// series holds each label set's counter and histogram once looked up
+	// (a seriesKey's *series), so that a request costs a map read instead
+	// of two label lookups. The label sets are few: see route.
+	series sync.Map
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // sizer is implemented by stores that can tell their size on disk.
@@ -76,9 +91,20 @@ func (m *metrics) measure(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
-		route, method := m.route(c), methodLabel(c.Request().Method)
-		m.requests.WithLabelValues(route, method, statusLabel(c.Response().Status)).Inc()
-		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		k := seriesKey{m.route(c), methodLabel(c.Request().Method), c.Response().Status}
+		if k.status < 100 || k.status > 599 {
+			k.status = 0 // statusLabel: "other"
+		}
+		v, ok := m.series.Load(k)
+		if !ok {
+			v, _ = m.series.LoadOrStore(k, &series{
+				requests: m.requests.WithLabelValues(k.route, k.method, statusLabel(k.status)),
+				latency:  m.latency.WithLabelValues(k.route, k.method),
+			})
+		}
+		s := v.(*series)
+		s.requests.Inc()
+		s.latency.Observe(time.Since(start).Seconds())
 		return err
 	}
 }
