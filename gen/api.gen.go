@@ -3212,13 +3212,14 @@ type GetBackup401JSONResponse struct{ ErrorJSONResponse }
 
 func (response GetBackup401JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3226,13 +3227,14 @@ type GetBackup429JSONResponse Error
 
 func (response GetBackup429JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3240,13 +3242,14 @@ type GetBackup500JSONResponse Error
 
 func (response GetBackup500JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3254,13 +3257,14 @@ type GetBackup501JSONResponse Error
 
 func (response GetBackup501JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3276,13 +3280,14 @@ type CreatePlugin201JSONResponse PluginWithSecret
 
 func (response CreatePlugin201JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(201)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3290,13 +3295,14 @@ type CreatePlugin400JSONResponse struct{ ErrorJSONResponse }
 
 func (response CreatePlugin400JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3304,13 +3310,14 @@ type CreatePlugin401JSONResponse Error
 
 func (response CreatePlugin401JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3318,13 +3325,14 @@ type CreatePlugin500JSONResponse Error
 
 func (response CreatePlugin500JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3348,13 +3356,14 @@ type DeletePlugin401JSONResponse struct{ ErrorJSONResponse }
 
 func (response DeletePlugin401JSONResponse) VisitDeletePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3362,13 +3371,14 @@ type DeletePlugin404JSONResponse Error
 
 func (response DeletePlugin404JSONResponse) VisitDeletePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3376,13 +3386,14 @@ type DeletePlugin500JSONResponse Error
 
 func (response DeletePlugin500JSONResponse) VisitDeletePluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3398,13 +3409,14 @@ type GetPlugin200JSONResponse PluginWithSecret
 
 func (response GetPlugin200JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3412,13 +3424,14 @@ type GetPlugin401JSONResponse struct{ ErrorJSONResponse }
 
 func (response GetPlugin401JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3426,13 +3439,14 @@ type GetPlugin404JSONResponse Error
 
 func (response GetPlugin404JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3440,13 +3454,14 @@ type GetPlugin500JSONResponse Error
 
 func (response GetPlugin500JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3463,13 +3478,14 @@ type CreateAuthCode200JSONResponse AuthCode
 
 func (response CreateAuthCode200JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3477,13 +3493,14 @@ type CreateAuthCode400JSONResponse struct{ ErrorJSONResponse }
 
 func (response CreateAuthCode400JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3491,13 +3508,14 @@ type CreateAuthCode401JSONResponse Error
 
 func (response CreateAuthCode401JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3505,13 +3523,14 @@ type CreateAuthCode404JSONResponse Error
 
 func (response CreateAuthCode404JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3519,13 +3538,14 @@ type CreateAuthCode500JSONResponse Error
 
 func (response CreateAuthCode500JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3542,13 +3562,14 @@ type RefreshPluginToken200JSONResponse PluginTokenResponse
 
 func (response RefreshPluginToken200JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3556,13 +3577,14 @@ type RefreshPluginToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response RefreshPluginToken400JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3570,13 +3592,14 @@ type RefreshPluginToken404JSONResponse Error
 
 func (response RefreshPluginToken404JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3584,13 +3607,14 @@ type RefreshPluginToken429JSONResponse Error
 
 func (response RefreshPluginToken429JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3598,13 +3622,14 @@ type RefreshPluginToken500JSONResponse Error
 
 func (response RefreshPluginToken500JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3620,13 +3645,14 @@ type RegeneratePluginSecret200JSONResponse PluginSecret
 
 func (response RegeneratePluginSecret200JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3634,13 +3660,14 @@ type RegeneratePluginSecret401JSONResponse struct{ ErrorJSONResponse }
 
 func (response RegeneratePluginSecret401JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3648,13 +3675,14 @@ type RegeneratePluginSecret404JSONResponse Error
 
 func (response RegeneratePluginSecret404JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3662,13 +3690,14 @@ type RegeneratePluginSecret500JSONResponse Error
 
 func (response RegeneratePluginSecret500JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3685,13 +3714,14 @@ type GetPluginToken200JSONResponse PluginTokenResponse
 
 func (response GetPluginToken200JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3699,13 +3729,14 @@ type GetPluginToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response GetPluginToken400JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3713,13 +3744,14 @@ type GetPluginToken404JSONResponse Error
 
 func (response GetPluginToken404JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3727,13 +3759,14 @@ type GetPluginToken429JSONResponse Error
 
 func (response GetPluginToken429JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3741,13 +3774,14 @@ type GetPluginToken500JSONResponse Error
 
 func (response GetPluginToken500JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3764,13 +3798,14 @@ type PostPluginToken200JSONResponse PluginTokenResponse
 
 func (response PostPluginToken200JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3778,13 +3813,14 @@ type PostPluginToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response PostPluginToken400JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3792,13 +3828,14 @@ type PostPluginToken404JSONResponse Error
 
 func (response PostPluginToken404JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3806,13 +3843,14 @@ type PostPluginToken429JSONResponse Error
 
 func (response PostPluginToken429JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3820,13 +3858,14 @@ type PostPluginToken500JSONResponse Error
 
 func (response PostPluginToken500JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3842,13 +3881,14 @@ type IntrospectToken200JSONResponse Introspection
 
 func (response IntrospectToken200JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3856,13 +3896,14 @@ type IntrospectToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response IntrospectToken400JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3870,13 +3911,14 @@ type IntrospectToken401JSONResponse Error
 
 func (response IntrospectToken401JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3884,13 +3926,14 @@ type IntrospectToken500JSONResponse Error
 
 func (response IntrospectToken500JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3906,13 +3949,14 @@ type RevokeToken200JSONResponse Revoked
 
 func (response RevokeToken200JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3920,13 +3964,14 @@ type RevokeToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response RevokeToken400JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3934,13 +3979,14 @@ type RevokeToken401JSONResponse Error
 
 func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3948,13 +3994,14 @@ type RevokeToken404JSONResponse Error
 
 func (response RevokeToken404JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3962,13 +4009,14 @@ type RevokeToken429JSONResponse Error
 
 func (response RevokeToken429JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
@@ -3976,13 +4024,14 @@ type RevokeToken500JSONResponse Error
 
 func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	buf, err := json.Marshal(response)
+	if err != nil {
 		return err
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
+	_, err = w.Write(buf)
 	return err
 }
 
