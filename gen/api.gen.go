@@ -3212,14 +3212,13 @@ type GetBackup401JSONResponse struct{ ErrorJSONResponse }
 
 func (response GetBackup401JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3227,14 +3226,13 @@ type GetBackup429JSONResponse Error
 
 func (response GetBackup429JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3242,14 +3240,13 @@ type GetBackup500JSONResponse Error
 
 func (response GetBackup500JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3257,14 +3254,13 @@ type GetBackup501JSONResponse Error
 
 func (response GetBackup501JSONResponse) VisitGetBackupResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(501)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3280,14 +3276,13 @@ type CreatePlugin201JSONResponse PluginWithSecret
 
 func (response CreatePlugin201JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(201)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3295,14 +3290,13 @@ type CreatePlugin400JSONResponse struct{ ErrorJSONResponse }
 
 func (response CreatePlugin400JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3310,14 +3304,13 @@ type CreatePlugin401JSONResponse Error
 
 func (response CreatePlugin401JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3325,14 +3318,13 @@ type CreatePlugin500JSONResponse Error
 
 func (response CreatePlugin500JSONResponse) VisitCreatePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3356,14 +3348,13 @@ type DeletePlugin401JSONResponse struct{ ErrorJSONResponse }
 
 func (response DeletePlugin401JSONResponse) VisitDeletePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3371,14 +3362,13 @@ type DeletePlugin404JSONResponse Error
 
 func (response DeletePlugin404JSONResponse) VisitDeletePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3386,14 +3376,13 @@ type DeletePlugin500JSONResponse Error
 
 func (response DeletePlugin500JSONResponse) VisitDeletePluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3409,14 +3398,13 @@ type GetPlugin200JSONResponse PluginWithSecret
 
 func (response GetPlugin200JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3424,14 +3412,13 @@ type GetPlugin401JSONResponse struct{ ErrorJSONResponse }
 
 func (response GetPlugin401JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3439,14 +3426,13 @@ type GetPlugin404JSONResponse Error
 
 func (response GetPlugin404JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3454,14 +3440,13 @@ type GetPlugin500JSONResponse Error
 
 func (response GetPlugin500JSONResponse) VisitGetPluginResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3478,14 +3463,13 @@ type CreateAuthCode200JSONResponse AuthCode
 
 func (response CreateAuthCode200JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3493,14 +3477,13 @@ type CreateAuthCode400JSONResponse struct{ ErrorJSONResponse }
 
 func (response CreateAuthCode400JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3508,14 +3491,13 @@ type CreateAuthCode401JSONResponse Error
 
 func (response CreateAuthCode401JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3523,14 +3505,13 @@ type CreateAuthCode404JSONResponse Error
 
 func (response CreateAuthCode404JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3538,14 +3519,13 @@ type CreateAuthCode500JSONResponse Error
 
 func (response CreateAuthCode500JSONResponse) VisitCreateAuthCodeResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3562,14 +3542,13 @@ type RefreshPluginToken200JSONResponse PluginTokenResponse
 
 func (response RefreshPluginToken200JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3577,14 +3556,13 @@ type RefreshPluginToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response RefreshPluginToken400JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3592,14 +3570,13 @@ type RefreshPluginToken404JSONResponse Error
 
 func (response RefreshPluginToken404JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3607,14 +3584,13 @@ type RefreshPluginToken429JSONResponse Error
 
 func (response RefreshPluginToken429JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3622,14 +3598,13 @@ type RefreshPluginToken500JSONResponse Error
 
 func (response RefreshPluginToken500JSONResponse) VisitRefreshPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3645,14 +3620,13 @@ type RegeneratePluginSecret200JSONResponse PluginSecret
 
 func (response RegeneratePluginSecret200JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3660,14 +3634,13 @@ type RegeneratePluginSecret401JSONResponse struct{ ErrorJSONResponse }
 
 func (response RegeneratePluginSecret401JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3675,14 +3648,13 @@ type RegeneratePluginSecret404JSONResponse Error
 
 func (response RegeneratePluginSecret404JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3690,14 +3662,13 @@ type RegeneratePluginSecret500JSONResponse Error
 
 func (response RegeneratePluginSecret500JSONResponse) VisitRegeneratePluginSecretResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3714,14 +3685,13 @@ type GetPluginToken200JSONResponse PluginTokenResponse
 
 func (response GetPluginToken200JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3729,14 +3699,13 @@ type GetPluginToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response GetPluginToken400JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3744,14 +3713,13 @@ type GetPluginToken404JSONResponse Error
 
 func (response GetPluginToken404JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3759,14 +3727,13 @@ type GetPluginToken429JSONResponse Error
 
 func (response GetPluginToken429JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3774,14 +3741,13 @@ type GetPluginToken500JSONResponse Error
 
 func (response GetPluginToken500JSONResponse) VisitGetPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3798,14 +3764,13 @@ type PostPluginToken200JSONResponse PluginTokenResponse
 
 func (response PostPluginToken200JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3813,14 +3778,13 @@ type PostPluginToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response PostPluginToken400JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3828,14 +3792,13 @@ type PostPluginToken404JSONResponse Error
 
 func (response PostPluginToken404JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3843,14 +3806,13 @@ type PostPluginToken429JSONResponse Error
 
 func (response PostPluginToken429JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3858,14 +3820,13 @@ type PostPluginToken500JSONResponse Error
 
 func (response PostPluginToken500JSONResponse) VisitPostPluginTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3881,14 +3842,13 @@ type IntrospectToken200JSONResponse Introspection
 
 func (response IntrospectToken200JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3896,14 +3856,13 @@ type IntrospectToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response IntrospectToken400JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3911,14 +3870,13 @@ type IntrospectToken401JSONResponse Error
 
 func (response IntrospectToken401JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3926,14 +3884,13 @@ type IntrospectToken500JSONResponse Error
 
 func (response IntrospectToken500JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3949,14 +3906,13 @@ type RevokeToken200JSONResponse Revoked
 
 func (response RevokeToken200JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3964,14 +3920,13 @@ type RevokeToken400JSONResponse struct{ ErrorJSONResponse }
 
 func (response RevokeToken400JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3979,14 +3934,13 @@ type RevokeToken401JSONResponse Error
 
 func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -3994,14 +3948,13 @@ type RevokeToken404JSONResponse Error
 
 func (response RevokeToken404JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -4009,14 +3962,13 @@ type RevokeToken429JSONResponse Error
 
 func (response RevokeToken429JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -4024,14 +3976,13 @@ type RevokeToken500JSONResponse Error
 
 func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
 
-	buf, err := json.Marshal(response)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
-	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err = w.Write(buf)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
