@@ -18,9 +18,9 @@ type batcher[C any] struct {
 	inFlight int
 	// size is how many operations a call adds to a batch's transaction.
 	size func(C) int
-	// compatible, when set, says whether a call may join a batch, given the
-	// calls already in it and those left waiting before it.
-	compatible func(c C, batch, waiting []C) bool
+	// chooser, when set, makes a chooser for each batch, which says which
+	// calls may share it.
+	chooser func() chooser[C]
 	// gone says whether a call's caller has stopped waiting (its context
 	// ended): such a call is dropped unsent, so that an etcd slower than
 	// the callers' patience is not sent what nobody waits for, and a write
@@ -73,19 +73,34 @@ func (b *batcher[C]) run() {
 	}
 }
 
+// chooser says which calls may share a batch: join admits a call to the
+// batch if it may (and remembers it there); wait remembers a call left
+// waiting for a later batch, before the calls that follow it.
+type chooser[C any] interface {
+	join(C) bool
+	wait(C)
+}
+
 // take chooses a batch from queue, in order, and returns what waits.
 func (b *batcher[C]) take(queue []C, limit int) (batch, rest []C) {
+	var ch chooser[C]
+	if b.chooser != nil {
+		ch = b.chooser()
+	}
 	n := 0
 	for _, c := range queue {
 		if b.gone(c) {
 			continue
 		}
-		if (len(batch) == 0 || n+b.size(c) <= limit) && (b.compatible == nil || b.compatible(c, batch, rest)) {
+		if (len(batch) == 0 || n+b.size(c) <= limit) && (ch == nil || ch.join(c)) {
 			batch = append(batch, c)
 			n += b.size(c)
-		} else {
-			rest = append(rest, c)
+			continue
 		}
+		if ch != nil {
+			ch.wait(c)
+		}
+		rest = append(rest, c)
 	}
 	return batch, rest
 }

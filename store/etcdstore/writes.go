@@ -1,7 +1,6 @@
 package etcdstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -41,21 +40,8 @@ func newWrites(c *clientv3.Client, timeout time.Duration) writes {
 		inFlight: 1,
 		size:     func(*writeCall) int { return 1 }, // one nested transaction
 		gone:     func(w *writeCall) bool { return w.ctx.Err() != nil },
-		// A write waits behind an earlier one it conflicts with, too.
-		compatible: func(c *writeCall, batch, waiting []*writeCall) bool {
-			for _, d := range batch {
-				if c.conflicts(d) {
-					return false
-				}
-			}
-			for _, d := range waiting {
-				if c.conflicts(d) {
-					return false
-				}
-			}
-			return true
-		},
-		send: sendWrites(c),
+		chooser:  func() chooser[*writeCall] { return &writeChooser{} },
+		send:     sendWrites(c),
 	}
 	b.limit.Store(maxBatchWrites)
 	return writes{batcher: b, c: c}
@@ -65,31 +51,92 @@ type writeCall struct {
 	ctx  context.Context
 	cmps []clientv3.Cmp
 	ops  []clientv3.Op
-	// reads and writes are the key ranges the call compares and writes.
-	reads, writes []keyRange
+	// reads are the keys the call compares; writes the keys it puts or
+	// deletes; ranges the key ranges it deletes.
+	reads, writes []string
+	ranges        []keyRange
 	ok            bool
 	err           error
 	done          chan struct{}
 }
 
-// keyRange is [from, to), or the key from alone when to is nil.
-type keyRange struct{ from, to []byte }
+// keyRange is [from, to).
+type keyRange struct{ from, to string }
 
-func (a keyRange) end() []byte {
-	if a.to == nil {
-		return append(append([]byte(nil), a.from...), 0)
+func (a keyRange) holds(k string) bool { return a.from <= k && k < a.to }
+
+func (a keyRange) overlaps(b keyRange) bool { return a.from < b.to && b.from < a.to }
+
+// conflicts reports whether c and d may not share a batch: one writes a
+// key (or range) the other writes or compares. (The batch is chosen with a
+// keyIndex, which answers the same; this is the rule as written.)
+func (c *writeCall) conflicts(d *writeCall) bool {
+	var x keyIndex
+	x.add(d)
+	return x.touches(c)
+}
+
+// keyIndex holds the keys of the writes in a batch (or waiting before
+// one), so that a write's conflict with all of them is a few map reads.
+type keyIndex struct {
+	reads, writes map[string]struct{}
+	ranges        []keyRange
+}
+
+func (x *keyIndex) add(c *writeCall) {
+	if x.reads == nil {
+		x.reads, x.writes = map[string]struct{}{}, map[string]struct{}{}
 	}
-	return a.to
+	for _, k := range c.reads {
+		x.reads[k] = struct{}{}
+	}
+	for _, k := range c.writes {
+		x.writes[k] = struct{}{}
+	}
+	x.ranges = append(x.ranges, c.ranges...)
 }
 
-func (a keyRange) overlaps(b keyRange) bool {
-	return bytes.Compare(a.from, b.end()) < 0 && bytes.Compare(b.from, a.end()) < 0
-}
-
-func anyOverlap(as, bs []keyRange) bool {
-	for _, a := range as {
-		for _, b := range bs {
-			if a.overlaps(b) {
+// touches reports whether c conflicts with any write in x.
+func (x *keyIndex) touches(c *writeCall) bool {
+	if x.reads == nil {
+		return false
+	}
+	inRanges := func(k string) bool {
+		for _, r := range x.ranges {
+			if r.holds(k) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range c.writes {
+		if _, ok := x.writes[k]; ok {
+			return true
+		}
+		if _, ok := x.reads[k]; ok || inRanges(k) {
+			return true
+		}
+	}
+	for _, k := range c.reads {
+		if _, ok := x.writes[k]; ok || inRanges(k) {
+			return true
+		}
+	}
+	// A ranged delete (a family's revocation) is rare: compare it with
+	// everything.
+	for _, r := range c.ranges {
+		for _, other := range x.ranges {
+			if r.overlaps(other) {
+				return true
+			}
+		}
+		for k := range x.writes {
+			if r.holds(k) {
+				return true
+			}
+		}
+		for k := range x.reads {
+			if r.holds(k) {
 				return true
 			}
 		}
@@ -97,13 +144,24 @@ func anyOverlap(as, bs []keyRange) bool {
 	return false
 }
 
-// conflicts reports whether c and d may not share a batch.
-func (c *writeCall) conflicts(d *writeCall) bool {
-	return anyOverlap(c.writes, d.writes) || anyOverlap(c.writes, d.reads) || anyOverlap(c.reads, d.writes)
+// writeChooser chooses a batch of writes: a write joins when it touches
+// neither the writes already in the batch nor those left waiting before it
+// (a write waits behind an earlier one it conflicts with, too).
+type writeChooser struct{ batch, waiting keyIndex }
+
+func (w *writeChooser) join(c *writeCall) bool {
+	if w.batch.touches(c) || w.waiting.touches(c) {
+		return false
+	}
+	w.batch.add(c)
+	return true
 }
 
+func (w *writeChooser) wait(c *writeCall) { w.waiting.add(c) }
+
 // newWriteCall describes a write, or returns nil for one that goes alone
-// (too big, or with an operation it cannot place).
+// (too big, comparing a range of keys, or with an operation it cannot
+// place).
 func newWriteCall(cmps []clientv3.Cmp, ops []clientv3.Op) *writeCall {
 	if len(cmps) > maxBatchable || len(ops) > maxBatchable {
 		return nil
@@ -111,22 +169,22 @@ func newWriteCall(cmps []clientv3.Cmp, ops []clientv3.Op) *writeCall {
 	c := &writeCall{cmps: cmps, ops: ops, done: make(chan struct{})}
 	for i := range cmps {
 		pc := cmps[i].GetCompare()
-		c.reads = append(c.reads, keyRange{pc.Key, nonEmpty(pc.RangeEnd)})
-	}
-	for _, op := range ops {
-		if !op.IsPut() && !op.IsDelete() {
+		if len(pc.RangeEnd) > 0 {
 			return nil
 		}
-		c.writes = append(c.writes, keyRange{op.KeyBytes(), nonEmpty(op.RangeBytes())})
+		c.reads = append(c.reads, string(pc.Key))
+	}
+	for _, op := range ops {
+		switch {
+		case !op.IsPut() && !op.IsDelete():
+			return nil
+		case len(op.RangeBytes()) > 0:
+			c.ranges = append(c.ranges, keyRange{string(op.KeyBytes()), string(op.RangeBytes())})
+		default:
+			c.writes = append(c.writes, string(op.KeyBytes()))
+		}
 	}
 	return c
-}
-
-func nonEmpty(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
 }
 
 // do writes ops if cmps hold, with other callers' writes, and reports
