@@ -67,15 +67,6 @@ func (a keyRange) holds(k string) bool { return a.from <= k && k < a.to }
 
 func (a keyRange) overlaps(b keyRange) bool { return a.from < b.to && b.from < a.to }
 
-// conflicts reports whether c and d may not share a batch: one writes a
-// key (or range) the other writes or compares. (The batch is chosen with a
-// keyIndex, which answers the same; this is the rule as written.)
-func (c *writeCall) conflicts(d *writeCall) bool {
-	var x keyIndex
-	x.add(d)
-	return x.touches(c)
-}
-
 // keyIndex holds the keys of the writes in a batch (or waiting before
 // one), so that a write's conflict with all of them is a few map reads.
 type keyIndex struct {

@@ -7,6 +7,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// conflicts reports whether c and d may not share a batch, as the batch's
+// keyIndex decides it.
+func (c *writeCall) conflicts(d *writeCall) bool {
+	var x keyIndex
+	x.add(d)
+	return x.touches(c)
+}
+
 // TestWritesThatTouchDoNotShareABatch: two writes share a batch only when
 // neither writes a key the other writes or compares.
 func TestWritesThatTouchDoNotShareABatch(t *testing.T) {
