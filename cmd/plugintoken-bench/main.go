@@ -7,8 +7,12 @@
 //     fresh auth code issued before the timed run;
 //  3. introspection of a live token (POST /api/token/introspect).
 //
-// It does so twice: on the bbolt file, then on a local single-node etcd
-// that it embeds (-etcd-codes 0 skips that run).
+// It does so on the bbolt file; then the same on ./plugintoken-bench/floor
+// (-floor=false skips it), the least an exchange can cost on this machine:
+// the same HTTP stack and request log line and one fsynced bbolt group
+// commit per exchange, with nothing else, so that its exchange ratio is the
+// ceiling of plugintoken's; then on a local single-node etcd that it embeds
+// (-etcd-codes 0 skips that run).
 //
 // Each runs with -conns concurrent keep-alive connections for -duration,
 // after a warm-up. The server runs with its defaults: a fresh bbolt file,
@@ -56,16 +60,17 @@ func main() {
 		codes    = flag.Int("codes", 250000, "auth codes to pre-issue for the exchange (the run stops early if they run out)")
 		etcdCode = flag.Int("etcd-codes", 120000, "auth codes to pre-issue for the etcd run (0: no etcd run)")
 		extra    = flag.String("server-args", "", "extra arguments for plugintoken serve")
+		floor    = flag.Bool("floor", true, "also measure ./plugintoken-bench/floor, the least an exchange can cost here (see its doc)")
 		profile  = flag.String("profile", "", "folder to save CPU profiles per scenario: the server's (via --debug-addr) and, as gen-NAME, the load generator's (with the etcd it embeds)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
-	if err := run(*bin, *duration, *warmup, *conns, *codes, *etcdCode, strings.Fields(*extra), *profile); err != nil {
+	if err := run(*bin, *duration, *warmup, *conns, *codes, *etcdCode, *floor, strings.Fields(*extra), *profile); err != nil {
 		log.Fatal("plugintoken-bench: ", err)
 	}
 }
 
-func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int, extra []string, profileDir string) error {
+func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int, floor bool, extra []string, profileDir string) error {
 	dir, err := os.MkdirTemp("", "plugintoken-bench")
 	if err != nil {
 		return err
@@ -90,6 +95,20 @@ func run(bin string, duration, warmup time.Duration, conns, codes, etcdCodes int
 	fmt.Println("\n== bbolt (the embedded default)")
 	if err := runBackend(bin, filepath.Join(dir, "bbolt"), duration, warmup, conns, codes, extra, profileDir); err != nil {
 		return err
+	}
+	if floor {
+		fmt.Println("\n== floor (./plugintoken-bench/floor: the same HTTP stack and log line, one fsynced bbolt group commit per exchange, nothing else)")
+		floorBin := filepath.Join(dir, "floor")
+		build := exec.Command("go", "build", "-o", floorBin, "./plugintoken-bench/floor")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build floor: %w", err)
+		}
+		// Neither -server-args nor -profile: the floor has no other flag and
+		// no debug listener.
+		if err := runBackend(floorBin, filepath.Join(dir, "floor-server"), duration, warmup, conns, codes, nil, ""); err != nil {
+			return err
+		}
 	}
 	if etcdCodes <= 0 {
 		return nil
