@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,6 +296,99 @@ func TestEmbeddedMountSubsets(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Errorf("introspection with MountAdmin: %d", res.StatusCode)
+	}
+}
+
+// TestMountHostMiddleware: the middleware a host gives Mount runs on each
+// plugintoken route, every request, after plugintoken has checked the body
+// (so it sees a body it can read) and before the validator and the handler
+// (so it can refuse a request, or mark it, first); Echo's own semantics hold
+// for it: it wraps the handler anew on each request. plugintoken's own
+// middleware is composed once, at mount, and must keep its place around it.
+func TestMountHostMiddleware(t *testing.T) {
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, err := server.New(server.Config{Config: core.Config{Store: db, Logger: slog.New(slog.DiscardHandler)},
+		Admin: func(*http.Request, string) (string, error) { return "alice", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrapped, ran atomic.Int64
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	host := func(next echo.HandlerFunc) echo.HandlerFunc {
+		wrapped.Add(1)
+		return func(c echo.Context) error {
+			ran.Add(1)
+			// plugintoken's headers are set and its body check done.
+			note("host cache=" + c.Response().Header().Get("Cache-Control"))
+			if c.Request().Header.Get("X-Deny") != "" {
+				return echo.NewHTTPError(http.StatusForbidden, "denied by the host")
+			}
+			return next(c)
+		}
+	}
+	e := echo.New()
+	if _, err := srv.Mount(e, "/api", host); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(e)
+	defer ts.Close()
+	send := func(body string, header ...string) (int, string) {
+		req, _ := http.NewRequest("POST", ts.URL+"/api/token/introspect", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer x")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	before := wrapped.Load()
+	for range 3 {
+		if status, body := send(`{"token":"x"}`); status != 200 || !strings.Contains(body, `"active":false`) {
+			t.Fatalf("introspection through the host's middleware: %d %s", status, body)
+		}
+	}
+	if got := wrapped.Load() - before; got != 3 {
+		t.Errorf("host middleware wrapped the handler %d times for 3 requests, want 3 (Echo's semantics)", got)
+	}
+	// Refused by the host: before the validator, with the host's status,
+	// in Teable's error body.
+	status, body := send(`{"token":"x"}`, "X-Deny", "1")
+	if status != http.StatusForbidden || !strings.Contains(body, "denied by the host") {
+		t.Errorf("host refusal: %d %s", status, body)
+	}
+	// A body plugintoken refuses (not one JSON value) never reaches it.
+	n := ran.Load()
+	if status, _ := send(`{"token":"x"} trailing`); status != http.StatusBadRequest {
+		t.Errorf("bad body: %d, want 400", status)
+	}
+	if ran.Load() != n {
+		t.Error("the host's middleware ran on a body plugintoken refused first")
+	}
+	// An invalid body by the document reaches it, then the validator refuses.
+	if status, _ := send(`{"token":""}`); status != http.StatusBadRequest {
+		t.Errorf("invalid body: %d, want 400", status)
+	}
+	if ran.Load() != n+1 {
+		t.Error("the host's middleware did not run before the validator")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, o := range order {
+		if o != "host cache=no-store" {
+			t.Fatalf("host middleware saw %q: plugintoken's no-store header not set before it", o)
+		}
 	}
 }
 
