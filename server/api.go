@@ -120,14 +120,23 @@ func (a api) IntrospectToken(ctx context.Context, req gen.IntrospectTokenRequest
 	if !in.Active {
 		return gen.IntrospectToken200JSONResponse{Active: false}, nil
 	}
-	kind := gen.IntrospectionTokenType(in.TokenType)
-	exp, iat := in.ExpiresAt.Unix(), in.IssuedAt.Unix()
-	out := gen.IntrospectToken200JSONResponse{Active: true, TokenType: &kind, PluginID: &in.PluginID, BaseID: &in.BaseID,
-		Scopes: &in.Scopes, Exp: &exp, Iat: &iat}
+	// The answer's fields are pointers (optional in the document): one
+	// allocation holds everything they point to.
+	v := &introspected{Introspection: in, kind: gen.IntrospectionTokenType(in.TokenType),
+		exp: in.ExpiresAt.Unix(), iat: in.IssuedAt.Unix()}
+	out := gen.IntrospectToken200JSONResponse{Active: true, TokenType: &v.kind, PluginID: &v.PluginID, BaseID: &v.BaseID,
+		Scopes: &v.Scopes, Exp: &v.exp, Iat: &v.iat}
 	if in.Subject != "" {
-		out.Sub = &in.Subject
+		out.Sub = &v.Subject
 	}
 	return out, nil
+}
+
+// introspected is what an active introspection's answer points to.
+type introspected struct {
+	core.Introspection
+	kind     gen.IntrospectionTokenType
+	exp, iat int64
 }
 
 var errRevokeNeedsClient = core.Errorf(core.CodeValidation, "pluginId and secret are required without an admin bearer token")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
@@ -138,12 +139,18 @@ func bearerToken(header string) (string, bool) {
 // authenticate is the request validator's AuthenticationFunc: the spec, not
 // the handlers, says which routes need the admin bearer.
 func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
-	if in.SecuritySchemeName != "bearerAuth" {
+	return s.authenticateEcho(echomiddleware.GetEchoContext(ctx), in.SecuritySchemeName, in.SecurityScheme, in.Scopes)
+}
+
+// authenticateEcho checks the request of c against the security scheme
+// named name (the fast path calls it directly; echo-middleware validates the
+// same request, c's).
+func (s *Server) authenticateEcho(c echo.Context, name string, _ *openapi3.SecurityScheme, _ []string) error {
+	if name != "bearerAuth" {
 		return &echo.HTTPError{Code: http.StatusInternalServerError,
-			Internal: fmt.Errorf("security scheme %q has no authenticator", in.SecuritySchemeName)}
+			Internal: fmt.Errorf("security scheme %q has no authenticator", name)}
 	}
-	c := echomiddleware.GetEchoContext(ctx)
-	header := in.RequestValidationInput.Request.Header.Get(echo.HeaderAuthorization)
+	header := c.Request().Header.Get(echo.HeaderAuthorization)
 	token, ok := bearerToken(header)
 	if !ok && header != "" {
 		c.Set(contextKeyBearerRejected, true) // not a bearer at all

@@ -36,7 +36,25 @@ type fastRoute struct {
 	// it (for the refusal's error).
 	security     [][]fastScheme
 	requirements openapi3.SecurityRequirements
-	auth         openapi3filter.AuthenticationFunc
+	auth         fastAuth
+}
+
+// fastAuth is an authenticator as the fast path calls it: with the echo
+// context and the scheme, and nothing to allocate (Server.authenticateEcho).
+type fastAuth func(c echo.Context, name string, scheme *openapi3.SecurityScheme, scopes []string) error
+
+// kinAuth calls a kin-openapi AuthenticationFunc as echo-middleware does:
+// with the echo context on the context under echo-middleware's key, and
+// the request as the validation input.
+func kinAuth(auth openapi3filter.AuthenticationFunc) fastAuth {
+	return func(c echo.Context, name string, scheme *openapi3.SecurityScheme, scopes []string) error {
+		//lint:ignore SA1029 the authenticator finds the echo context under echo-middleware's own key, a string.
+		ctx := context.WithValue(context.Background(), echomiddleware.EchoContextKey, c)
+		return auth(ctx, &openapi3filter.AuthenticationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: c.Request()},
+			SecuritySchemeName:     name, SecurityScheme: scheme, Scopes: scopes,
+		})
+	}
 }
 
 type fastScheme struct {
@@ -51,7 +69,7 @@ type fastParam struct {
 }
 
 // newFastRoute compiles route, or returns nil (always ask kin-openapi).
-func newFastRoute(route *routers.Route, auth openapi3filter.AuthenticationFunc) *fastRoute {
+func newFastRoute(route *routers.Route, auth fastAuth) *fastRoute {
 	// An OpenAPI 3.1 document's schemas are JSON Schema 2020-12, which
 	// bodycheck does not read.
 	if route.Spec.IsOpenAPI31OrLater() {
@@ -153,16 +171,11 @@ func (f *fastRoute) authenticate(c echo.Context) error {
 	if len(f.security) == 0 {
 		return nil
 	}
-	//lint:ignore SA1029 the authenticator finds the echo context under echo-middleware's own key, a string.
-	ctx := context.WithValue(context.Background(), echomiddleware.EchoContextKey, c)
-	in := &openapi3filter.RequestValidationInput{Request: c.Request()}
 	var errs []error
 	for _, req := range f.security {
 		var err error
 		for _, sc := range req {
-			if err = f.auth(ctx, &openapi3filter.AuthenticationInput{
-				RequestValidationInput: in, SecuritySchemeName: sc.name, SecurityScheme: sc.scheme, Scopes: sc.scopes,
-			}); err != nil {
+			if err = f.auth(c, sc.name, sc.scheme, sc.scopes); err != nil {
 				break
 			}
 		}

@@ -48,7 +48,7 @@ func TestFastPathOnHotRoutes(t *testing.T) {
 		if route == nil {
 			t.Fatalf("no operation %s", id)
 		}
-		if newFastRoute(route, func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }) != nil {
+		if newFastRoute(route, kinAuth(func(context.Context, *openapi3filter.AuthenticationInput) error { return nil })) != nil {
 			continue
 		}
 		_, err := bodycheck.Compile(route.Operation.RequestBody.Value.Content.Get("application/json").Schema)
@@ -265,7 +265,7 @@ components:
 			return outcome(in.SecuritySchemeName)
 		}
 		e := echo.New()
-		fast := newFastRoute(route, auth)
+		fast := newFastRoute(route, kinAuth(auth))
 		if fast == nil {
 			t.Fatal("no fast path for the route")
 		}

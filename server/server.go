@@ -269,7 +269,7 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 		validator: func(route *routers.Route) echo.MiddlewareFunc {
 			var fast *fastRoute
 			if !s.kinOnly {
-				fast = newFastRoute(route, s.authenticate)
+				fast = newFastRoute(route, s.authenticateEcho)
 			}
 			return func(next echo.HandlerFunc) echo.HandlerFunc {
 				return func(c echo.Context) error {
@@ -482,9 +482,13 @@ func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 // noStore keeps tokens, secrets and codes out of every cache (RFC 6749 §5.1).
 func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Both values in one allocation, the response's own (a shared
+		// slice could be edited in place by a host's middleware); the keys
+		// are canonical already.
+		v := make([]string, 2)
+		v[0], v[1] = "no-store", "no-cache"
 		h := c.Response().Header()
-		h.Set(echo.HeaderCacheControl, "no-store")
-		h.Set("Pragma", "no-cache")
+		h[echo.HeaderCacheControl], h["Pragma"] = v[0:1:1], v[1:2:2]
 		return next(c)
 	}
 }
