@@ -225,7 +225,7 @@ func newFastBody(route *routers.Route) *fastBody {
 // decode the body as JSON (requireJSON has refused other types already).
 func (f *fastBody) check(r *http.Request) (any, bool) {
 	rb, ok := r.Body.(*readBody)
-	if !ok || len(rb.b) == 0 || rb.Len() != len(rb.b) {
+	if !ok || !rb.parsed || rb.Len() != len(rb.b) {
 		return nil, false
 	}
 	ct := r.Header.Get(echo.HeaderContentType)
@@ -233,5 +233,8 @@ func (f *fastBody) check(r *http.Request) (any, bool) {
 	if !strings.EqualFold(strings.TrimSpace(mt), echo.MIMEApplicationJSON) || f.body.Content.Get(ct) != f.content {
 		return nil, false
 	}
-	return f.checker.Check(rb.b)
+	if !f.checker.CheckValue(rb.value) {
+		return nil, false
+	}
+	return rb.value, true
 }
