@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/store"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestCacheNeverStaleAfterCommit looks the token up at the first moment
@@ -111,6 +112,63 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 		}
 		if res.Codes != wantCodes || len(res.Undecodable) != 1 || res.Undecodable[0] != "codes/"+bad.String() {
 			t.Fatalf("sweep %d: %+v, want %d codes removed and codes/%s undecodable", round, res, wantCodes, bad)
+		}
+	}
+}
+
+// TestSweepWritesOnlyWhatItDeletes: a sweep reads the records in read
+// transactions and writes only the chunks that have something to delete.
+// It used to walk every record in write transactions, a commit and two
+// fsyncs per thousand records each minute, holding the write lock from the
+// exchanges meanwhile, also when nothing had expired.
+func TestSweepWritesOnlyWhatItDeletes(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	if err := db.CreatePlugin(ctx, store.Plugin{ID: "plu1"}); err != nil {
+		t.Fatal(err)
+	}
+	// 2,500 codes (three chunks); those of the first 500 expire in a
+	// minute, the rest in a day.
+	const n = 2500
+	var keys []store.Key
+	for i := range n {
+		k := store.NewKey(t0.Add(time.Duration(i) * time.Millisecond))
+		ttl := 24 * time.Hour
+		if i < 500 {
+			ttl = time.Minute
+		}
+		if err := db.CreateAuthCode(ctx, store.AuthCode{Key: k, PluginID: "plu1", IssuedAt: t0, ExpiresAt: t0.Add(ttl)}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	txid := func() (id int) {
+		_ = db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+		return id
+	}
+	before := txid()
+	if res, err := db.Sweep(ctx, t0.Add(time.Second)); err != nil || res.Codes != 0 {
+		t.Fatalf("sweep with nothing expired: %+v, %v", res, err)
+	}
+	if after := txid(); after != before {
+		t.Errorf("a sweep that deleted nothing committed %d transactions", after-before)
+	}
+	res, err := db.Sweep(ctx, t0.Add(time.Hour))
+	if err != nil || res.Codes != 500 {
+		t.Fatalf("sweep: %+v, %v, want 500 codes removed", res, err)
+	}
+	if after := txid(); after != before+1 {
+		t.Errorf("the sweep of one chunk's expired codes committed %d transactions, want 1", after-before)
+	}
+	for i, k := range keys {
+		_, err := db.AuthCode(ctx, k)
+		if gone := errors.Is(err, store.ErrNotFound); gone != (i < 500) {
+			t.Fatalf("code %d: %v after the sweep", i, err)
 		}
 	}
 }
