@@ -320,7 +320,7 @@ func TestMountHostMiddleware(t *testing.T) {
 	var order []string
 	var mu sync.Mutex
 	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
-	host := func(next echo.HandlerFunc) echo.HandlerFunc {
+	hostMW := func(next echo.HandlerFunc) echo.HandlerFunc {
 		wrapped.Add(1)
 		return func(c echo.Context) error {
 			ran.Add(1)
@@ -333,25 +333,14 @@ func TestMountHostMiddleware(t *testing.T) {
 		}
 	}
 	e := echo.New()
-	if _, err := srv.Mount(e, "/api", host); err != nil {
+	if _, err := srv.Mount(e, "/api", hostMW); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(e)
 	defer ts.Close()
+	h := &host{ts: ts}
 	send := func(body string, header ...string) (int, string) {
-		req, _ := http.NewRequest("POST", ts.URL+"/api/token/introspect", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer x")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return h.do(t, "POST", "/api/token/introspect", body, append([]string{"Authorization", "Bearer x"}, header...)...)
 	}
 	before := wrapped.Load()
 	for range 3 {

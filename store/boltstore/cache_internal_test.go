@@ -78,15 +78,7 @@ func TestCacheNeverStaleAfterCommit(t *testing.T) {
 // going (one such record used to stop every sweep for good).
 func TestSweepSkipsUndecodable(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	if err := db.CreatePlugin(ctx, store.Plugin{ID: "plu1"}); err != nil {
-		t.Fatal(err)
-	}
+	db, t0 := openWithPlugin(t)
 	var bad store.Key
 	for i := range 5 {
 		k := store.NewKey(t0.Add(time.Duration(i) * time.Millisecond))
@@ -123,15 +115,7 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 // exchanges meanwhile, also when nothing had expired.
 func TestSweepWritesOnlyWhatItDeletes(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	if err := db.CreatePlugin(ctx, store.Plugin{ID: "plu1"}); err != nil {
-		t.Fatal(err)
-	}
+	db, t0 := openWithPlugin(t)
 	// 2,500 codes (three chunks); those of the first 500 expire in a
 	// minute, the rest in a day.
 	const n = 2500
@@ -171,4 +155,19 @@ func TestSweepWritesOnlyWhatItDeletes(t *testing.T) {
 			t.Fatalf("code %d: %v after the sweep", i, err)
 		}
 	}
+}
+
+// openWithPlugin opens a store in a temporary folder, closed when the test
+// ends, with one plugin, plu1, and returns it with the tests' clock.
+func openWithPlugin(t *testing.T) (*DB, time.Time) {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.CreatePlugin(context.Background(), store.Plugin{ID: "plu1"}); err != nil {
+		t.Fatal(err)
+	}
+	return db, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 }
