@@ -336,6 +336,12 @@ func TestMountHostMiddleware(t *testing.T) {
 	if _, err := srv.Mount(e, "/api", hostMW); err != nil {
 		t.Fatal(err)
 	}
+	// Route names are the generated handlers', as Echo names routes.
+	for _, r := range e.Routes() {
+		if r.Path == "/api/token/introspect" && !strings.HasSuffix(r.Name, ".IntrospectToken-fm") {
+			t.Errorf("introspection route named %q, want the generated handler's name", r.Name)
+		}
+	}
 	ts := httptest.NewServer(e)
 	defer ts.Close()
 	h := &host{ts: ts}

@@ -21,7 +21,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -324,9 +326,10 @@ func (f *foundRoute) FindRoute(*http.Request) (*routers.Route, map[string]string
 type routes struct {
 	g             *echo.Group
 	before, after []echo.MiddlewareFunc
-	// host is the middleware the host gave Mount (and a generated route's
-	// own is like it): Echo applies it to the handler on every request, and
-	// so does add. plugintoken's own is applied once, at registration.
+	// host is the middleware the host gave Mount: Echo applies route
+	// middleware to the handler on every request, and so does add for it
+	// (and for a route's own). plugintoken's is applied once, at
+	// registration.
 	host      []echo.MiddlewareFunc
 	validator func(*routers.Route) echo.MiddlewareFunc
 	spec      *openapi3.T
@@ -354,17 +357,27 @@ func (r *routes) add(method, path string, h echo.HandlerFunc, m []echo.Middlewar
 	found := &routers.Route{Spec: r.spec, Server: r.spec.Servers[0], Path: specPath, PathItem: item, Method: method, Operation: op}
 	// Echo would build the route's middleware chain again on every
 	// request (a closure for each, 9 allocations); plugintoken's is built
-	// here, once. The host's middleware (and the route's own, m) still
-	// wraps the handler per request, as Echo does, between plugintoken's
-	// checks of the body and its validator.
-	inner := applyMiddleware(h, append([]echo.MiddlewareFunc{r.validator(found)}, r.after...))
-	if perRequest := slices.Concat(r.host, m); len(perRequest) > 0 {
-		validated := inner
-		inner = func(c echo.Context) error { return applyMiddleware(validated, perRequest)(c) }
-	}
-	route := r.g.Add(method, path, applyMiddleware(inner, r.before))
+	// here, once. The host's middleware (between plugintoken's checks of
+	// the body and its validator) and the route's own, m (innermost), still
+	// wrap the handler anew on every request, as Echo does.
+	handler := perRequest(h, m)
+	handler = applyMiddleware(handler, append([]echo.MiddlewareFunc{r.validator(found)}, r.after...))
+	handler = applyMiddleware(perRequest(handler, r.host), r.before)
+	route := r.g.Add(method, path, handler)
+	// The name Echo gives a route is its handler's: the generated one's,
+	// as before, not that of the chain around it.
+	route.Name = runtime.FuncForPC(reflect.ValueOf(h).Pointer()).Name()
 	r.added = append(r.added, route.Path)
 	return route
+}
+
+// perRequest returns h wrapped in mw anew on every request, as Echo applies
+// route middleware (h itself when there is none).
+func perRequest(h echo.HandlerFunc, mw []echo.MiddlewareFunc) echo.HandlerFunc {
+	if len(mw) == 0 {
+		return h
+	}
+	return func(c echo.Context) error { return applyMiddleware(h, mw)(c) }
 }
 
 // applyMiddleware wraps h in mw, the first outermost, as Echo does.
