@@ -61,29 +61,50 @@ func checkBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// readAll reads r's body in one allocation when it declares its length
-// (the body limit has bounded it), else as io.ReadAll does.
+// limitBody answers 413 for a body that declares a length over
+// maxBodyBytes, before anything reads it; checkBody refuses the others
+// that turn out longer while it reads them.
+func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().ContentLength > maxBodyBytes {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
+		return next(c)
+	}
+}
+
+// readAll reads r's body, at most maxBodyBytes of it (a longer one is
+// echo.ErrStatusRequestEntityTooLarge, answered 413), in one allocation
+// when it declares its length.
 func readAll(r *http.Request) ([]byte, error) {
 	n := r.ContentLength
 	if n <= 0 || n > maxBodyBytes {
-		return io.ReadAll(r.Body)
+		return bounded(io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1)))
 	}
 	b := make([]byte, n, n+1)
 	if _, err := io.ReadFull(r.Body, b); err != nil {
 		return nil, err
 	}
 	// net/http's bodies end where their length says; any other reader
-	// that has more is read to its end, as io.ReadAll would.
+	// that has more is read on, up to the limit.
 	m, err := r.Body.Read(b[n : n+1])
 	switch {
 	case m > 0:
-		rest, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, err
-		}
-		return append(b[:n+1], rest...), nil
+		rest, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes-n))
+		return bounded(append(b[:n+1], rest...), err)
 	case err != nil && err != io.EOF:
 		return nil, err
+	}
+	return b, nil
+}
+
+// bounded is b, or the 413 when b is longer than maxBodyBytes.
+func bounded(b []byte, err error) ([]byte, error) {
+	switch {
+	case err != nil:
+		return nil, err
+	case len(b) > maxBodyBytes:
+		return nil, echo.ErrStatusRequestEntityTooLarge
 	}
 	return b, nil
 }

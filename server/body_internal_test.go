@@ -3,11 +3,14 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/labstack/echo/v4"
 	"github.com/plugintoken/plugintoken/gen"
 )
 
@@ -110,4 +113,38 @@ func exactKeys(m map[string]any, dst any) bool {
 		}
 	}
 	return true
+}
+
+// TestReadAllBounds: readAll returns a body of up to maxBodyBytes whatever
+// its declared length says, and the 413 for a longer one, also when the
+// reader has more than the length declared (the limit once came from
+// Echo's body-limit reader around the body, now from readAll itself).
+func TestReadAllBounds(t *testing.T) {
+	body := func(n int) string { return strings.Repeat("x", n) }
+	for _, tc := range []struct {
+		name     string
+		declared int64 // -1: unknown (chunked)
+		body     string
+		want     int // the length read, or -1 for the 413
+	}{
+		{"declared", 10, body(10), 10},
+		{"declared, the limit", maxBodyBytes, body(maxBodyBytes), maxBodyBytes},
+		{"chunked", -1, body(100), 100},
+		{"chunked, the limit", -1, body(maxBodyBytes), maxBodyBytes},
+		{"chunked, over", -1, body(maxBodyBytes + 1), -1},
+		{"more than declared", 10, body(15), 15},
+		{"more than declared, up to the limit", 10, body(maxBodyBytes), maxBodyBytes},
+		{"more than declared, over the limit", 10, body(maxBodyBytes + 1), -1},
+		{"more than declared, far over", 10, body(4 * maxBodyBytes), -1},
+	} {
+		r := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader(tc.body)))
+		r.ContentLength = tc.declared
+		b, err := readAll(r)
+		switch {
+		case tc.want < 0 && err != echo.ErrStatusRequestEntityTooLarge:
+			t.Errorf("%s: %d bytes, %v; want the 413", tc.name, len(b), err)
+		case tc.want >= 0 && (err != nil || len(b) != tc.want):
+			t.Errorf("%s: %d bytes, %v; want %d", tc.name, len(b), err, tc.want)
+		}
+	}
 }

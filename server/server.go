@@ -25,7 +25,6 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -256,7 +255,7 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool,
 		s.metrics.measure,
 		s.answerErrors,
 		noStore,
-		middleware.BodyLimit(strconv.Itoa(maxBodyBytes)),
+		limitBody,
 		requireJSON,
 		checkBody,
 	}
