@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"maps"
 	"net/http"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
-	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
 	"github.com/plugintoken/plugintoken/server/internal/bodycheck"
 )
@@ -42,20 +40,6 @@ type fastRoute struct {
 // fastAuth is an authenticator as the fast path calls it: with the echo
 // context and the scheme, and nothing to allocate (Server.authenticateEcho).
 type fastAuth func(c echo.Context, name string, scheme *openapi3.SecurityScheme, scopes []string) error
-
-// kinAuth calls a kin-openapi AuthenticationFunc as echo-middleware does:
-// with the echo context on the context under echo-middleware's key, and
-// the request as the validation input.
-func kinAuth(auth openapi3filter.AuthenticationFunc) fastAuth {
-	return func(c echo.Context, name string, scheme *openapi3.SecurityScheme, scopes []string) error {
-		//lint:ignore SA1029 the authenticator finds the echo context under echo-middleware's own key, a string.
-		ctx := context.WithValue(context.Background(), echomiddleware.EchoContextKey, c)
-		return auth(ctx, &openapi3filter.AuthenticationInput{
-			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: c.Request()},
-			SecuritySchemeName:     name, SecurityScheme: scheme, Scopes: scopes,
-		})
-	}
-}
 
 type fastScheme struct {
 	name   string

@@ -282,3 +282,17 @@ components:
 		}
 	}
 }
+
+// kinAuth calls a kin-openapi AuthenticationFunc as echo-middleware does:
+// with the echo context on the context under echo-middleware's key, and
+// the request as the validation input.
+func kinAuth(auth openapi3filter.AuthenticationFunc) fastAuth {
+	return func(c echo.Context, name string, scheme *openapi3.SecurityScheme, scopes []string) error {
+		//lint:ignore SA1029 the authenticator finds the echo context under echo-middleware's own key, a string.
+		ctx := context.WithValue(context.Background(), echomiddleware.EchoContextKey, c)
+		return auth(ctx, &openapi3filter.AuthenticationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: c.Request()},
+			SecuritySchemeName:     name, SecurityScheme: scheme, Scopes: scopes,
+		})
+	}
+}

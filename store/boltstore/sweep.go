@@ -97,10 +97,11 @@ func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 				if v == nil {
 					continue
 				}
-				if gone, err := expired(tx, k, v); err != nil || !gone {
-					if err != nil {
-						return err
-					}
+				gone, err := expired(tx, k, v)
+				if err != nil {
+					return err
+				}
+				if !gone {
 					continue
 				}
 				if err := b.Delete(k); err != nil {
