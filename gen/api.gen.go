@@ -253,9 +253,9 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// GetBackup Stream a consistent copy of the database
+	// GetBackup Stream a consistent copy of plugintoken's data
 	//
-	// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+	// A bbolt database file of plugintoken's data only (plugins, auth codes, tokens and the schema version), written from one read transaction while the service keeps serving. When plugintoken keeps its buckets in a host application's database, the host's own buckets are not copied. `plugintoken serve --db FILE` opens the copy, to restore it. It holds hashes only, but treat it like the live database. Mounted only when the host asks for it (Server.MountBackup; the standalone binary does). On etcd it answers 501: use `etcdctl snapshot save`.
 	//
 	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
 	GetBackup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -408,9 +408,9 @@ type ClientInterface interface {
 	RevokeToken(ctx context.Context, body RevokeTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// GetBackup Stream a consistent copy of the database
+// GetBackup Stream a consistent copy of plugintoken's data
 //
-// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+// A bbolt database file of plugintoken's data only (plugins, auth codes, tokens and the schema version), written from one read transaction while the service keeps serving. When plugintoken keeps its buckets in a host application's database, the host's own buckets are not copied. `plugintoken serve --db FILE` opens the copy, to restore it. It holds hashes only, but treat it like the live database. Mounted only when the host asks for it (Server.MountBackup; the standalone binary does). On etcd it answers 501: use `etcdctl snapshot save`.
 //
 // Corresponds with GET /admin/backup (the `GetBackup` operationId).
 func (c *Client) GetBackup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1223,9 +1223,9 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// GetBackupWithResponse Stream a consistent copy of the database
+	// GetBackupWithResponse Stream a consistent copy of plugintoken's data
 	//
-	// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+	// A bbolt database file of plugintoken's data only (plugins, auth codes, tokens and the schema version), written from one read transaction while the service keeps serving. When plugintoken keeps its buckets in a host application's database, the host's own buckets are not copied. `plugintoken serve --db FILE` opens the copy, to restore it. It holds hashes only, but treat it like the live database. Mounted only when the host asks for it (Server.MountBackup; the standalone binary does). On etcd it answers 501: use `etcdctl snapshot save`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2103,9 +2103,9 @@ func (r RevokeTokenResponse) ContentType() string {
 	return ""
 }
 
-// GetBackupWithResponse Stream a consistent copy of the database
+// GetBackupWithResponse Stream a consistent copy of plugintoken's data
 //
-// A bbolt database file, written from one read transaction while the service keeps serving. It holds hashes only, but treat it like the live database.
+// A bbolt database file of plugintoken's data only (plugins, auth codes, tokens and the schema version), written from one read transaction while the service keeps serving. When plugintoken keeps its buckets in a host application's database, the host's own buckets are not copied. `plugintoken serve --db FILE` opens the copy, to restore it. It holds hashes only, but treat it like the live database. Mounted only when the host asks for it (Server.MountBackup; the standalone binary does). On etcd it answers 501: use `etcdctl snapshot save`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2930,7 +2930,7 @@ func ParseRevokeTokenResponse(rsp *http.Response) (*RevokeTokenResponse, error) 
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
-	// GetBackup Stream a consistent copy of the database
+	// GetBackup Stream a consistent copy of plugintoken's data
 	// (GET /admin/backup)
 	GetBackup(ctx echo.Context) error
 	// CreatePlugin Register a plugin
@@ -3988,7 +3988,7 @@ func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.Respo
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
-	// GetBackup Stream a consistent copy of the database
+	// GetBackup Stream a consistent copy of plugintoken's data
 	// (GET /admin/backup)
 	GetBackup(ctx context.Context, request GetBackupRequestObject) (GetBackupResponseObject, error)
 	// CreatePlugin Register a plugin
@@ -4533,64 +4533,67 @@ func (sh *strictHandler) RevokeToken(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fvvbhs5kn+VAvcWkoCW7OSyO7cy8sHJeGayt5gYtoD9kDYMqruk5rib7JBsyzpDwD3EPeE9yaFIdqtb",
-	"avlPEGcmh8V8GItNVpFVv/pL5p4lqiiVRGkNm96zkmteoEXtfp3n1VLIDyn9LSSbspLbjEVM8gLpV/05",
-	"Yho/V0JjyqZWVxgxk2RYcFpXCPkPlEubsemriNl1SSuN1UIu2WazoaWmVNKg43imtdL0R6KkRWnpT16W",
-	"uUi4FUoe/WaUpLEt/X/TuGBT9qej7UGO/Fdz5Kk5LimaRIuSiLApO5WA9C0CIWGGfJ7jwPghmKt0PWG0",
-	"JpAhLqeVzd6rFJ2MtCpRW+F3nITRnZNFDO9KodF8cPvtsr/ERMnUQCWtyMFmCEQFwooJa+Qkq2KOmnkx",
-	"1RL+5Hm2OVw1K9T8N0ws8a+3fIGfKzR2f+dzbtDr9kEdRcxUnujeOf6Zqe3uhQFhTIUpLJSGIY0bsZSY",
-	"joWEyqB2U5fc4oqvgVc2Q2lJr5iOJjDLEKy6QbmlolWxpZ5wrdcgbARcpiCk1cqUmNBGQGOptDUgLHAD",
-	"ppq3JNggrSvBcPY+ub3XyC166B+UnbeAe1bwu1pyr4+Po0clmajSE+gKkk7vv7kTe8OCgq8Bb1HDHGGp",
-	"ubSYnriBNaC0eg1FZSx9FLK9zBGCW5XweZVzvZ7Aj7jgVW6nbtYqU3nnM4uYsFiYJyAhDHCt+XpPpk4m",
-	"fRJtjHrn0H12Fx0wr+7SjxJBLeCW5yJ1juE6mHMlCVhKi//CNAKNtPXEYnqt0ahKJxiBVPZ6oSqZRmCV",
-	"ui64XF9rr2dD/sCiljy/NqhvUXu6PXiKWIHG8CX2WQW3sEJpYaWVXEZg+ILADSZTK/q/AzXPc+wnbCy3",
-	"1QGQ/DKbnYOfQMcrCappiwptf9njMerNNtQjL9k+dX1oG9c+9HlixW3b5c2VypFLWrp1KX3ucP9IZ+TB",
-	"1qQ2cQfGe0U6zULpglt/nr++6TlexATvcUgfyHWAFQV+Ec2yFe8esN3GWh6xD+c5Dxi7d6kOCs7tDYxz",
-	"id7ZrXjbl0awylCSd1tx04sYR2HmRu8ZyqoglfMkQWNcbF5oNFlL1wecYtBsHya8O7zERGOPNxQHJNZM",
-	"f5ivoAwiTD7MfEaHPOiQeStAP+LEnh739jX+0IqI3Y2XarzvKIT84Ne/6kFII6OHE6Xe8NUsb/YabQXx",
-	"qCR92tVn4AQcN+nxxGYnUWnQdvaUSYd5PGpsh4T9YIRqn2xnEy0Jbs/Xc5rDUv2nsNkzDaTOIr6Or2l4",
-	"d93Nec7Jxd1ZUBISl9ycQMHNDabesWjkKcx5cvN42uQs1e16H3p9krloifig6e6C4TGr/CKL2VX2YW9z",
-	"gbfq5nDW3I4RO3Ff2Aw84eCyyburlRRyWedm2hE3J6AKYWGubAYrWkYzeVoICXPk2icGX0cOITo8V15+",
-	"0WH5pH16bD7sVFv5iq8NUGV4Aob+lMpmJBU+V5UlWdks1AeOL+CdMN3Epkky9vTqmfbt9GHYfVWxeH1U",
-	"Wtj1JVWNocJyuqRCrKlZ3Vnc8PZsmbWlr1KFXKgDWY1xhU/BJV+GKiGUS2oRKtiAMTMFHv4cGGfXKFOw",
-	"mqdIJZIJEHXkOBghlzmOK4Ot/IMKOC7Bu8ugEj89mJEfO/GQNaBxSfrS9Q4in704Yj6nDgmlo+JVFrbf",
-	"qvyAtOOyeaolm+pArSQMY/Yz2tqI3OyYjUIx5KGEuXE1qJ8TcioHIGHzbbfCc/rf//6frtDCbljEblEb",
-	"L/ZXk+PJsQs0uVo6tfDczvDONrULuA+UUSQ3S001xXuVU6nD/vTTMf3ngKFKlLwUbMr+PVAsuc0cQI6c",
-	"AI9ofeXS42WfBz+F+VzlFlJuOUV+WIgcI1hpYS1KXygrid6RW82l4b4wXmUiR4cVqmZEgnCDWBr/Sy4n",
-	"8MFCpvLUQMZNhgaUzNcRzCsLlgIF5Zy5uPEkcnGLzRZIsI26yBnSzt/5Y+y0dF4fHz/Q0FGJRTs2xK7o",
-	"NnaafH0uJNdr1ts82s+sO0KakBt4c/zqUKOo2WjdKorYm9d/e8bsv/jDPXn203fS8ihs+qnrSz5dba6o",
-	"uCgKEsyUXTrxAYdESUOWKC0kqlyTb7AtmZAM+dK4VIiAx66IzZE3AechlenB30Uwb9M4lmDHttLS+xSR",
-	"uiHvWrxNl03eERyOMGEJpg5okKFGt2y+JheCkvCEYz/9pAe3bhWxu/zldPz6L391sN2HYtLq4ITeJBr7",
-	"TqXrr9ZZ7GsSbbrBgsLdZs8WXn21LexlnQcMwmss8nkGCW9PMUOTkZNVMsFRsJjnoPp59vUci3mODdQg",
-	"bTDaAnsYaKP96L5O5DYe8Dnanl7Oj2683ZU7cTJsYqUPyyEUG6tKWCl943Ib6yS6D0/PqwXPDkDeHNpE",
-	"+iXOzJP7nVXj9/+gYqL+yHcRXEyru9nAOIDXVzK98eiQiI9/Jxv8bhVIudfD2mvfG33q38F2ylFzr7S5",
-	"6rXIo3Y354tJRwfC2Xue5+iCDsEqU8b624pwNRH59Hfn8mLkK7omAApD6SqFMoqG4HIiF/bqu5A5pYN1",
-	"t7cVNeknzY4g4VTtgcYUsXAxMUF/vdG6COqLbM1l1MvEtt2LoyfFteOvzv6QLZGAXzxK/THszrez+4u0",
-	"J4e3o93+ylc3qNpLc5C4qqtGnyG2qsVto8Pwor7u8lleqdGgtLi7oraXTiEaGuMhDvTHXDj3FN3YDlHr",
-	"rme4AZ5TwbQGrSz3vF1vJtyw+cl0UJRp+zrS7b5Rw76NBm6tVusL2Wlfc+0b22pfP7nHbJswThOnrT5P",
-	"I7kBAcasUMOwh2YEVelLxIEBz/vLEtU3f4hCcNPJWx369lAqpFXBoPxAyYV+js3vlFPfwPB36wpv2ypP",
-	"XXNiwUVuDifF2w13rppeHLsP5210rMNF0vcXUC4aKbd7hE0n/4ngajqnvTl707hLVVIV3q0vlC6mwOHn",
-	"s5l33Bz+fvnxV3/nD++0WhnUhjIiqQg+rtfYmkzzIjAKYjZzz0BAVTZm9QJy/66bMKVczcHu/OPlzLGt",
-	"eyDObZfcZjAkMLe8zCiCVSaSDCy/CaWem0xMfdvTeabWlxVfP1Bw1D5/x9xe5gHV1cvElp4r1+8gtPx/",
-	"iQlnd0nG5RJdE77ble/0q2HYZ1CjHkuO2N2YiFzyoszRAzLncsmm7DLDPGcR8+9jqMiodA7jcYCVM8M4",
-	"jiXAeExfMmtLMz064mU5sc7WJ1wc8VLUnuLPP7yrgf3nH3703qKhkCFPUcPgNDzTcdCYwjvntODi7Pwf",
-	"p+/Prt+dnV6cXVzPPv7n2a+DvbUBX+7ydwq7ENvOT7nlMLiPw3V5zKZxMJyYRXG4QNsbdXlpzKaftsNX",
-	"Udzcq3fmbwZsEzWS/Du/5ZcOmx1xKmkskOTewuCLhDc4iaWnohzsDbyFezpigTZT6RQGP5/NBhGNeBGZ",
-	"qf8OsCPmwUNyjvySjngHUxjsCZjmbdxsgtv0pUUcy81JLGP34s0dy8uiNiF4C3zFhYUF2iQbVjqPajmN",
-	"TrbTHRjqqfXaCZ1nuJ2mcpzkajmkyTS6gYTbJIOhewY22rKniW4sfKG5bSj8SqXBb2YfBwQAeAvBjw49",
-	"IAYjd8Cn6lgZSwHEq2YLI/+1VNpOQVZ57n9ym01h8CjEvjF6ap3WqvwMb51oJsHrDIMUIlhU0l9mDTWa",
-	"URsASVbJG5LTpytHC0itEyWHA1LfoL3UTR3Vx/ILJ2VlsvDFAWAz2iGDMu1Q2RJw/F1+8BbeVYsF6kmi",
-	"ZMKtpxeA18WUy3WsunS4Ho5aPANjjZ8nKy0sDsmVT7wBiMV6eO+NawoDPzaIQsrWGXFGNYVP9dBVBLVB",
-	"bedtHF/ihDIdjk7amD1f20zJNmRFQWjyiklygdIGnclaXX508stsdn75XknpHw0OY9ZBZsxGtLDk61zx",
-	"FN5CzO7juHEaMRl83Jh8TE4ibpzHoa/eicTOjXQ+X7nvjTPZX7+JGW0noL02NNgJSoMpxOwBxNM+eiEf",
-	"72U9xG9Ti66BeMx+PpvFLIKYPWaeNCtIL6qtdOQxQ/t3ZJdoa7c2HMUy+DvCskaeDr0GtJDWebdJipQP",
-	"DGNW2cX4P2I2GvlubH+l5zvANmS23cR3J53+V+b7r8z3xTPfAylu643HOEUtbjEdL7QqfHnmeHmDOtq+",
-	"STl87/2TY+vePYQOpNLdNk3kbqIImVFzz+qb++E1v+tgigLNSXhU036tMvR9fvdQ3b1iiupeZASVvJFq",
-	"JSNYcj3nSxwB3vHE5pQChYe6MZvCgucGN/vF6PZ4L9mB/D2tpPtK/UD/pn5abUiq3+3V9gzzvHkkx5s2",
-	"OHgY+CujVeaf67h/J2Ja5hFerLWg78F2GPbhfgyF4xeuybrPGIe1/269+qj/FYorQclS+h82wmnoprw+",
-	"Pq5tAlaY5+OF0gVBv/NPgyDgNgKeG7V9VtkIIRgKDC9+eg8/HB//bTQB90Sxr/fvaNR9fneP37pZOPFf",
-	"3Lqdx2858tvQGuoSrIxLcXramcTjZbv/7Weq39j46jegvWEpuDJCAHdPPQNQ/2CXdi8b0R6w7eh+tynr",
-	"3kPyvcjWmK4jqG/rfKrSeXg12ttKoDzu/wIAAP//",
+	"7Fvvbhs5kn+VQu8tJAEt2clldm5l5EOS8cxkb24S2ALmQ9rIUN0lNcctsodkW9YZAu4h7gnvSQ5VZLe6",
+	"pZbtBPH8WSz8wRL/FMmqX/0ldRelelVqhcrZaHoXlcKIFTo0/O19US2lepvRZ6miaVQKl0dxpMQK6Vvd",
+	"HUcGf62kwSyaOlNhHNk0x5WgeSupfkC1dHk0fRZHblPSTOuMVMtou93SVFtqZZFXPDdGG/qQauVQOfoo",
+	"yrKQqXBSq5NfrFbUtqP/bwYX0TT6y8nuICe+1554arxKhjY1siQi0TR6pQCpLwapYIZiXuDA+iaY62wz",
+	"iWhOIEOrvKpc/kZnyDwyukTjpN9xGlr3ThZHeFtKg/Yt77e7/CWmWmUWKuVkAS5HICoQZkyihk+qWs3R",
+	"RJ5NNYc/+DXbK1w1M/T8F0wdrV9v+QJ/rdC6w53PhUUv23tlFEe28kQPzvFTrne7lxaktRVmsNAGhtRu",
+	"5VJhNpYKKouGhy6Fw7XYgKhcjsqRXDEbTWCWIzh9jWpHxejVjnoqjNmAdDEIlYFUzmhbYkobAYOlNs6C",
+	"dCAs2Gre4mCDtC4Hw9n7+PbGoHDooX+Ud14D7qKVuK059/z0NH6Qk6kuPYEuI+n0vo9P7BULVmIDeIMG",
+	"5ghLI5TD7IwbNoDKmQ2sKuuoU6r2NCYENzoV86oQZjOBb3AhqsJNedQ610WnO4oj6XBlH4GE0CCMEZsD",
+	"njJP+jjaKPXeofv0Lj6iXt2p7xSCXsCNKGTGhuFjUOdKEbC0kf+NWQwGaeupw+yjQasrk2IMSruPC12p",
+	"LAan9ceVUJuPxsvZkj1waJQoPlo0N2g83R48xdEKrRVL7NMK4WCNysHaaLWMwYoFgRtsrtf0n0EtigL7",
+	"CVsnXHUEJN/PZu/BD6DjlQTVrEWFtr/ssRj1Zhvqsedsn7jetpXrEPoidfKmbfLmWhcoFE3dmZQ+c3h4",
+	"pHOyYBsSm7wF660inWahzUo4f56/veg5XhxJ0WOQ3pLpACdX+Fk0y5a/u0d3G215QD/Ych5Rdm9SGQps",
+	"9gaWTaI3dmvRtqUxrHNUZN3WwvYihinMuPUuQlWtSOQiTdFa9s0LgzZvyfqIUQyS7cOEN4eXmBrssYby",
+	"CMea4fevKymCCIOPLz6jQx41yKLloB8wYo/3e4cSv29GHN2Ol3p8aCikeuvnP+tBSMOj+wOlXvfVTG/2",
+	"Gu8Y8SAnfdjVp+AEHB70cGCzF6g0aDt/zKDjazyobMeYfa+Hap9sbxMtDu7O13Oa41z9Sbr8ExWkjiK+",
+	"jK1p1u6am/eFIBN360ArSDm4OYOVsNeYecNiUGQwF+n1w2ETayrv+hB6fZy5aLH4qOrug+EhrfwsjdkX",
+	"9nFrc4E3+vp41Nz2EXt+X7ocPOFgssm667WSalnHZoaJ2zPQK+lgrl0Oa5pGI0W2kgrmKIwPDL4MH4J3",
+	"+FR++UnH+ZP1ybHp2Mu2irXYWKDM8AwsfVTa5cQVMdeVI165POQHvC7grbTdwKYJMg7k6hft2+n9sPui",
+	"bPHyqIx0m0vKGkOGxbKkRKzJWfks3Lw7W+5c6bNUqRb6SFRjOfFZCSWWIUsI6ZJehAw2YMxOQYSPA8t6",
+	"jSoDZ0SGlCLZAFEmJ8BKtSxwXFlsxR+UwAkF3lwGkfjhQY1825mHrAWDS5KXqXcQ++iFifmYOgSUTMWL",
+	"LGy/lfkBSYejecolm+xArxUMk+g7dLUS8egkGoVkyEMJC8s5qB8TYioGkHTFrlrhV/q///nfLtPCbqI4",
+	"ukFjPdufTU4np+xoCr1ksYjCzfDWNbkLcAdFFOn10lBO8UYXlOpEf/n2lP4YGLpEJUoZTaN/DxRL4XIG",
+	"yAkz8ITmVxweL/ss+CuYz3XhIBNOkOeHhSw4/+mclbtBq2IDw0YOjUxtXOOFRMDJOVc3IJx3FMPaSOdQ",
+	"+cRbK/SOwRmhrPCJ9jqnhXkymhuZIlwjltZ/U8sJ/ERWr81o30+om1fpNVKSrkBArq2DVl0n7J4OFzN9",
+	"GhBkX08UBsluQKpLidkEfm6vw9kajMfZHL59+8P5z4QlZUP5oNzQ4Tkb1AZBugm8dZDrIrOQC5ujZbbF",
+	"MK8cOPKQFGwX8tqftZA32GxvAv+lK8rEPacbM+9PZK8tK490MLzkBHLCw1+zgM8865xQmSiIwXOphNlA",
+	"ptGOJvBOAbo04zKGsms0Fr46fTYF0s2fqSd1BVglSptrB1bc4M+E70ZryCcRgPxi0V5l7fnp6T11NZ06",
+	"dGNLh19162tN2uQ3G/XW8A4TnA5WJ2SNX5w+O1avazZaV+zi6MXzv3/C6K/84R49+vE7aRn2aPqha9I/",
+	"XG2vKMdbrYgx0+iS2QcCUq0sGUTFaN30qypxUiwtx6VkBaIrWuzED2R3pW2PMbgIttY2Vj4YVVcZ5VVN",
+	"Ztzk7bw3sGUTBAbrL22YUiM5R4M8bb4he46KUIVjP/ysR+l5Fi13+f2r8fOv/saqdAjItFVOC4VitO61",
+	"zjZfrMzbV7Hbdj03xR7bA4149sW2cJACHFELL7HYB33EvAPBDG1OVk+rFEdBbz4F25+mZZ+iN5+iCTVI",
+	"G4y2wB4a2mg/uauj6q0HfIGup7D2Dbe3S6RnzMOdk/POzfs563QJa22uOdB0zNFDePq1WvDsAOTFsU1k",
+	"n2PSPLnfWTR+//cKJu4PQy6CiWmVmhsYB/D6tLLXKx1j8envpIN/WgFSIHy/9NqXeB/6d7AbctJc8m2v",
+	"ejXypF1a+2zS8RF39kYUBbLTaaKoYeueKPa5yN5N0sjHXY0DlJbjPcx8dOnjtFnrYmpOsXldem95Tfrq",
+	"g85UUOoNBjPEFfvEFP1dU+tWrs+zNTeDT+Pb9m/xHuXXTr/48sd0iRj85F7qj6F3/m6hP2N+tHs72S92",
+	"fXGFqq20AIXrOoX3EWIrdd9VnaxY1XePPsorDVrkDKc7o9aXTlUg3FIEP9Dvc+G9p8hte0Qd35UJC6Kg",
+	"bHMDRjvh1+ZCWbju9IPpoKiy9t0w774Rw6GOhtVade8n0tO+SudvrKt9xf0etW3cOA2ctopuDecGNiSg",
+	"MOyhGUNV+kRxYEMR4fMC1Rd/iHRw24lbGX0HKKXELSiUbyiFNJ+i83vp1G+g+Pt5hddtXWRc2VkIWdjj",
+	"QfFuw517vyfH7v1xGx3reJL053MoFw2X2wXb5lrlkeBqyti9MXtTRc10Wq28WV9os5qCgO/OZ95wC/jH",
+	"5bsf/QMMeG302qKxFBEpTfDhwm9rMI2LwWpIohm/yQFduSSqJ5D552qCr1wR7N6/u5zxsqAXO7NdCpfD",
+	"kMDcsjKjGNa5THNw4jqkejyYFvU16FAaa3rWYnNPwlHb/D11e5rXbFdP41t67r//BK7ln8UnnN+muVBL",
+	"5BuR7hVJ5/IAhn0KNerR5Di6HRORS7EqC/SALIRaRtPoMseiiOLIP1aiJKMyBYzHAVashkmSKIDxmHpy",
+	"50o7PTkRZTlxrOsTIU9EKWtL8devX9fA/uvX33hr0VDIUWRoYPAqvJliaEzhNRstuDh//8OrN+cfX5+/",
+	"uji/+Dh795/nPw4O5gZ88U38FPYhthvPtxODuyS8XUiiaRIUJ4niJNxmHrRyXJpE0w+75qs4aR45dMZv",
+	"B9E2bjj5D3EjLhmbHXZqZR0Q517C4LOYNzhLlKeiGfYWXsIdHXGFLtfZFAbfnc8GMbV4Ftmp7wfYY/Pg",
+	"Pj7HfkqHvYMpDA4YTOO2PJrgNn1qFidqe5aohJ8f8rE8L2oVgpcg1kI6WKBL82Flirjm0+hsN5zBUA+t",
+	"507oPMPdMF3gpNDLIQ2m1i2kwqU5DPlN3mi3PA3kttBDY9tQ+JFSg1/sIQ4IAPASgh0dekAMRnzAx8pY",
+	"W0cOxItmByPfW2rjpqCqovBfhcunMHgQYr8xemqZ1qL8FV4yaybB6gwDF2JYVMrfBA4N2lEbAGleqWvi",
+	"04crpgUk1olWwwGJb9CeykNH9bH8xElZ2Tz0MAC2oz0yqLIOlR0BXp/jg5fwulos0ExSrVLhPL0AvC6m",
+	"ONZx+pJxPRy11gwLG/x1sjbS4ZBM+cQrgFxshndeuaYw8G2DOIRsnRZWqil8qJuu/FUsKdRu3JbXpZVQ",
+	"ZcPRWRuz7zcu16oNWbkiNHnBpIVE5YLMVC0u3zr5fjZ7f/lGK+VfcA6TqIPMJBrRxFJsCi0yeAlJdJck",
+	"jdFISOGTRuUTMhJJYzyO9XojkrAZ6XRfcX9jTA7nb5OIthPQXisa7DmlwRSS6B7E0z56IZ8cRD203rZm",
+	"XQPxJPrufJZEMSTRQ+pJowL34lpLRx4ztH8mu0RXm7XhKFHB3hGWDYps6CVgpHJs3SYZUjwwTKLKLcb/",
+	"kUSjka/G9md6vgLsQmTbDXz3wul/Rb7/inyfPPI9EuK2rrzHGRp5g9l4YfTKp2e8lleok90DoeP33t/y",
+	"svwWI1QgtemWaWK+iSJkxs09qy/uh59WcAVTrtCehRdO7adDQ1/n518N8JOyuK5FxlCpa6XXKoalMHOx",
+	"xBHgrUhdQSFQeDWdRFNYiMLi9jAZ3R3vKSuQv6eWdH8ycKR+Uz9+sMTVP+3V9gyLonmxKJoyOHgY+Cuj",
+	"de6fEPGPdmxLPcLzwRb0PdiOwz7cj6Hk9cI1WfdN6bC2361XH/VPgjgFJU3pf2UKr0I15fnpaa0TsMai",
+	"GC+0WRH0O7/TgoDbGERh9e7xU8OEoCgwvPj2DXx9evr30QT4vWhf7Z9p1HV+vsdv3Syc+R6et/cSsUBx",
+	"E0pDXYKV5RCnp5xJazxt9b/9Zvg3Vr76QW6vWwqmjBAg+N1tAOof7NLuaT3aPbod3+0XZflxqjjwbI3q",
+	"MkFzU8dTlSnCE97eUgLFcf8fAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -165,7 +165,7 @@ func (a api) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) 
 func (a api) GetBackup(ctx context.Context, _ gen.GetBackupRequestObject) (gen.GetBackupResponseObject, error) {
 	b, ok := a.s.Store().(Backuper)
 	if !ok {
-		return nil, core.Errorf(core.CodeNotImplemented, "This store cannot stream a backup")
+		return nil, core.Errorf(core.CodeNotImplemented, "This store cannot stream a backup (on etcd, take one with `etcdctl snapshot save`)")
 	}
 	// The copy is written by the store into a pipe that the response
 	// drains; the size comes first, for Content-Length. Closing the pipe's

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -114,9 +113,11 @@ func asError(err error) answer {
 	return answer{&core.Error{Code: core.CodeInternal, Message: errInternal.Message, Err: err}, http.StatusInternalServerError}
 }
 
-// writeError answers the request with err in Teable's error body. It is the
-// only place that turns errors into HTTP responses.
-func writeError(c echo.Context, log *slog.Logger, err error) {
+// writeError answers the request with err in Teable's error body, or with
+// Config.RenderError. It is the only place that turns errors into HTTP
+// responses.
+func (s *Server) writeError(c echo.Context, err error) {
+	log := s.log
 	a := asError(err)
 	e, status := a.e, a.status
 	c.Set(contextKeyReason, e.LogReason())
@@ -139,6 +140,14 @@ func writeError(c echo.Context, log *slog.Logger, err error) {
 	}
 	if e.RetryAfter > 0 {
 		h.Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(e.RetryAfter)))
+	}
+	if s.renderError != nil {
+		if rerr := s.renderError(c, status, e); rerr != nil {
+			log.ErrorContext(c.Request().Context(), "Config.RenderError failed", "err", rerr)
+		}
+		if c.Response().Committed {
+			return
+		}
 	}
 	body := gen.Error{Message: e.Message, Status: status, Code: string(e.Code)}
 	if c.Request().Method == http.MethodHead {

@@ -29,6 +29,8 @@ type metrics struct {
 	routes   atomic.Pointer[map[string]bool]
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// refusals counts the gateway middleware's refusals by reason.
+	refusals *prometheus.CounterVec
 	// series holds each label set's counter and histogram once looked up
 	// (a seriesKey's *series), so that a request costs a map read instead
 	// of two label lookups. The label sets are few: see route.
@@ -69,7 +71,14 @@ func newMetrics(reg prometheus.Registerer, st store.Store, service []prometheus.
 		Name: "plugintoken_http_request_duration_seconds", Help: "API request latency by route template and method.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"route", "method"})
-	all := append([]prometheus.Collector{m.requests, m.latency}, service...)
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "plugintoken_gateway_refusals_total",
+		Help: "Requests the gateway middleware (RequireToken, Middleware) refused, by reason: no_token, invalid_token, insufficient_scope, other_base, error.",
+	}, []string{"reason"})
+	for _, r := range []string{"no_token", "invalid_token", "insufficient_scope", "other_base", "error"} {
+		m.refusals.WithLabelValues(r) // every series from 0, and no other
+	}
+	all := append([]prometheus.Collector{m.requests, m.latency, m.refusals}, service...)
 	if sz, ok := st.(sizer); ok {
 		all = append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plugintoken_database_size_bytes", Help: "Size of the database file.",

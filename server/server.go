@@ -42,10 +42,15 @@ import (
 
 // Config configures a Server: the service's configuration (core.Config:
 // Store is required, zero means the default for the rest) and the HTTP
-// adapter's. Admin is required.
+// adapter's.
 type Config struct {
 	core.Config
-	// Admin authenticates the bearer token of the protected routes.
+	// Admin authenticates the admin routes (plugins, auth codes,
+	// introspection, backup) and an admin's bearer on the revocation route.
+	// It is required only to mount admin routes (Mount, MountAdmin,
+	// MountBackup) or with TokenRequiresBearer: a gateway that registers
+	// plugins and issues codes in-process and mounts only MountPlugin needs
+	// none, and then no bearer is ever accepted as an admin's.
 	Admin AdminAuthenticator
 	// TokenRequiresBearer enforces the upstream document's bearerAuth on
 	// the token and refresh routes: they then also need a bearer accepted
@@ -64,6 +69,16 @@ type Config struct {
 	// this registry when it is also a Gatherer (a *prometheus.Registry).
 	// Default: a registry of its own, with Go and process collectors.
 	Metrics prometheus.Registerer
+	// RenderError, when set, writes the errors of plugintoken's mounted
+	// routes (and of RequireToken's refusals without HostErrors) in the
+	// host's own dialect instead of Teable's {message, status, code} body,
+	// which is the default and what Teable's clients read. It gets the
+	// status and the error: Message is safe to show, Code is Teable's code,
+	// Err is for the log only. The headers plugintoken owes the client
+	// (WWW-Authenticate, Retry-After, Cache-Control) are set before it is
+	// called. An error it returns is logged, and the default body is
+	// written if nothing was.
+	RenderError func(c echo.Context, status int, err *core.Error) error
 }
 
 // Server serves the plugintoken API over the service, which it embeds:
@@ -72,8 +87,12 @@ type Config struct {
 // with New.
 type Server struct {
 	*core.Service
-	admin AdminAuthenticator
-	log   *slog.Logger
+	// admin is Config.Admin, or one that refuses every bearer (hasAdmin
+	// false).
+	admin       AdminAuthenticator
+	hasAdmin    bool
+	renderError func(c echo.Context, status int, err *core.Error) error
+	log         *slog.Logger
 	// tokenRequiresBearer: see Config.TokenRequiresBearer.
 	tokenRequiresBearer bool
 	clientAddr          func(*http.Request) string
@@ -85,8 +104,8 @@ type Server struct {
 
 // New checks cfg and returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Admin == nil {
-		return nil, errors.New("server: Config.Admin is required")
+	if cfg.Admin == nil && cfg.TokenRequiresBearer {
+		return nil, errors.New("server: Config.TokenRequiresBearer needs Config.Admin, to check the bearer")
 	}
 	log := cmp.Or(cfg.Logger, slog.Default())
 	// One vocabulary: when the served document enumerates the token
@@ -118,12 +137,17 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		Service:             svc,
 		admin:               cfg.Admin,
+		hasAdmin:            cfg.Admin != nil,
+		renderError:         cfg.RenderError,
 		log:                 log,
 		tokenRequiresBearer: cfg.TokenRequiresBearer,
 		clientAddr:          cfg.ClientAddr,
 	}
 	if s.clientAddr == nil {
 		s.clientAddr = PeerAddr
+	}
+	if s.admin == nil {
+		s.admin = func(*http.Request, string) (string, error) { return "", ErrUnauthorized }
 	}
 	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store, svc.Collectors()); err != nil {
 		return nil, err
@@ -182,48 +206,78 @@ func PeerAddr(r *http.Request) string {
 	return host
 }
 
-// Mount registers every plugintoken API route on e under prefix (for
-// example "/api", or "/plugins/api" inside a gateway) and returns the group
-// (a plain group: routes the host adds to it are the host's own). Requests
-// to the routes are validated against the overlaid OpenAPI document, admin
-// routes are authenticated with Config.Admin, request bodies are decoded by
-// plugintoken whatever e's Binder, and every error is answered in Teable's
-// JSON error body, whatever e's own HTTPErrorHandler does. The overlaid
+// Mount registers every plugintoken API route but the backup on e under
+// prefix (for example "/api", or "/plugins/api" inside a gateway) and
+// returns the group (a plain group: routes the host adds to it are the
+// host's own). Requests to the routes are validated against the overlaid
+// OpenAPI document, admin routes are authenticated with Config.Admin (which
+// Mount requires), request bodies are decoded by plugintoken whatever e's
+// Binder, and every error is answered in Teable's JSON error body (or by
+// Config.RenderError), whatever e's own HTTPErrorHandler does. The overlaid
 // document is served at prefix + "/openapi.json". mw run on each route
 // after plugintoken has read and checked the body (and set its no-store
 // headers) and before plugintoken's validator; as for any route middleware
-// in Echo, they wrap the handler anew on every request.
+// in Echo, they wrap the handler anew on every request. The backup route is
+// MountBackup's.
 func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
-	return s.mount(e, prefix, func(string) bool { return true }, mw)
+	return s.mount(e, prefix, func(r routeRole) bool { return r != roleBackup }, mw)
 }
 
 // MountPlugin registers only the routes a plugin's backend calls: the
 // token exchange (GET and POST), the refresh and the revocation. A gateway
 // that registers plugins and issues codes in-process (CreatePlugin,
-// IssueAuthCode) need not expose any admin route.
+// IssueAuthCode) need not expose any admin route, nor configure
+// Config.Admin.
 func (s *Server) MountPlugin(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
-	return s.mount(e, prefix, pluginRoute, mw)
+	return s.mount(e, prefix, func(r routeRole) bool { return r == rolePlugin }, mw)
 }
 
-// MountAdmin registers only the admin routes: plugins, auth codes,
-// introspection and backup.
+// MountAdmin registers only the admin routes: plugins, auth codes and
+// introspection, authenticated with Config.Admin (which it requires). The
+// backup route is MountBackup's.
 func (s *Server) MountAdmin(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
-	return s.mount(e, prefix, func(path string) bool { return !pluginRoute(path) }, mw)
+	return s.mount(e, prefix, func(r routeRole) bool { return r == roleAdmin }, mw)
 }
 
-// pluginRoute tells the routes a plugin's backend calls (and the upstream
-// operations plugintoken does not implement, which answer 501) from the
-// admin routes.
-func pluginRoute(path string) bool {
+// MountBackup registers GET prefix/admin/backup, which streams a hot backup
+// of the store to an admin (Config.Admin, which it requires): with
+// *boltstore.DB, a database file holding plugintoken's data only (never a
+// host's buckets of a shared file, see boltstore.DB.Backup) that
+// `plugintoken serve --db FILE` opens. It is mounted only when a host asks
+// for it: a backup holds every plugin's secret hash and every token's.
+func (s *Server) MountBackup(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
+	return s.mount(e, prefix, func(r routeRole) bool { return r == roleBackup }, mw)
+}
+
+// routeRole is who calls a route.
+type routeRole int
+
+const (
+	// rolePlugin: a plugin's backend (and the upstream operations
+	// plugintoken does not implement, which answer 501).
+	rolePlugin routeRole = iota
+	// roleAdmin: an admin, authenticated by Config.Admin.
+	roleAdmin
+	// roleBackup: the backup, an admin route mounted apart.
+	roleBackup
+)
+
+// roleOf tells the routes a plugin's backend calls from the admin routes.
+func roleOf(path string) routeRole {
 	switch path {
 	case "/plugin", "/plugin/:pluginId", "/plugin/:pluginId/regenerate-secret", "/plugin/:pluginId/authCode",
-		"/token/introspect", "/admin/backup":
-		return false
+		"/token/introspect":
+		return roleAdmin
+	case "/admin/backup":
+		return roleBackup
 	}
-	return true
+	return rolePlugin
 }
 
-func (s *Server) mount(e *echo.Echo, prefix string, keep func(path string) bool, mw []echo.MiddlewareFunc) (*echo.Group, error) {
+func (s *Server) mount(e *echo.Echo, prefix string, keep func(routeRole) bool, mw []echo.MiddlewareFunc) (*echo.Group, error) {
+	if !s.hasAdmin && (keep(roleAdmin) || keep(roleBackup)) {
+		return nil, errors.New("server: admin routes need Config.Admin to authenticate them (MountPlugin needs none)")
+	}
 	prefix = "/" + strings.Trim(prefix, "/")
 	if prefix == "/" {
 		prefix = ""
@@ -333,14 +387,14 @@ type routes struct {
 	validator func(*routers.Route) echo.MiddlewareFunc
 	spec      *openapi3.T
 	err       error
-	keep      func(path string) bool
+	keep      func(routeRole) bool
 	// added are the route templates registered: the metrics' route label
 	// values.
 	added []string
 }
 
 func (r *routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
-	if !r.keep(path) {
+	if !r.keep(roleOf(path)) {
 		return &echo.Route{Method: method, Path: path} // not mounted here
 	}
 	specPath := echoParam.ReplaceAllString(path, "{$1}")
@@ -465,7 +519,7 @@ func requireBearer(spec *openapi3.T, operationIDs ...string) {
 func (s *Server) answerErrors(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := next(c); err != nil {
-			writeError(c, s.log, err)
+			s.writeError(c, err)
 		}
 		return nil
 	}
@@ -505,7 +559,8 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Handler returns a standalone Echo application: the API under /api,
+// Handler returns a standalone Echo application: the API under /api (the
+// backup included),
 // /healthz, /readyz and /metrics, a log line per request, and Teable's error
 // body for everything, unknown routes included. The binary adds the
 // reference page at /docs (package server/docs), which is linked only into
@@ -516,7 +571,7 @@ func (s *Server) Handler() (*echo.Echo, error) {
 	// The client address is the peer's: X-Forwarded-For is not trusted,
 	// since rate limits are keyed on it.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.HTTPErrorHandler = func(err error, c echo.Context) { writeError(c, s.log, err) }
+	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
 	e.Use(middleware.Recover(), RequestLogger(s.log))
 	healthz := func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -534,6 +589,9 @@ func (s *Server) Handler() (*echo.Echo, error) {
 	})
 	e.GET("/metrics", echo.WrapHandler(s.MetricsHandler()))
 	if _, err := s.Mount(e, "/api"); err != nil {
+		return nil, err
+	}
+	if _, err := s.MountBackup(e, "/api"); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -41,10 +41,8 @@ type Config struct {
 	DBPath         string
 	AdminTokens    []string // from PLUGINTOKEN_ADMIN_TOKEN
 	AdminTokenFile string
-	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM; SweepInterval is
-	// how often expired records are deleted.
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration
-	SweepInterval   time.Duration
 	// DebugAddr, when set, serves net/http/pprof there (keep it on loopback).
 	DebugAddr string
 	// Etcd, when it has endpoints, selects the etcd backend instead of the
@@ -71,11 +69,11 @@ func DefaultConfig() Config {
 			RefreshTokenTTL: core.DefaultRefreshTokenTTL,
 			MaxFailures:     core.DefaultMaxFailures,
 			FailureWindow:   core.DefaultFailureWindow,
+			SweepInterval:   core.DefaultSweepInterval,
 		}},
 		Addr:            "127.0.0.1:8080",
 		DBPath:          filepath.Join("data", "plugintoken.db"),
 		ShutdownTimeout: 15 * time.Second,
-		SweepInterval:   time.Minute,
 		Etcd:            EtcdConfig{Options: etcdstore.DefaultOptions()},
 	}
 }
@@ -91,13 +89,14 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	db          backend
-	listener    net.Listener
-	http        *http.Server
-	debug       *http.Server
-	served      chan error
-	stopSweeper context.CancelFunc
-	sweeperDone chan struct{}
+	db       backend
+	listener net.Listener
+	http     *http.Server
+	debug    *http.Server
+	served   chan error
+	srv      *server.Server
+	stopWork context.CancelFunc
+	workDone chan struct{}
 }
 
 // NewMain returns a Main that logs to logw.
@@ -114,9 +113,9 @@ func (m *Main) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		m.Log.Info("shutting down", "drain_timeout", m.Config.ShutdownTimeout)
 	case err := <-m.served:
-		m.stopSweeper()
-		<-m.sweeperDone
-		_ = m.db.Close()
+		m.stopWork()
+		<-m.workDone
+		_ = m.srv.Close()
 		return fmt.Errorf("http server: %w", err)
 	}
 	return m.Close()
@@ -155,6 +154,7 @@ func (m *Main) Start() (err error) {
 	if err != nil {
 		return err
 	}
+	m.srv = srv
 	h, err := srv.Handler()
 	if err != nil {
 		return err
@@ -193,12 +193,12 @@ func (m *Main) Start() (err error) {
 		go func() { _ = m.debug.Serve(dl) }()
 		m.Log.Info("serving pprof", "addr", dl.Addr().String())
 	}
-	sweepCtx, stop := context.WithCancel(context.Background())
-	m.stopSweeper, m.sweeperDone = stop, make(chan struct{})
+	workCtx, stop := context.WithCancel(context.Background())
+	m.stopWork, m.workDone = stop, make(chan struct{})
 	go func() {
-		defer close(m.sweeperDone)
-		if err := srv.RunSweeper(sweepCtx, cfg.SweepInterval); err != nil {
-			m.Log.Error("sweeper not started", "err", err)
+		defer close(m.workDone)
+		if err := srv.Run(workCtx); err != nil {
+			m.Log.Error("background work stopped", "err", err)
 		}
 	}()
 	m.Log.Info("serving", "addr", m.listener.Addr().String(), "store", m.storeName(), "version", buildVersion())
@@ -221,9 +221,9 @@ func (m *Main) Close() error {
 	if m.debug != nil {
 		_ = m.debug.Close()
 	}
-	m.stopSweeper()
-	<-m.sweeperDone
-	derr := m.db.Close()
+	m.stopWork()
+	<-m.workDone
+	derr := m.srv.Close()
 	if derr == nil {
 		m.Log.Info("database closed", "store", m.storeName())
 	}

@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/internal/damage"
+	"github.com/plugintoken/plugintoken/server"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
@@ -213,5 +217,58 @@ func TestTokenFileWarningIsStructured(t *testing.T) {
 	}
 	if !strings.HasPrefix(warning, "time=") || !strings.Contains(warning, "level=WARN") || !strings.Contains(warning, "file="+tokenFile) {
 		t.Errorf("warning line not in the server's log format: %q", warning)
+	}
+}
+
+// TestServeOpensHostBackup: a backup of plugintoken's buckets kept in a
+// host's database is a database of its own that the real binary serves,
+// with the host's buckets left out.
+func TestServeOpensHostBackup(t *testing.T) {
+	dir := t.TempDir()
+	hostDB, err := bolt.Open(filepath.Join(dir, "host.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostDB.Close()
+	if err := hostDB.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucket([]byte("accounts"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := boltstore.OpenDB(hostDB, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Config: core.Config{Store: st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := srv.CreatePlugin(ctx, "Chart", []string{"table|read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := srv.IssueAuthCode(ctx, p.ID, "bseA", "")
+	pair, err := srv.Exchange(ctx, p.ID, core.TokenRequest{BaseID: "bseA", Secret: p.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	f, err := os.OpenFile(backup, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Backup(ctx, f, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Close()
+
+	in, err := startProc(t, backup).client(t).IntrospectTokenWithResponse(ctx, gen.TokenRequest{Token: pair.AccessToken})
+	if err != nil || in.JSON200 == nil || !in.JSON200.Active {
+		t.Fatalf("the token, introspected by `plugintoken serve --db backup.db`: %v %s", err, in.Body)
 	}
 }

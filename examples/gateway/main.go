@@ -11,7 +11,12 @@
 //   - protects the gateway's own routes in-process, with scopes and the
 //     token's base bound to the route (RequireTokenWith), refusals rendered
 //     by the gateway's own error handler;
-//   - reports its metrics in the gateway's registry.
+//   - reports its metrics in the gateway's registry;
+//   - does its own upkeep: Serve runs plugintoken's background work
+//     (Server.Run deletes expired codes and tokens) beside the HTTP server,
+//     and Close closes plugintoken's store before the gateway's database.
+//
+// It configures no admin authenticator: it mounts no admin route.
 package main
 
 import (
@@ -20,9 +25,12 @@ import (
 	"errors"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -37,12 +45,21 @@ import (
 )
 
 func main() {
-	g, err := New(filepath.Join("data", "gateway.db"), slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	g, err := New(filepath.Join("data", "gateway.db"), logger, core.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer g.Close()
-	log.Fatal(g.Echo.Start("127.0.0.1:8090"))
+	ln, err := net.Listen("tcp", "127.0.0.1:8090")
+	if err != nil {
+		g.Close()
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Serve(ctx, ln); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // Gateway is the example gateway.
@@ -51,7 +68,7 @@ type Gateway struct {
 	Tokens   *server.Server
 	Registry *prometheus.Registry
 	db       *bolt.DB
-	store    *boltstore.DB
+	log      *slog.Logger
 }
 
 // strictBinder is the gateway's own binder: it refuses unknown fields. It
@@ -84,8 +101,10 @@ func sessionUser(r *http.Request) (string, bool) {
 	return ck.Value, true
 }
 
-// New builds the gateway on its bbolt file at path.
-func New(path string, logger *slog.Logger) (*Gateway, error) {
+// New builds the gateway on its bbolt file at path. tokens are
+// plugintoken's settings (lifetimes, sweep interval; zero means
+// plugintoken's defaults): New sets their Store and Logger.
+func New(path string, logger *slog.Logger, tokens core.Config) (*Gateway, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
@@ -98,25 +117,13 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	g := &Gateway{Echo: echo.New(), Registry: prometheus.NewRegistry(), db: db, store: st}
-	g.Tokens, err = server.New(server.Config{
-		Config:  core.Config{Store: st, Logger: logger},
-		Metrics: g.Registry,
-		// No admin route is mounted; this check would serve them if they were.
-		Admin: func(r *http.Request, _ string) (string, error) {
-			user, ok := sessionUser(r)
-			switch {
-			case ok && user == "expired":
-				// The gateway's own status for a stale session: kept as is.
-				return "", echo.NewHTTPError(http.StatusUnprocessableEntity, "session expired")
-			case ok && user == "admin":
-				return user, nil
-			}
-			return "", server.ErrUnauthorized
-		},
-	})
+	g := &Gateway{Echo: echo.New(), Registry: prometheus.NewRegistry(), db: db, log: logger}
+	tokens.Store, tokens.Logger = st, logger
+	// No admin route is mounted, so no admin authenticator is needed.
+	g.Tokens, err = server.New(server.Config{Config: tokens, Metrics: g.Registry})
 	if err != nil {
-		g.Close()
+		_ = st.Close()
+		_ = db.Close()
 		return nil, err
 	}
 
@@ -172,9 +179,36 @@ func New(path string, logger *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// Close closes plugintoken's store and then the gateway's database.
+// Serve serves the gateway on ln, and runs plugintoken's background work
+// beside it, until ctx is done; then it drains requests and closes
+// everything (Close).
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	defer g.Close()
+	srv := &http.Server{Handler: g.Echo, ReadHeaderTimeout: 5 * time.Second}
+	// plugintoken's upkeep: expired codes, tokens and tombstones are
+	// deleted every sweep interval until ctx is done.
+	go func() {
+		if err := g.Tokens.Run(ctx); err != nil {
+			g.log.Error("plugintoken's background work stopped", "err", err)
+		}
+	}()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return errors.Join(err, srv.Shutdown(shutdown))
+}
+
+// Close stops plugintoken's background work and closes its store
+// (Tokens.Close, which never closes the gateway's database), then the
+// gateway's own database.
 func (g *Gateway) Close() {
-	_ = g.store.Close()
+	_ = g.Tokens.Close()
 	_ = g.db.Close()
 }
 

@@ -64,6 +64,10 @@ type Config struct {
 	// MaxLimiterKeys bounds how many keys the failure limiter remembers;
 	// past it the least recently failing is forgotten. Zero means 100,000.
 	MaxLimiterKeys int
+	// SweepInterval is how often Run deletes expired records. Zero means
+	// DefaultSweepInterval (a minute); negative turns Run's sweeping off,
+	// for a deployment that sweeps elsewhere.
+	SweepInterval time.Duration
 }
 
 // Service is plugintoken's service. Create it with New; it is safe for
@@ -80,6 +84,10 @@ type Service struct {
 	reuseGrace time.Duration
 	failures   *failureLimiter
 	metrics    *metrics
+
+	// sweepEvery is Config.SweepInterval (0: Run does not sweep).
+	sweepEvery time.Duration
+	lifecycle  lifecycle
 
 	// sweepMu guards undecodable: the records the sweeper already reported.
 	sweepMu     sync.Mutex
@@ -110,6 +118,7 @@ func New(cfg Config) (*Service, error) {
 		reuseGrace:  cfg.RefreshReuseGrace,
 		metrics:     newMetrics(),
 		undecodable: map[string]bool{},
+		sweepEvery:  max(0, orDefault(cfg.SweepInterval, DefaultSweepInterval)),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

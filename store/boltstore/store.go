@@ -166,8 +166,8 @@ func Open(path string, opts Options) (*DB, error) {
 // no second file and no second lock. The host's own buckets are never read
 // or written; the host keeps b, and Close leaves it open. The token cache
 // relies on plugintoken being the only writer of its buckets: the host must
-// not write under that bucket itself. Backup copies the whole file, the
-// host's buckets included.
+// not write under that bucket itself. Backup copies plugintoken's buckets
+// only, into a file of their own.
 func OpenDB(b *bolt.DB, opts Options) (*DB, error) {
 	if b == nil {
 		return nil, errors.New("store: OpenDB needs an open *bbolt.DB")
@@ -364,37 +364,144 @@ func (db *DB) Check(ctx context.Context) error {
 	})
 }
 
-// Backup writes a consistent copy of the whole database to w while writes go
-// on. ready is called with the copy's size before the first byte is written
-// (to set a Content-Length). The copy is a database file that Open accepts.
+// Backup writes a consistent copy of plugintoken's data to w while writes
+// go on: a database file of its own that Open (and `plugintoken serve --db`)
+// accepts, to restore from. ready, when not nil, is called with the copy's
+// size before the first byte is written (to set a Content-Length).
 //
-// The copy is first taken from one read transaction into an unlinked
-// temporary file beside the database (so it needs as much free space as the
-// database for a moment, and leaves nothing behind even on a crash), and
+// A store of its own file (Open) is copied whole. A store kept in a host's
+// database (OpenDB) copies only plugintoken's buckets, moved to the top of
+// the copy: the host's own buckets are never read, and never leave through
+// a backup.
+//
+// The copy is first taken from one read transaction into a temporary file
+// beside the database (so it needs as much free space as plugintoken's data
+// for a moment; the file is unlinked before anything is written to w), and
 // only then written to w: the transaction lasts as long as the local copy,
 // never as long as a slow reader of w, so it cannot hold back the file's
 // growth and stall writers.
 func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) error {
-	f, err := os.CreateTemp(filepath.Dir(db.path), ".plugintoken-backup-*")
+	var f *os.File
+	var err error
+	if db.root == nil {
+		f, err = db.copyFile(ctx)
+	} else {
+		f, err = db.copyBuckets(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	_ = os.Remove(f.Name())
 	defer f.Close()
-	var size int64
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if ready != nil {
+		ready(st.Size())
+	}
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// copyFile copies the whole file, as one read transaction sees it, into an
+// unlinked temporary file, and returns it open at its start.
+func (db *DB) copyFile(ctx context.Context) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(db.path), ".plugintoken-backup-*")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name())
 	if err := db.view(ctx, func(tx txn) error {
-		size = tx.Size()
 		_, err := tx.WriteTo(f)
 		return err
 	}); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		f.Close()
+		return nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		f.Close()
+		return nil, err
 	}
-	ready(size)
-	_, err = io.Copy(w, f)
-	return err
+	return f, nil
+}
+
+// backupChunk is how many records one transaction of the copy's file takes.
+const backupChunk = 10_000
+
+// copyBuckets copies plugintoken's buckets under the host's root bucket,
+// as one read transaction sees them, to the top of a new bbolt file, and
+// returns that file unlinked and open at its start.
+func (db *DB) copyBuckets(ctx context.Context) (f *os.File, err error) {
+	dir, err := os.MkdirTemp(filepath.Dir(db.path), ".plugintoken-backup-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "backup.db")
+	// The copy is fsynced once, at the end, by its close: a crash leaves
+	// only a folder to remove.
+	dst, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := dst.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	err = db.view(ctx, func(tx txn) error {
+		root := tx.Tx.Bucket(db.root)
+		return root.ForEachBucket(func(name []byte) error {
+			return copyBucket(ctx, dst, name, root.Bucket(name))
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := dst.Sync(); err != nil {
+		return nil, err
+	}
+	f, err = os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil // the folder is removed; the open file stays readable
+}
+
+// copyBucket copies the records of src into a new top-level bucket name of
+// dst, in transactions of backupChunk records. Keys come in order, so pages
+// are filled whole.
+func copyBucket(ctx context.Context, dst *bolt.DB, name []byte, src *bolt.Bucket) error {
+	c := src.Cursor()
+	k, v := c.First()
+	if err := dst.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucket(name)
+		return err
+	}); err != nil {
+		return err
+	}
+	for k != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := dst.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(name)
+			b.FillPercent = 1
+			for i := 0; k != nil && i < backupChunk; k, v = c.Next() {
+				if v == nil {
+					return fmt.Errorf("nested bucket %s/%x: plugintoken's buckets hold records only", name, k)
+				}
+				if err := b.Put(k, v); err != nil {
+					return err
+				}
+				i++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // txn is a transaction as the store sees it: Bucket finds plugintoken's

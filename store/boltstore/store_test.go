@@ -266,3 +266,17 @@ func TestWrongSecretIsACacheAnswer(t *testing.T) {
 		t.Errorf("the right secret after wrong ones: %v", err)
 	}
 }
+
+// TestBackupWithoutReady: ready is optional; the copy opens.
+func TestBackupWithoutReady(t *testing.T) {
+	db := MustOpen(t)
+	var buf bytes.Buffer
+	if err := db.Backup(context.Background(), &buf, nil); err != nil {
+		t.Fatalf("Backup(ctx, w, nil): %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustOpenAt(t, path)
+}
