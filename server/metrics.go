@@ -47,6 +47,10 @@ type series struct {
 	latency  prometheus.Observer
 }
 
+// collectorsOf is implemented by stores with metrics of their own (the etcd
+// store's compaction and alarms): New registers them with the server's.
+type collectorsOf interface{ Collectors() []prometheus.Collector }
+
 // sizer is implemented by stores that can tell their size on disk.
 type sizer interface{ Size() int64 }
 
@@ -79,6 +83,9 @@ func newMetrics(reg prometheus.Registerer, st store.Store, service []prometheus.
 		m.refusals.WithLabelValues(r) // every series from 0, and no other
 	}
 	all := append([]prometheus.Collector{m.requests, m.latency, m.refusals}, service...)
+	if c, ok := st.(collectorsOf); ok {
+		all = append(all, c.Collectors()...)
+	}
 	if sz, ok := st.(sizer); ok {
 		all = append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plugintoken_database_size_bytes", Help: "Size of the database file.",

@@ -44,6 +44,8 @@ func parseServeFlags(args []string, getenv func(string) string, stdout io.Writer
 	fs.DurationVar(&cfg.Etcd.DialTimeout, "etcd-dial-timeout", cfg.Etcd.DialTimeout, "how long to wait for etcd at start")
 	fs.DurationVar(&cfg.Etcd.RequestTimeout, "etcd-request-timeout", cfg.Etcd.RequestTimeout,
 		"bound of every etcd operation: past it the request answers 503")
+	fs.DurationVar(&cfg.Etcd.CompactInterval, "etcd-compact-interval", cfg.Etcd.CompactInterval,
+		"how often plugintoken compacts etcd's history, keeping one interval of it (0: never, for an etcd that compacts itself)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", cfg.DebugAddr, "serve net/http/pprof on this address (off when empty; keep it on loopback)")
 	fs.BoolVar(&cfg.TokenRequiresBearer, "token-requires-bearer", cfg.TokenRequiresBearer,
 		"also require an admin bearer on the token and refresh routes (the upstream spec's bearerAuth)")
@@ -77,6 +79,12 @@ func parseServeFlags(args []string, getenv func(string) string, stdout io.Writer
 		if d.v < time.Second {
 			return cfg, fmt.Errorf("-%s must be at least 1s, got %s", d.name, d.v)
 		}
+	}
+	switch {
+	case cfg.Etcd.CompactInterval == 0:
+		cfg.Etcd.CompactInterval = -1 // etcdstore: negative is off
+	case cfg.Etcd.CompactInterval < time.Second:
+		return cfg, fmt.Errorf("-etcd-compact-interval must be at least 1s, or 0 to turn it off; got %s", cfg.Etcd.CompactInterval)
 	}
 	if cfg.SweepInterval < time.Second {
 		return cfg, fmt.Errorf("-sweep-interval must be at least 1s, got %s", cfg.SweepInterval)

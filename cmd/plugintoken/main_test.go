@@ -45,7 +45,7 @@ func TestParseServeFlags(t *testing.T) {
 		cfg, err := parseServeFlags([]string{"--debug-addr", "127.0.0.1:6060", "--max-batch-size", "32", "--max-batch-delay", "2ms",
 			"--etcd-endpoints", "a:2379, b:2379", "--etcd-prefix", "/pt/", "--etcd-username", "u", "--etcd-dial-timeout", "7s",
 			"--etcd-request-timeout", "4s", "--max-failures", "-1", "--failure-window", "2m", "--shutdown-timeout", "9s",
-			"--sweep-interval", "30s", "--refresh-token-ttl", "48h"},
+			"--sweep-interval", "30s", "--refresh-token-ttl", "48h", "--etcd-compact-interval", "0"},
 			env("PLUGINTOKEN_ETCD_PASSWORD", "p"), io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -57,6 +57,7 @@ func TestParseServeFlags(t *testing.T) {
 		want.Etcd.DialTimeout, want.Etcd.RequestTimeout = 7*time.Second, 4*time.Second
 		want.MaxFailures, want.FailureWindow, want.ShutdownTimeout = -1, 2*time.Minute, 9*time.Second
 		want.SweepInterval, want.RefreshTokenTTL = 30*time.Second, 48*time.Hour
+		want.Etcd.CompactInterval = -1 // 0 on the command line: off
 		if !reflect.DeepEqual(cfg, want) {
 			t.Errorf("got  %+v\nwant %+v", cfg, want)
 		}

@@ -333,7 +333,7 @@ func (m *Main) openStore() (backend, error) {
 		}
 	}
 	opts := e.Options
-	opts.TLS = tlsCfg
+	opts.TLS, opts.Logger = tlsCfg, m.Log
 	return etcdstore.Open(opts)
 }
 

@@ -32,6 +32,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,15 @@ type Options struct {
 	TLS *tls.Config
 	// Username and Password authenticate to etcd when set.
 	Username, Password string
+	// CompactInterval is how often Run compacts etcd's history, keeping
+	// one interval of it. Zero means DefaultCompactInterval (5 minutes);
+	// negative turns compaction off, for an etcd compacted by its operator
+	// (etcd's --auto-compaction-retention). Without either, etcd keeps
+	// every revision and its quota fills within days of traffic.
+	CompactInterval time.Duration
+	// Logger receives Run's reports (etcd's alarms, failed compactions).
+	// Default: slog.Default().
+	Logger *slog.Logger
 }
 
 // DB is a plugintoken store in etcd. It is safe for concurrent use, also
@@ -71,6 +81,8 @@ type DB struct {
 	// reads and writes batch reads and guarded writes (see them).
 	reads  reads
 	writes writes
+	// upkeep is Run's: compaction and etcd's alarms (upkeep.go).
+	upkeep *upkeep
 }
 
 // maxAttempts bounds the read-decide-write loop of one operation under
@@ -79,7 +91,7 @@ const maxAttempts = 64
 
 // DefaultOptions are the defaults Open and New apply to zero fields.
 func DefaultOptions() Options {
-	return Options{Prefix: "/plugintoken/", DialTimeout: 5 * time.Second, RequestTimeout: 3 * time.Second}
+	return Options{Prefix: "/plugintoken/", DialTimeout: 5 * time.Second, RequestTimeout: 3 * time.Second, CompactInterval: DefaultCompactInterval}
 }
 
 // withDefaults fills zero fields from DefaultOptions.
@@ -93,6 +105,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = d.RequestTimeout
+	}
+	if o.CompactInterval == 0 {
+		o.CompactInterval = d.CompactInterval
 	}
 	return o
 }
@@ -128,15 +143,16 @@ func Open(opts Options) (*DB, error) {
 }
 
 // New keeps plugintoken's keys, under opts.Prefix, in the etcd that the host
-// application's client c already talks to. Only Prefix and RequestTimeout
-// of opts are used; the host keeps c, and Close leaves it open.
+// application's client c already talks to. Only Prefix, RequestTimeout,
+// CompactInterval and Logger of opts are used; the host keeps c, and Close
+// leaves it open.
 func New(c *clientv3.Client, opts Options) (*DB, error) {
 	if c == nil {
 		return nil, errors.New("etcdstore: New needs a client")
 	}
 	opts = opts.withDefaults()
 	db := &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout, owners: owners{max: defaultOwners},
-		reads: newReads(c, opts.RequestTimeout), writes: newWrites(c, opts.RequestTimeout)}
+		reads: newReads(c, opts.RequestTimeout), writes: newWrites(c, opts.RequestTimeout), upkeep: newUpkeep(opts)}
 	if err := db.init(); err != nil {
 		return nil, err
 	}
@@ -734,12 +750,23 @@ func (db *DB) deleteGuarded(ctx context.Context, cmps []clientv3.Cmp, ops []clie
 	return len(ops), nil
 }
 
-// Ping reports whether etcd answers a read in time.
+// Ping reports whether etcd can serve: it answers a linearizable read in
+// time (which needs a quorum), and raises no alarm. While etcd reports
+// NOSPACE it refuses every write, so Ping fails (wrapping
+// store.ErrUnavailable) with the operator's fix, and a load balancer stops
+// sending traffic; it passes again as soon as the alarm is disarmed.
 func (db *DB) Ping(ctx context.Context) error {
-	ctx, cancel := db.ctx(ctx)
+	cctx, cancel := db.ctx(ctx)
 	defer cancel()
-	if _, err := db.c.Get(ctx, db.prefix+"meta/schema"); err != nil {
+	if _, err := db.c.Get(cctx, db.prefix+"meta/schema"); err != nil {
 		return unavailable(err)
+	}
+	alarm, err := db.alarms(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	if alarm != "" {
+		return errAlarm(alarm)
 	}
 	return nil
 }
