@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/codec"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -84,7 +85,14 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 		k := store.NewKey(t0.Add(time.Duration(i) * time.Millisecond))
 		if i == 2 {
 			bad = k
-			if err := db.write(func(tx txn) error { return tx.Bucket(bucketCodes).Put(k[:], []byte{0xff, 1, 2}) }); err != nil {
+			// A record damaged after it was written: it keeps its entry
+			// in the expiry index.
+			if err := db.write(func(tx txn) error {
+				if err := tx.Bucket(bucketExpiry).Put(codec.ExpiryKey(t0.Add(time.Minute), codec.ExpiryCode, k), nil); err != nil {
+					return err
+				}
+				return tx.Bucket(bucketCodes).Put(k[:], []byte{0xff, 1, 2})
+			}); err != nil {
 				t.Fatal(err)
 			}
 			continue

@@ -7,11 +7,13 @@
 // cache that writes drop inside their transaction, so no read ever sees a
 // token that a committed write ended.
 //
-// Layout of the file, schema version 3:
+// Layout of the file, schema version 4:
 //
 //	meta/
-//	    schema        -> "3"
+//	    schema        -> "4"
 //	    probe         -> 64 KiB written by Ping after a failed write
+//	    purge         -> set by a plugin's deletion until a sweep has deleted
+//	                     its codes and tokens
 //	plugins/
 //	    <plugin id>   -> Plugin (SecretHash, never the secret)
 //	codes/
@@ -19,6 +21,13 @@
 //	grants/
 //	    <grant key>   -> Grant: an access and a refresh token issued together
 //	                     (their secret hashes, plugin, base, scopes, times)
+//	expiry/
+//	    <deadline><c|g><key> -> (empty): the record's entry in the expiry
+//	                     index, written with it, so that a sweep reads only
+//	                     what is due (store/internal/codec, expiry.go)
+//
+// Version 3 had no expiry index: Open migrates such a file in place
+// (migrate).
 //
 // A code key sorts by issue time (store.NewKey), so the records a group commit
 // writes sit together on a few pages. A grant key starts with the 16 bytes
@@ -26,20 +35,21 @@
 // rotated from it: the tokens descended from one code are one contiguous
 // range of grants/.
 //
-// A redeemed code is kept (with RedeemedAt set) until its original expiry
-// rather than deleted, so that a second redemption is recognised as a replay
-// and not mistaken for an unknown code; likewise a rotated grant is kept
-// until its refresh token's expiry so that the token's reuse is recognised.
-// A replay or a reuse revokes the whole family: its range of grants/ is
-// deleted.
+// A redeemed code is kept (with RedeemedAt set) for as long as any grant of
+// its family is stored, so that a second redemption is recognised as a
+// replay and revokes what the code gave, not mistaken for an unknown code;
+// likewise a rotated grant is kept until its refresh token's expiry so that
+// the token's reuse is recognised. A replay or a reuse revokes the whole
+// family: its range of grants/ is deleted.
 //
-// Deleting a plugin removes only its record: codes and tokens that name a
-// plugin that no longer exists are treated as unknown by every read, and
-// Sweep removes them for good. This keeps deletion one small write however
-// many tokens a plugin has.
+// Deleting a plugin removes only its record (and sets meta/purge): codes
+// and tokens that name a plugin that no longer exists are treated as
+// unknown by every read, and the next Sweep removes them for good. This
+// keeps deletion one small write however many tokens a plugin has.
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,9 +74,11 @@ var (
 	bucketPlugins = []byte("plugins")
 	bucketCodes   = []byte("codes")
 	bucketGrants  = []byte("grants")
+	bucketExpiry  = []byte("expiry")
 
 	keySchema = []byte("schema")
 	keyProbe  = []byte("probe")
+	keyPurge  = []byte("purge")
 )
 
 // Options tune Open.
@@ -267,9 +279,11 @@ func openError(path string, timeout time.Duration, err error) error {
 	return fmt.Errorf("store: open %s: %w", path, err)
 }
 
-// init creates the buckets and checks the schema version, once, at open.
+// init creates the buckets and checks the schema version, once, at open,
+// and migrates a file of the version before.
 func (db *DB) init() error {
-	return db.bolt.Update(func(btx *bolt.Tx) error {
+	var migrate bool
+	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		type bucketCreator interface {
 			CreateBucketIfNotExists([]byte) (*bolt.Bucket, error)
 		}
@@ -290,15 +304,84 @@ func (db *DB) init() error {
 			if err := meta.Put(keySchema, []byte(codec.SchemaVersion)); err != nil {
 				return err
 			}
+		case string(v) == codec.PreviousSchemaVersion:
+			migrate = true
 		case string(v) != codec.SchemaVersion:
 			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, codec.SchemaVersion)
 		}
-		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketGrants} {
+		for _, name := range [][]byte{bucketPlugins, bucketCodes, bucketGrants, bucketExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
 			}
 		}
 		return nil
+	})
+	if err != nil || !migrate {
+		return err
+	}
+	return db.migrate()
+}
+
+// migrateChunk is how many records one transaction of the migration
+// indexes.
+const migrateChunk = 10_000
+
+// migrate brings a version 3 file to version 4 in place: it writes the
+// expiry entry of every code and grant, a chunk per transaction, and then
+// the new version. Records are only read, never rewritten, and an entry is
+// the same whenever it is written: a process killed midway (SIGKILL, power
+// loss) leaves a version 3 file with some entries, which the next open
+// migrates again from the start. Nothing can be lost.
+func (db *DB) migrate() error {
+	for _, bucket := range [][]byte{bucketCodes, bucketGrants} {
+		var next []byte
+		for first := true; first || next != nil; first = false {
+			err := db.bolt.Update(func(btx *bolt.Tx) error {
+				tx := db.txn(btx)
+				c := tx.Bucket(bucket).Cursor()
+				k, v := c.First()
+				if next != nil {
+					k, v = c.Seek(next)
+				}
+				next = nil
+				for i := 0; k != nil; k, v = c.Next() {
+					if i == migrateChunk {
+						next = bytes.Clone(k)
+						return nil
+					}
+					i++
+					var key store.Key
+					if len(k) != len(key) {
+						continue
+					}
+					copy(key[:], k)
+					var err error
+					if bytes.Equal(bucket, bucketCodes) {
+						ac := store.AuthCode{Key: key}
+						if codec.DecodeAuthCode(v, &ac) != nil {
+							continue // left for the sweep's reports, as before
+						}
+						err = index(tx, &ac, nil)
+					} else {
+						g := store.Grant{Key: key}
+						if codec.DecodeGrant(v, &g) != nil {
+							continue
+						}
+						err = index(tx, nil, &g)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("store: migrate %s to schema %s: %w", db.path, codec.SchemaVersion, err)
+			}
+		}
+	}
+	return db.bolt.Update(func(btx *bolt.Tx) error {
+		return db.txn(btx).Bucket(bucketMeta).Put(keySchema, []byte(codec.SchemaVersion))
 	})
 }
 

@@ -7,10 +7,13 @@
 // bytes the bbolt backend writes (one shared codec, internal to
 // package store), under
 //
-//	<prefix>meta/schema          -> the schema version ("3")
+//	<prefix>meta/schema          -> the schema version ("4")
+//	<prefix>meta/purge           -> set by a plugin's deletion until a sweep
+//	                                has deleted its codes and tokens
 //	<prefix>plugins/<plugin id>  -> Plugin
 //	<prefix>codes/<hex key>      -> AuthCode
 //	<prefix>grants/<hex key>     -> Grant
+//	<prefix>expiry/<hex entry>   -> "": the expiry index (sweep.go)
 //
 // A grant's key starts with its family (the code's key), so a family is one
 // key range and is revoked with one ranged delete. Every check-and-write —
@@ -19,7 +22,8 @@
 // writes in one etcd transaction that succeeds only if none of the records
 // read has changed since (a compare on their ModRevision); if one has, it
 // reads and decides again. Never a read followed by an unguarded write.
-// Expiry is a stored deadline, as in bbolt: reads judge it, Sweep deletes.
+// Expiry is a stored deadline, as in bbolt: reads judge it, and Sweep
+// deletes what the expiry index says is due.
 //
 // Nothing read is cached: every read goes to etcd, so a write through any
 // replica is seen by all at once. (What is remembered is which plugin a
@@ -33,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -172,7 +175,11 @@ func (db *DB) init() error {
 		return unavailable(err)
 	}
 	if !resp.Succeeded {
-		if got := string(resp.Responses[0].GetResponseRange().Kvs[0].Value); got != codec.SchemaVersion {
+		switch got := string(resp.Responses[0].GetResponseRange().Kvs[0].Value); got {
+		case codec.SchemaVersion:
+		case codec.PreviousSchemaVersion:
+			return db.migrate()
+		default:
 			return fmt.Errorf("etcdstore: %s has schema version %q, this build reads %q", db.prefix, got, codec.SchemaVersion)
 		}
 	}
@@ -199,6 +206,8 @@ func (db *DB) ctx(parent context.Context) (context.Context, context.CancelFunc) 
 }
 
 func (db *DB) pluginKey(id string) string  { return db.prefix + "plugins/" + id }
+func (db *DB) purgeKey() string             { return db.prefix + "meta/purge" }
+func (db *DB) expiryPrefix() string         { return db.prefix + "expiry/" }
 func (db *DB) codeKey(k store.Key) string  { return db.prefix + "codes/" + hex.EncodeToString(k[:]) }
 func (db *DB) grantKey(k store.Key) string { return db.prefix + "grants/" + hex.EncodeToString(k[:]) }
 func (db *DB) familyKey(f store.Family) string {
@@ -329,13 +338,14 @@ func (db *DB) Plugin(ctx context.Context, id string) (store.Plugin, error) {
 }
 
 // DeletePlugin removes a plugin, or returns store.ErrNotFound. Its codes and
-// token pairs are unknown to every read from then on; Sweep deletes them.
+// token pairs are unknown to every read from then on; the next Sweep
+// deletes them (meta/purge asks it to).
 func (db *DB) DeletePlugin(ctx context.Context, id string) error {
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
 	k := db.pluginKey(id)
 	resp, err := db.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-		Then(clientv3.OpDelete(k)).Commit()
+		Then(clientv3.OpDelete(k), clientv3.OpPut(db.purgeKey(), id)).Commit()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -385,10 +395,10 @@ func (db *DB) apply(ctx context.Context, plan decide.Plan, cmps []clientv3.Cmp) 
 		ops = append(ops, clientv3.OpDelete(db.familyKey(*plan.RevokeFamily), clientv3.WithPrefix()))
 	}
 	if plan.Code != nil {
-		ops = append(ops, clientv3.OpPut(db.codeKey(plan.Code.Key), marshal(plan.Code)))
+		ops = append(ops, clientv3.OpPut(db.codeKey(plan.Code.Key), marshal(plan.Code)), db.indexOp(plan.Code, nil))
 	}
 	for i := range plan.Grants {
-		ops = append(ops, clientv3.OpPut(db.grantKey(plan.Grants[i].Key), marshal(&plan.Grants[i])))
+		ops = append(ops, clientv3.OpPut(db.grantKey(plan.Grants[i].Key), marshal(&plan.Grants[i])), db.indexOp(nil, &plan.Grants[i]))
 	}
 	return db.commit(ctx, cmps, ops...)
 }
@@ -427,7 +437,7 @@ func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 	pk, ck := db.pluginKey(c.PluginID), db.codeKey(c.Key)
 	resp, err := db.c.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(pk), ">", 0), clientv3.Compare(clientv3.CreateRevision(ck), "=", 0)).
-		Then(clientv3.OpPut(ck, marshal(&c))).
+		Then(clientv3.OpPut(ck, marshal(&c)), db.indexOp(&c, nil)).
 		Else(clientv3.OpGet(pk, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return unavailable(err)
@@ -659,95 +669,6 @@ func (db *DB) RevokeToken(ctx context.Context, r store.Revocation) error {
 		return err
 	}
 	return outcome
-}
-
-// Sweep deletes expired codes and grants and those of deleted plugins, a
-// page at a time, each deletion guarded by the revision it was judged at.
-func (db *DB) Sweep(ctx context.Context, now time.Time) (store.SweepResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*db.timeout)
-	defer cancel()
-	plugins := map[string]bool{}
-	pluginExists := func(id string) (bool, error) {
-		if ok, seen := plugins[id]; seen {
-			return ok, nil
-		}
-		resp, err := db.c.Get(ctx, db.pluginKey(id), clientv3.WithCountOnly())
-		if err != nil {
-			return false, unavailable(err)
-		}
-		plugins[id] = resp.Count > 0
-		return plugins[id], nil
-	}
-	return decide.Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
-		prefix := db.prefix + "codes/"
-		if isGrant {
-			prefix = db.prefix + "grants/"
-		}
-		return db.sweepPrefix(ctx, prefix, func(key string, raw []byte) (bool, error) {
-			gone, bad, err := decide.SweepVerdict(isGrant, raw, now, pluginExists)
-			if bad {
-				undecodable(strings.TrimPrefix(key, db.prefix))
-			}
-			return gone, err
-		})
-	})
-}
-
-// sweepPrefix walks the keys under prefix in pages and deletes those expired
-// says are.
-func (db *DB) sweepPrefix(ctx context.Context, prefix string, expired func(key string, raw []byte) (bool, error)) (int, error) {
-	const page = 500
-	removed := 0
-	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
-	for {
-		resp, err := db.c.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(page))
-		if err != nil {
-			return removed, unavailable(err)
-		}
-		var cmps []clientv3.Cmp
-		var ops []clientv3.Op
-		for _, kv := range resp.Kvs {
-			gone, err := expired(string(kv.Key), kv.Value)
-			if err != nil {
-				return removed, err
-			}
-			if gone {
-				// etcd takes at most 128 operations per transaction.
-				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision))
-				ops = append(ops, clientv3.OpDelete(string(kv.Key)))
-				if len(ops) == 64 {
-					n, err := db.deleteGuarded(ctx, cmps, ops)
-					removed += n
-					if err != nil {
-						return removed, err
-					}
-					cmps, ops = nil, nil
-				}
-			}
-		}
-		n, err := db.deleteGuarded(ctx, cmps, ops)
-		removed += n
-		if err != nil {
-			return removed, err
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return removed, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
-}
-
-// deleteGuarded deletes keys whose revisions still match; when one changed
-// meanwhile (a write raced the sweep), the batch is left for the next sweep.
-func (db *DB) deleteGuarded(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (int, error) {
-	if len(ops) == 0 {
-		return 0, nil
-	}
-	ok, err := db.commit(ctx, cmps, ops...)
-	if err != nil || !ok {
-		return 0, err
-	}
-	return len(ops), nil
 }
 
 // Ping reports whether etcd can serve: it answers a linearizable read in

@@ -58,7 +58,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
-	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570 // indirect
@@ -74,4 +73,5 @@ require github.com/plugintoken/plugintoken v0.0.0
 require (
 	github.com/plugintoken/plugintoken/internal/etcdtest v0.0.0
 	go.etcd.io/etcd/api/v3 v3.7.3
+	google.golang.org/grpc v1.83.2
 )

@@ -132,25 +132,43 @@ func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 	if res, err := db.Sweep(ctx, T0.Add(time.Minute)); err != nil || res.Codes != 0 || res.Grants != 0 || len(res.Undecodable) != 0 {
 		t.Fatalf("early sweep: %+v, %v", res, err)
 	}
-	// At T0+6m both codes (the redeemed tombstone and the unused one) are
-	// past expiry; the tokens (10m) are not.
+	// At T0+6m both codes are past expiry and the tokens (10m) are not:
+	// the unused code goes, the redeemed one stays, as the tombstone that
+	// recognises its replay for as long as what it gave lives.
 	res, err := db.Sweep(ctx, T0.Add(6*time.Minute))
-	if err != nil || res.Codes != 2 || res.Grants != 0 {
-		t.Fatalf("sweep at 6m: %+v, %v", res, err)
+	if err != nil || res.Codes != 1 || res.Grants != 0 {
+		t.Fatalf("sweep at 6m: %+v, %v; want the unused code alone removed", res, err)
 	}
-	// The tombstone is gone: the code is now unknown, no longer a replay.
+	// At T0+11m the tokens have expired: the grant goes, and with it the
+	// tombstone; the code is now unknown, no longer a replay.
+	res, err = db.Sweep(ctx, T0.Add(11*time.Minute))
+	if err != nil || res.Grants != 1 || res.Codes != 1 {
+		t.Fatalf("sweep at 11m: %+v, %v; want the grant and the tombstone removed", res, err)
+	}
 	late := Redemption("b")
-	late.Now = T0.Add(6 * time.Minute)
+	late.Now = T0.Add(11 * time.Minute)
 	if err := db.RedeemAuthCode(ctx, late); !errors.Is(err, store.ErrInvalidCode) {
 		t.Errorf("code after its tombstone was swept: err = %v, want ErrInvalidCode", err)
-	}
-	res, err = db.Sweep(ctx, T0.Add(11*time.Minute))
-	if err != nil || res.Grants != 1 {
-		t.Fatalf("sweep at 11m: %+v, %v", res, err)
 	}
 	if _, err := db.Token(ctx, AccessRef(r.Grant)); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired token kept")
 	}
+	t.Run("ReplayAfterCodeExpiryRevokes", func(t *testing.T) {
+		// The sweep that runs after the code's expiry keeps its tombstone:
+		// a replay then still revokes the tokens it gave.
+		db, r := redeemed(t, open)
+		if _, err := db.Sweep(ctx, T0.Add(6*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		replay := Redemption("b")
+		replay.Now = T0.Add(6 * time.Minute)
+		if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
+			t.Fatalf("replay after the code's expiry and a sweep: %v, want ErrCodeReplayed", err)
+		}
+		if Live(t, db, AccessRef(r.Grant), T0.Add(6*time.Minute)) {
+			t.Error("the replay left the code's token active")
+		}
+	})
 	t.Run("OrphansOfDeletedPlugin", func(t *testing.T) {
 		db, _ := redeemed(t, open)
 		if err := db.DeletePlugin(ctx, "plu1"); err != nil {

@@ -18,8 +18,13 @@ import (
 
 // SchemaVersion is the layout version a backend records (bbolt's
 // meta/schema, etcd's <prefix>schema). Open refuses another version rather
-// than misread it.
-const SchemaVersion = "3"
+// than misread it, except the one before (PreviousSchemaVersion), which it
+// migrates in place. Version 4 added the expiry index (expiry.go); the
+// records are those of version 3.
+const PreviousSchemaVersion = "3"
+
+// SchemaVersion: see PreviousSchemaVersion.
+const SchemaVersion = "4"
 
 const formatV1 = 1
 

@@ -134,38 +134,33 @@ const (
 	revokeFamily
 )
 
-// SweepVerdict decides whether the sweeper removes a stored code
-// (isGrant false) or grant, from its stored bytes, at now: a code past its
-// expiry (redeemed or not), a grant whose tokens have both expired (rotated
-// ones included), and the records of deleted plugins go. A record that does
-// not decode is reported as undecodable and left alone, so that one bad
-// record never stops the sweep of the rest.
-func SweepVerdict(isGrant bool, raw []byte, now time.Time, pluginExists func(id string) (bool, error)) (gone, undecodable bool, err error) {
+// Orphan decides, for the pass that follows a plugin's deletion, whether
+// a stored code (isGrant false) or grant belongs to a plugin that no longer
+// exists and so goes at once, instead of when its entry comes due. A record
+// that does not decode is reported as undecodable and left alone, so that
+// one bad record never stops the pass over the rest.
+func Orphan(isGrant bool, raw []byte, pluginExists func(id string) (bool, error)) (gone, undecodable bool, err error) {
 	var pluginID string
-	var expires time.Time
 	if isGrant {
 		var g store.Grant
 		if codec.DecodeGrant(raw, &g) != nil {
 			return false, true, nil
 		}
-		pluginID, expires = g.PluginID, ExpiresAt(&g)
+		pluginID = g.PluginID
 	} else {
 		var c store.AuthCode
 		if codec.DecodeAuthCode(raw, &c) != nil {
 			return false, true, nil
 		}
-		pluginID, expires = c.PluginID, c.ExpiresAt
-	}
-	if !now.Before(expires) {
-		return true, false, nil
+		pluginID = c.PluginID
 	}
 	ok, err := pluginExists(pluginID)
 	return !ok, false, err
 }
 
-// Sweeping runs a backend's sweep of one kind of record, codes first, then
-// grants, and adds up what they removed. sweep decides each record with
-// SweepVerdict and reports an undecodable one with undecodable (its name,
+// Sweeping runs a backend's pass over one kind of record, codes first,
+// then grants, and adds up what they removed. sweep decides each record
+// with Orphan and reports an undecodable one with undecodable (its name,
 // bucket/key), which Sweeping collects.
 func Sweeping(sweep func(isGrant bool, undecodable func(name string)) (removed int, err error)) (store.SweepResult, error) {
 	var res store.SweepResult
@@ -316,4 +311,64 @@ func ExpiresAt(g *store.Grant) time.Time {
 		return g.AccessExpiresAt
 	}
 	return g.RefreshExpiresAt
+}
+
+// Due is what the sweeper does with a record whose expiry entry came due.
+type Due int
+
+// What the sweeper does with a due record.
+const (
+	// DueDelete: delete the record and its entry.
+	DueDelete Due = iota
+	// DueMove: the record stays until the deadline returned; its entry
+	// moves there.
+	DueMove
+	// DueUndecodable: the record does not decode; it and its entry stay,
+	// and the sweep names it.
+	DueUndecodable
+)
+
+// Deadline is when a stored code or grant may first be swept, the time its
+// expiry entry is written at: a code's expiry, a grant's last token's.
+func Deadline(c *store.AuthCode, g *store.Grant) time.Time {
+	if g != nil {
+		return ExpiresAt(g)
+	}
+	return c.ExpiresAt
+}
+
+// Sweep decides a code (isGrant false) or grant whose entry came due at
+// now, from its stored bytes. A grant goes once both its tokens have
+// expired. A code goes at its expiry unless it was redeemed: a redeemed
+// code is the tombstone that recognises its replay, and a replay must
+// revoke what the code gave for as long as any of it lives, so it stays
+// until the last grant of its family has expired. familyLatest returns the
+// latest deadline of the grants stored in the code's family (zero when
+// there is none); it is called only for a redeemed code.
+func Sweep(isGrant bool, raw []byte, now time.Time, familyLatest func() (time.Time, error)) (Due, time.Time, error) {
+	var deadline time.Time
+	if isGrant {
+		var g store.Grant
+		if codec.DecodeGrant(raw, &g) != nil {
+			return DueUndecodable, time.Time{}, nil
+		}
+		deadline = ExpiresAt(&g)
+	} else {
+		var c store.AuthCode
+		if codec.DecodeAuthCode(raw, &c) != nil {
+			return DueUndecodable, time.Time{}, nil
+		}
+		deadline = c.ExpiresAt
+		if !c.RedeemedAt.IsZero() && !now.Before(deadline) {
+			latest, err := familyLatest()
+			if err != nil {
+				return 0, time.Time{}, err
+			}
+			deadline = latest
+		}
+	}
+	if now.Before(deadline) {
+		return DueMove, deadline, nil
+	}
+	return DueDelete, time.Time{}, nil
 }
