@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # (README, "Modules"). The generator and oasdiff are tools of tools.mod.
 MODULES := . store/etcdstore cmd internal/etcdtest internal/lincheck internal/specprep examples/gateway
 
-.PHONY: run build test test-server lincheck bench generate check-generated vet docs-assets spec-diff update-spec
+.PHONY: run build test test-server lincheck bench scale generate check-generated vet docs-assets spec-diff update-spec
 
 ## run: build and serve on 127.0.0.1:8080 with the database in ./data (flags: make run ARGS='--addr 127.0.0.1:9090')
 run: build
@@ -52,6 +52,12 @@ lincheck:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/boltstore ./server
 	cd cmd && $(GO) run ./plugintoken-bench
+
+## scale: how costs grow with live token pairs, in stages up to 10 million on bbolt (SCALE_STAGES=10k,100k for a quick run; SCALE_BACKEND=etcd)
+SCALE_STAGES ?= 10k,100k,1m,3m,10m
+SCALE_BACKEND ?= bbolt
+scale:
+	cd cmd && $(GO) run ./plugintoken-scale -backend $(SCALE_BACKEND) -stages $(SCALE_STAGES) -dir $(CURDIR)/artifacts/scale-$(SCALE_BACKEND)
 
 ## generate: regenerate gen/ from openapi/ (upstream document + overlay)
 generate:

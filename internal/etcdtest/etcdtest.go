@@ -59,6 +59,11 @@ func StartWith(tb TB, configure func(*embed.Config)) *Server {
 // StartIn starts an etcd with its data in dir. The caller stops it.
 func StartIn(dir string) (*Server, error) { return startIn(dir, nil) }
 
+// StartInWith is StartIn with configure applied to the configuration.
+func StartInWith(dir string, configure func(*embed.Config)) (*Server, error) {
+	return startIn(dir, configure)
+}
+
 func startIn(dir string, configure func(*embed.Config)) (*Server, error) {
 	client, err := freePort()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/codec"
 	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
@@ -112,6 +113,15 @@ func (db *DB) apply(tx txn, plan decide.Plan) error {
 	if plan.Code != nil {
 		if err := put(tx, bucketCodes, plan.Code.Key[:], plan.Code); err != nil {
 			return err
+		}
+		if m := plan.CodeEntry; !m.To.IsZero() {
+			idx := tx.Bucket(bucketExpiry)
+			if err := idx.Delete(codec.ExpiryKey(m.From, codec.ExpiryCode, plan.Code.Key)); err != nil {
+				return err
+			}
+			if err := idx.Put(codec.ExpiryKey(m.To, codec.ExpiryCode, plan.Code.Key), nil); err != nil {
+				return err
+			}
 		}
 	}
 	for i := range plan.Grants {

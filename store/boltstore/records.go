@@ -62,6 +62,9 @@ func put[R record](tx txn, bucket, key []byte, v R) error {
 	// it: the sweep reads only what is due.
 	switch v := any(v).(type) {
 	case *store.AuthCode:
+		if !v.RedeemedAt.IsZero() {
+			return nil // its entry was written when it was issued, and moves with its redemption (apply)
+		}
 		return index(tx, v, nil)
 	case *store.Grant:
 		return index(tx, nil, v)

@@ -457,18 +457,30 @@ func (db *DB) Check(ctx context.Context) error {
 // the copy: the host's own buckets are never read, and never leave through
 // a backup.
 //
-// The copy is first taken from one read transaction into a temporary file
-// beside the database (so it needs as much free space as plugintoken's data
-// for a moment; the file is unlinked before anything is written to w), and
-// only then written to w: the transaction lasts as long as the local copy,
-// never as long as a slow reader of w, so it cannot hold back the file's
-// growth and stall writers.
+// Unless w is a local file (*os.File), the copy is first taken from one
+// read transaction into a temporary file beside the database (so it needs
+// as much free space as plugintoken's data for a moment; the file is
+// unlinked before anything is written to w), and only then written to w:
+// the transaction lasts as long as the local copy, never as long as a slow
+// reader of w (an HTTP client), so it cannot hold back the file's growth
+// and stall writers.
 func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) error {
 	var f *os.File
 	var err error
-	if db.root == nil {
+	switch out, isFile := w.(*os.File); {
+	case db.root == nil && isFile:
+		// A local file is the local copy: written straight from the
+		// transaction (in the kernel, where the system can), once.
+		return db.view(ctx, func(tx txn) error {
+			if ready != nil {
+				ready(tx.Size())
+			}
+			_, err := tx.WriteTo(out)
+			return err
+		})
+	case db.root == nil:
 		f, err = db.copyFile(ctx)
-	} else {
+	default:
 		f, err = db.copyBuckets(ctx)
 	}
 	if err != nil {

@@ -395,7 +395,11 @@ func (db *DB) apply(ctx context.Context, plan decide.Plan, cmps []clientv3.Cmp) 
 		ops = append(ops, clientv3.OpDelete(db.familyKey(*plan.RevokeFamily), clientv3.WithPrefix()))
 	}
 	if plan.Code != nil {
-		ops = append(ops, clientv3.OpPut(db.codeKey(plan.Code.Key), marshal(plan.Code)), db.indexOp(plan.Code, nil))
+		ops = append(ops, clientv3.OpPut(db.codeKey(plan.Code.Key), marshal(plan.Code)))
+		if m := plan.CodeEntry; !m.To.IsZero() {
+			ops = append(ops, clientv3.OpDelete(db.entryKey(m.From, codec.ExpiryCode, plan.Code.Key)),
+				clientv3.OpPut(db.entryKey(m.To, codec.ExpiryCode, plan.Code.Key), ""))
+		}
 	}
 	for i := range plan.Grants {
 		ops = append(ops, clientv3.OpPut(db.grantKey(plan.Grants[i].Key), marshal(&plan.Grants[i])), db.indexOp(nil, &plan.Grants[i]))

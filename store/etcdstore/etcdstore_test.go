@@ -71,7 +71,7 @@ func TestBatching(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		maxTxnOps uint
-	}{{"Default", 0}, {"FewTxnOps", 4}} { // 4: the most one redemption writes (a record and its expiry entry, twice)
+	}{{"Default", 0}, {"FewTxnOps", 5}} { // 5: the most one redemption writes (the code, its expiry entry moved, the grant and its entry)
 		t.Run(tc.name, func(t *testing.T) {
 			etcd := etcdtest.StartWith(t, func(c *embed.Config) {
 				if tc.maxTxnOps > 0 {

@@ -199,6 +199,8 @@ type Plan struct {
 	RevokeFamily *store.Family
 	// Result is the grant a rotation issued.
 	Result store.Grant
+	// CodeEntry, when set, moves the expiry entry of Code.
+	CodeEntry CodeEntry
 }
 
 // PlanRedemption decides a redemption (redemption) and says what to
@@ -212,7 +214,11 @@ func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) Plan {
 		redeemed.Key, redeemed.RedeemedAt = r.Code.Key, r.Now
 		g := r.Grant
 		g.Subject = c.Subject
-		return Plan{Code: &redeemed, Grants: []store.Grant{g}}
+		plan := Plan{Code: &redeemed, Grants: []store.Grant{g}}
+		if to := ExpiresAt(&g); to.After(c.ExpiresAt) {
+			plan.CodeEntry = CodeEntry{From: c.ExpiresAt, To: to}
+		}
+		return plan
 	case store.ErrCodeReplayed:
 		// RFC 6749 §4.1.2: deny, and revoke what the code gave.
 		fam := r.Code.Key.Family()
@@ -329,12 +335,22 @@ const (
 )
 
 // Deadline is when a stored code or grant may first be swept, the time its
-// expiry entry is written at: a code's expiry, a grant's last token's.
+// expiry entry is written at: a grant's last token's expiry, an unredeemed
+// code's expiry. A redeemed code stays as long as what it gave lives, so
+// its redemption moves its entry (Plan.CodeEntry) to the later of its own
+// expiry and its grant's.
 func Deadline(c *store.AuthCode, g *store.Grant) time.Time {
 	if g != nil {
 		return ExpiresAt(g)
 	}
 	return c.ExpiresAt
+}
+
+// CodeEntry is where a plan moves the expiry entry of the code it writes:
+// from the code's expiry (as CreateAuthCode wrote it) to Deadline. A zero
+// CodeEntry means the entry stays where it is.
+type CodeEntry struct {
+	From, To time.Time
 }
 
 // Sweep decides a code (isGrant false) or grant whose entry came due at
