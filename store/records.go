@@ -59,9 +59,14 @@ func (k Key) String() string { return hex.EncodeToString(k[:]) }
 
 // Ref names a presented code or token: the key it is stored under and the
 // hash of its secret half. A record matches a Ref only when both agree.
+// Kind, when set, is the kind of token the presented string says it is (its
+// prefix): it then matches only that kind's secret, so that a refresh
+// token's secret spelled as an access token (or the reverse) is unknown
+// everywhere. One credential has exactly one spelling.
 type Ref struct {
 	Key    Key
 	Secret Hash
+	Kind   TokenKind
 }
 
 // Plugin is a registered plugin.

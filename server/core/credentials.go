@@ -89,6 +89,12 @@ func parseCredential(s, prefix string) (store.Ref, bool) {
 	}
 	copy(ref.Key[:], raw[:])
 	ref.Secret = sha256.Sum256(raw[len(ref.Key):])
+	switch prefix {
+	case PrefixAccessToken:
+		ref.Kind = store.KindAccess
+	case PrefixRefreshToken:
+		ref.Kind = store.KindRefresh
+	}
 	return ref, true
 }
 

@@ -81,14 +81,11 @@ func (c *tokenCache) get(ref store.Ref) (e *cachedGrant, kind store.TokenKind, h
 	if e == nil {
 		return nil, "", false, absent
 	}
-	access, refresh := decide.Matches(ref, e.accessSecret), decide.Matches(ref, e.refreshSecret)
-	switch {
-	case access:
-		return e, store.KindAccess, true, false
-	case refresh:
-		return e, store.KindRefresh, true, false
+	kind, ok := decide.Kind(ref, decide.Matches(ref, e.accessSecret), decide.Matches(ref, e.refreshSecret))
+	if !ok {
+		return nil, "", false, true
 	}
-	return nil, "", false, true
+	return e, kind, true, false
 }
 
 // noteAbsent records that no grant is stored under key.

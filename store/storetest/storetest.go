@@ -191,6 +191,7 @@ func Run(t *testing.T, open func(testing.TB) store.Store) {
 		"RevokeToken": testRevokeToken, "WritesSeenAtOnce": testCacheFollowsWrites, "NoStaleReadAfterRevoke": testCacheNoStaleFill,
 		"Sweep": testSweep, "RotationRace": testRotationRace, "ReuseRule": testReuseRule,
 		"RevokeRotatedRefresh": testRevokeRotatedRefresh, "Subject": testSubject,
+		"OneSpellingPerCredential": testOneSpelling,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open) })
 	}
@@ -494,6 +495,40 @@ func testCodeReplayRevokesFamily(t *testing.T, open func(testing.TB) store.Store
 		if _, err := db.Token(ctx, h); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("token %s survived the replay (err = %v)", h.Key, err)
 		}
+	}
+}
+
+// testOneSpelling: a Ref of one kind that carries the other kind's secret
+// (a refresh token spelled with the access prefix, or the reverse) is
+// unknown to every operation, before and after the right spelling was
+// looked up (and cached).
+func testOneSpelling(t *testing.T, open func(testing.TB) store.Store) {
+	db, r := redeemed(t, open)
+	now := T0.Add(time.Minute)
+	access, refresh := AccessRef(r.Grant), RefreshRef(r.Grant)
+	access.Kind, refresh.Kind = store.KindAccess, store.KindRefresh
+	wrongAccess, wrongRefresh := refresh, access
+	wrongAccess.Kind, wrongRefresh.Kind = store.KindAccess, store.KindRefresh
+	for round := range 2 {
+		for name, ref := range map[string]store.Ref{"RefreshAsAccess": wrongAccess, "AccessAsRefresh": wrongRefresh} {
+			if _, err := db.Token(ctx, ref); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("round %d, Token(%s): %v, want ErrNotFound", round, name, err)
+			}
+		}
+		if !Live(t, db, access, now) || !Live(t, db, refresh, now) {
+			t.Fatal("the right spellings are not live")
+		}
+	}
+	if _, err := db.RotateRefreshToken(ctx, Rotation(wrongRefresh, "x", now)); !errors.Is(err, store.ErrInvalidToken) {
+		t.Errorf("rotation of an access secret spelled as a refresh token: %v, want ErrInvalidToken", err)
+	}
+	for _, ref := range []store.Ref{wrongAccess, wrongRefresh} {
+		if err := db.RevokeToken(ctx, store.Revocation{Token: ref, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !Live(t, db, access, now) || !Live(t, db, refresh, now) {
+		t.Error("a revocation by the wrong spelling revoked a token")
 	}
 }
 

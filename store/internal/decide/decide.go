@@ -299,16 +299,29 @@ func View(g *store.Grant, kind store.TokenKind) store.Token {
 }
 
 // Presents tells which token of g a Ref presents, comparing both secret
-// halves in constant time.
+// halves in constant time. A Ref of a kind (its prefix) presents only that
+// kind's token.
 func Presents(g *store.Grant, ref store.Ref) (store.TokenKind, bool) {
-	access, refresh := Matches(ref, g.AccessSecret), Matches(ref, g.RefreshSecret)
+	return Kind(ref, Matches(ref, g.AccessSecret), Matches(ref, g.RefreshSecret))
+}
+
+// Kind is the kind of token a Ref presents, given whether it matched the
+// access and the refresh secret: none when it matched neither, or matched
+// the secret of another kind than its own.
+func Kind(ref store.Ref, access, refresh bool) (store.TokenKind, bool) {
+	var kind store.TokenKind
 	switch {
 	case access:
-		return store.KindAccess, true
+		kind = store.KindAccess
 	case refresh:
-		return store.KindRefresh, true
+		kind = store.KindRefresh
+	default:
+		return "", false
 	}
-	return "", false
+	if ref.Kind != "" && ref.Kind != kind {
+		return "", false
+	}
+	return kind, true
 }
 
 // ExpiresAt is when the whole grant is of no more use.
