@@ -103,7 +103,7 @@ func (db *DB) DeletePlugin(ctx context.Context, id string) error {
 			return store.ErrNotFound
 		}
 		db.plugins.forget(id)
-		db.cache.drop() // cached tokens do not know their plugin is gone
+		db.cache.drop()                      // cached tokens do not know their plugin is gone
 		if err := owePurge(tx); err != nil { // the next sweep deletes its codes and tokens
 			return err
 		}

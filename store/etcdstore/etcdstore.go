@@ -206,8 +206,8 @@ func (db *DB) ctx(parent context.Context) (context.Context, context.CancelFunc) 
 }
 
 func (db *DB) pluginKey(id string) string  { return db.prefix + "plugins/" + id }
-func (db *DB) purgeKey() string             { return db.prefix + "meta/purge" }
-func (db *DB) expiryPrefix() string         { return db.prefix + "expiry/" }
+func (db *DB) purgeKey() string            { return db.prefix + "meta/purge" }
+func (db *DB) expiryPrefix() string        { return db.prefix + "expiry/" }
 func (db *DB) codeKey(k store.Key) string  { return db.prefix + "codes/" + hex.EncodeToString(k[:]) }
 func (db *DB) grantKey(k store.Key) string { return db.prefix + "grants/" + hex.EncodeToString(k[:]) }
 func (db *DB) familyKey(f store.Family) string {
