@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 var (
 	errBodyNotUTF8 = core.Errorf(core.CodeValidation, "Request body is not valid UTF-8")
 	errBodyNotJSON = core.Errorf(core.CodeValidation, "Request body must be exactly one JSON value")
+	// errBodyDuplicateName: see checkBody.
+	errBodyDuplicateName = core.Errorf(core.CodeValidation, "Request body has an object with a name twice")
 	errBodyEscape  = core.Errorf(core.CodeValidation, `Request body has a \u escape that is no character (a lone surrogate)`)
 )
 
@@ -54,6 +57,11 @@ func checkBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return errBodyNotUTF8
 		case !rb.parsed && !json.Valid(body):
 			return errBodyNotJSON
+		case !rb.parsed && bodycheck.HasDuplicateName(body):
+			// encoding/json keeps the last of two equal names, an
+			// inspector in front of the server may keep the first: the
+			// two would read different requests.
+			return errBodyDuplicateName
 		case hasLoneSurrogate(body):
 			return errBodyEscape
 		}
@@ -73,17 +81,29 @@ func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// preallocated is the longest declared body read into one allocation made
+// before it arrives: a real request is a few hundred bytes. A longer
+// declared length is not trusted with memory: such a body grows its buffer
+// as its bytes arrive, so that connections that declare 64 KiB and send
+// nothing pin no more than a small one each.
+const preallocated = 1024
+
 // readAll reads r's body, at most maxBodyBytes of it (a longer one is
 // echo.ErrStatusRequestEntityTooLarge, answered 413), in one allocation
-// when it declares its length.
+// when it declares a short length. A body that ends before its declared
+// length (or an unterminated chunked one) is errBodyCutShort, answered 400.
 func readAll(r *http.Request) ([]byte, error) {
 	n := r.ContentLength
-	if n <= 0 || n > maxBodyBytes {
-		return bounded(io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1)))
+	if n <= 0 || n > preallocated {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+		if err != nil {
+			return nil, cutShort(err)
+		}
+		return bounded(b, nil)
 	}
 	b := make([]byte, n, n+1)
 	if _, err := io.ReadFull(r.Body, b); err != nil {
-		return nil, err
+		return nil, cutShort(err)
 	}
 	// net/http's bodies end where their length says; any other reader
 	// that has more is read on, up to the limit.
@@ -93,9 +113,24 @@ func readAll(r *http.Request) ([]byte, error) {
 		rest, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes-n))
 		return bounded(append(b[:n+1], rest...), err)
 	case err != nil && err != io.EOF:
-		return nil, err
+		return nil, cutShort(err)
 	}
 	return b, nil
+}
+
+// errBodyCutShort answers a body that ended before it was whole: the
+// client's doing (or its connection's), not the server's, so a 400 logged
+// below ERROR and never counted as a server error.
+var errBodyCutShort = &core.Error{Code: core.CodeValidation, Reason: "body_cut_short",
+	Message: "Request body ended before it was complete (shorter than its Content-Length, or an unterminated chunked body)"}
+
+// cutShort turns a read error of the body into errBodyCutShort (keeping
+// the detail for the log), and leaves the body limit's 413 alone.
+func cutShort(err error) error {
+	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+		return err
+	}
+	return &core.Error{Code: errBodyCutShort.Code, Reason: errBodyCutShort.Reason, Message: errBodyCutShort.Message, Err: err}
 }
 
 // bounded is b, or the 413 when b is longer than maxBodyBytes.

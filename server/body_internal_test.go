@@ -148,3 +148,36 @@ func TestReadAllBounds(t *testing.T) {
 		}
 	}
 }
+
+// readSizes is a body that records the size of each buffer it is asked to
+// fill, and gives one byte at a time.
+type readSizes struct {
+	sizes []int
+	left  int
+}
+
+func (r *readSizes) Read(p []byte) (int, error) {
+	r.sizes = append(r.sizes, len(p))
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	r.left--
+	p[0] = '{'
+	return 1, nil
+}
+
+func (r *readSizes) Close() error { return nil }
+
+// TestReadAllGrowsAsBytesArrive: a body that declares 64 KiB gets no
+// 64 KiB buffer before its bytes come: memory grows as they arrive. It
+// used to allocate the declared length at once, so 8,000 connections that
+// each declared 65,536 bytes and sent one pinned 636 MiB.
+func TestReadAllGrowsAsBytesArrive(t *testing.T) {
+	body := &readSizes{left: 1}
+	r := httptest.NewRequest("POST", "/", nil)
+	r.Body, r.ContentLength = body, maxBodyBytes
+	_, _ = readAll(r)
+	if len(body.sizes) == 0 || body.sizes[0] > preallocated {
+		t.Errorf("the first read of a body declaring %d bytes asked for %v bytes: more than %d before any arrived", maxBodyBytes, body.sizes, preallocated)
+	}
+}

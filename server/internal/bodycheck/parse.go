@@ -9,6 +9,7 @@
 package bodycheck
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -236,4 +237,59 @@ func (p *parser) digits() bool {
 		p.i++
 	}
 	return p.i > start
+}
+
+// HasDuplicateName reports whether a valid JSON text has an object with
+// two equal names (compared as decoded: "a" and "\u0061" are equal), at any
+// depth. Parse declines such a text; this says why.
+func HasDuplicateName(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	// One frame per open object or array: the names seen in an object,
+	// and whether the next string token is a name.
+	type frame struct {
+		names  map[string]bool
+		isName bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				if top != nil && top.names != nil {
+					top.isName = true // the object is a value: a name comes next
+				}
+				stack = append(stack, &frame{names: map[string]bool{}, isName: true})
+			case '[':
+				if top != nil && top.names != nil {
+					top.isName = true
+				}
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.names != nil && top.isName {
+				if top.names[t] {
+					return true
+				}
+				top.names[t] = true
+				top.isName = false
+				continue
+			}
+		}
+		if top != nil && top.names != nil {
+			top.isName = true // a value was read: a name comes next
+		}
+	}
 }
