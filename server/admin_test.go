@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/plugintoken/plugintoken/gen"
@@ -235,5 +236,21 @@ func TestCreateAuthCode(t *testing.T) {
 			res, b := h.do("POST", "/api/plugin/"+p.ID+"/authCode", "application/json", body, "Authorization", "Bearer "+adminToken)
 			checkError(t, res.StatusCode, b, http.StatusBadRequest, "validation_error", "")
 		})
+	}
+}
+
+// TestStaticTokensRefuseWeakTokens: long enough is not enough: a token of
+// repeated or few distinct characters is refused (it used to be accepted
+// at 32 characters), and random ones of the usual forms pass.
+func TestStaticTokensRefuseWeakTokens(t *testing.T) {
+	for _, weak := range []string{strings.Repeat("a", 32), strings.Repeat("abcd", 10), strings.Repeat("0123456789", 4), "abcdefghijklmnopqrstuvwxyz012345", "short"} {
+		if _, err := server.StaticTokens(weak); !errors.Is(err, server.ErrWeakAdminToken) {
+			t.Errorf("StaticTokens(%q): %v, want ErrWeakAdminToken", weak, err)
+		}
+	}
+	for _, strong := range []string{"3f9c1a7be2d04c5a8e6b1f0d9a2c7e4b", "ptadmin_Zk3vQx9L2mN8pR4tW7yB1cF6hJ0sD5gA-uE_iO3kL9x", adminToken} {
+		if _, err := server.StaticTokens(strong); err != nil {
+			t.Errorf("StaticTokens(%q): %v", strong, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 
@@ -35,6 +36,70 @@ type AdminAuthenticator func(r *http.Request, bearer string) (subject string, er
 // binary generates 43 characters, 256 bits).
 const MinAdminTokenLength = 32
 
+// MinAdminTokenBits is the least entropy StaticTokens accepts in an admin
+// token, estimated from the frequencies of its characters (length times
+// Shannon entropy per character): it refuses repeated or low-variety
+// tokens ("aaaa…", "abcdabcd…") that are long enough but guessable. A
+// random token of 32 hex characters or more (`openssl rand -hex 16`)
+// passes, and so does the binary's own.
+const MinAdminTokenBits = 96
+
+// ErrWeakAdminToken is StaticTokens' refusal of a token too short, or of
+// too little entropy.
+var ErrWeakAdminToken = errors.New("admin token is too weak for a bearer credential")
+
+// CheckAdminToken returns an error wrapping ErrWeakAdminToken that says
+// what is wrong with a token StaticTokens would refuse.
+func CheckAdminToken(t string) error {
+	if len(t) < MinAdminTokenLength {
+		return fmt.Errorf("%w: %d characters is too short (at least %d; generate one with `openssl rand -base64 32`)", ErrWeakAdminToken, len(t), MinAdminTokenLength)
+	}
+	if bits := estimatedBits(t); bits < MinAdminTokenBits {
+		return fmt.Errorf("%w: about %.0f bits of entropy in its characters, at least %d are needed (it repeats or uses few distinct characters; generate one with `openssl rand -base64 32`)",
+			ErrWeakAdminToken, bits, MinAdminTokenBits)
+	}
+	return nil
+}
+
+// estimatedBits is len(t) times the Shannon entropy of t's characters,
+// counted over its shortest repeating unit ("0123456789" four times is
+// worth one "0123456789"), and nothing for a run of constant steps
+// ("abcdefgh...").
+func estimatedBits(t string) float64 {
+	rs := []rune(t)
+	steps := 0
+	for i := 2; i < len(rs); i++ {
+		if rs[i]-rs[i-1] == rs[i-1]-rs[i-2] {
+			steps++
+		}
+	}
+	if len(rs) > 2 && steps*2 > len(rs)-2 {
+		return 0
+	}
+	for p := 1; p < len(rs); p++ {
+		periodic := true
+		for i := p; i < len(rs) && periodic; i++ {
+			periodic = rs[i] == rs[i-p]
+		}
+		if periodic {
+			rs = rs[:p]
+			break
+		}
+	}
+	counts := map[rune]int{}
+	n := 0
+	for _, r := range rs {
+		counts[r]++
+		n++
+	}
+	var perChar float64
+	for _, c := range counts {
+		p := float64(c) / float64(n)
+		perChar -= p * math.Log2(p)
+	}
+	return perChar * float64(n)
+}
+
 // StaticTokens returns an AdminAuthenticator that accepts exactly the given
 // tokens. It keeps only their SHA-256 hashes and compares a presented token's
 // hash with every one of them in constant time. The subject is "admin:" and
@@ -50,8 +115,8 @@ func StaticTokens(tokens ...string) (AdminAuthenticator, error) {
 		if t == "" {
 			continue
 		}
-		if len(t) < MinAdminTokenLength {
-			return nil, fmt.Errorf("admin token of %d characters is too short for a bearer credential (at least %d)", len(t), MinAdminTokenLength)
+		if err := CheckAdminToken(t); err != nil {
+			return nil, err
 		}
 		h := store.HashOf(t)
 		hashes = append(hashes, h)

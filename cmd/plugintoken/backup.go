@@ -259,7 +259,7 @@ func adminToken(getenv func(string) string, file string) (string, error) {
 	if toks := splitTokens(getenv("PLUGINTOKEN_ADMIN_TOKEN")); len(toks) > 0 {
 		return toks[0], nil
 	}
-	toks, err := readTokenFile(file, nil)
+	toks, err := readTokenFile(file)
 	if err != nil {
 		return "", fmt.Errorf("no admin token: set PLUGINTOKEN_ADMIN_TOKEN or --admin-token-file (%w)", err)
 	}

@@ -232,7 +232,7 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DBPath = filepath.Join(t.TempDir(), "plugintoken.db")
-	cfg.AdminTokens = []string{"tok-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+	cfg.AdminTokens = []string{processAdmin}
 	cfg.AdminTokenFile = filepath.Join(t.TempDir(), "absent")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -241,6 +241,11 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 	// Cancel once it serves (its "serving" line), not after a guess.
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), `msg=serving`) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before serving: %v\n%s", err, logs.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Run did not start serving:\n%s", logs.String())
 		}

@@ -237,7 +237,12 @@ func (m *Main) Close() error {
 func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
 	path := m.Config.AdminTokenFile
 	tokens := append([]string(nil), m.Config.AdminTokens...)
-	fromFile, err := readTokenFile(path, m.Log)
+	for _, t := range tokens {
+		if err := server.CheckAdminToken(t); err != nil {
+			return nil, fmt.Errorf("PLUGINTOKEN_ADMIN_TOKEN: %w", err)
+		}
+	}
+	fromFile, err := readTokenFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && len(tokens) == 0:
 		tok, err := writeNewTokenFile(path)
@@ -260,21 +265,26 @@ func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
 }
 
 // readTokenFile reads one token per line; blank lines and # comments are
-// skipped. A file others can read is warned about on log (when not nil).
-func readTokenFile(path string, log *slog.Logger) ([]string, error) {
+// skipped. A file that group or others can read is refused, as ssh refuses
+// such a key, and so is a weak token (server.CheckAdminToken): each error
+// names the file and the fix.
+func readTokenFile(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 && log != nil {
-		log.Warn("admin token file is readable by other users; chmod 600 it", "file", path)
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("admin token file %s can be read by group or others (mode %04o): run `chmod 600 %s`", path, st.Mode().Perm(), path)
 	}
 	var out []string
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line != "" && !strings.HasPrefix(line, "#") {
+			if err := server.CheckAdminToken(line); err != nil {
+				return nil, fmt.Errorf("admin token file %s, line %d: %w", path, n, err)
+			}
 			out = append(out, line)
 		}
 	}

@@ -190,33 +190,38 @@ func TestRestoreProcedure(t *testing.T) {
 	}
 }
 
-// TestTokenFileWarningIsStructured: the warning about an admin token file
-// others can read goes through the server's structured logger, like every
-// other line.
-func TestTokenFileWarningIsStructured(t *testing.T) {
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "admin-token")
-	if err := os.WriteFile(tokenFile, []byte(processAdmin+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DBPath = filepath.Join(dir, "plugintoken.db")
-	cfg.AdminTokenFile = tokenFile
-	logs := &lockedBuffer{}
-	m := NewMain(cfg, logs)
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	var warning string
-	for _, l := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(l, "readable by other users") {
-			warning = l
-		}
-	}
-	if !strings.HasPrefix(warning, "time=") || !strings.Contains(warning, "level=WARN") || !strings.Contains(warning, "file="+tokenFile) {
-		t.Errorf("warning line not in the server's log format: %q", warning)
+// TestServeRefusesExposedOrWeakTokenFile: an admin token file that group
+// or others can read is refused, as ssh refuses such a key, and so is a
+// token of too little entropy (32 × "a"); each error names the file and the
+// fix, and nothing is served. Both used to be served with one WARN line.
+func TestServeRefusesExposedOrWeakTokenFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, token string
+		mode        os.FileMode
+		want        []string
+	}{
+		{"ReadableByOthers", processAdmin, 0o644, []string{"can be read by group or others", "chmod 600"}},
+		{"LowEntropy", strings.Repeat("a", 32), 0o600, []string{"too weak", "entropy", "openssl rand"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tokenFile := filepath.Join(dir, "admin-token")
+			if err := os.WriteFile(tokenFile, []byte(tc.token+"\n"), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(tokenFile, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			stderr, err := serveOnce(t, nil, "--db", filepath.Join(dir, "plugintoken.db"), "--admin-token-file", tokenFile)
+			if err == nil {
+				t.Fatal("serve started")
+			}
+			for _, w := range append(tc.want, tokenFile) {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not say %q: %s", w, stderr)
+				}
+			}
+		})
 	}
 }
 
