@@ -22,7 +22,7 @@ var (
 	errBodyNotJSON = core.Errorf(core.CodeValidation, "Request body must be exactly one JSON value")
 	// errBodyDuplicateName: see checkBody.
 	errBodyDuplicateName = core.Errorf(core.CodeValidation, "Request body has an object with a name twice")
-	errBodyEscape  = core.Errorf(core.CodeValidation, `Request body has a \u escape that is no character (a lone surrogate)`)
+	errBodyEscape        = core.Errorf(core.CodeValidation, `Request body has a \u escape that is no character (a lone surrogate)`)
 )
 
 // checkBody refuses, before anything decodes it, a request body that Go's
