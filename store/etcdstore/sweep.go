@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -80,84 +81,134 @@ type dueEntry struct {
 	readRev int64  // the revision the reads were made at
 }
 
+// sweepPage is how many expiry entries one range read of the sweep takes.
+const sweepPage = 1000
+
 // sweepDue deals with every expiry entry due at now.
+//
+// etcd counts every key of a range it is asked for, however few it
+// returns: reading [first due, now) a page at a time would count what
+// remains at every page, a cost that grows with the square of what is due.
+// So the sweep reads a window of deadlines at a time, which it narrows when
+// a window holds more than a page and widens when it holds less: each read
+// counts about a page.
 func (db *DB) sweepDue(ctx context.Context, now time.Time, res *store.SweepResult) error {
-	from := db.expiryPrefix()
-	until := db.expiryPrefix() + hex.EncodeToString(codec.ExpiryUntil(now))
-	for {
-		page, err := db.c.Get(ctx, from, clientv3.WithRange(until), clientv3.WithLimit(sweepReadBatch), clientv3.WithKeysOnly())
+	prefix := db.expiryPrefix()
+	until := prefix + hex.EncodeToString(codec.ExpiryUntil(now))
+	first, err := db.c.Get(ctx, prefix, clientv3.WithRange(until), clientv3.WithLimit(1), clientv3.WithKeysOnly())
+	if err != nil {
+		return unavailable(err)
+	}
+	if len(first.Kvs) == 0 {
+		return nil
+	}
+	from := string(first.Kvs[0].Key)
+	window := time.Minute
+	for from < until {
+		end := until
+		if d, ok := entryDeadline(from, prefix); ok {
+			if e := prefix + hex.EncodeToString(codec.ExpiryUntil(d.Add(window))); e < end {
+				end = e
+			}
+		}
+		page, err := db.c.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(sweepPage), clientv3.WithKeysOnly())
 		if err != nil {
 			return unavailable(err)
 		}
-		if len(page.Kvs) == 0 {
+		for kvs := page.Kvs; len(kvs) > 0; {
+			n := min(len(kvs), sweepReadBatch)
+			if err := db.sweepEntries(ctx, now, kvs[:n], res); err != nil {
+				return err
+			}
+			kvs = kvs[n:]
+		}
+		if page.More {
+			window = max(window/2, time.Millisecond)
+			from = string(page.Kvs[len(page.Kvs)-1].Key) + "\x00"
+		} else {
+			window *= 2
+			from = end
+		}
+	}
+	return nil
+}
+
+// entryDeadline reads the deadline at the start of an expiry key (or of
+// a range bound made from one).
+func entryDeadline(key, prefix string) (time.Time, bool) {
+	h := strings.TrimPrefix(key, prefix)
+	if len(h) < 16 {
+		return time.Time{}, false
+	}
+	raw, err := hex.DecodeString(h[:16])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(raw))), true
+}
+
+// sweepEntries deals with a batch of due entries: reads their records in
+// one transaction and writes the verdicts in guarded transactions.
+func (db *DB) sweepEntries(ctx context.Context, now time.Time, entries []*mvccpb.KeyValue, res *store.SweepResult) error {
+	due, err := db.readDue(ctx, entries)
+	if err != nil {
+		return err
+	}
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	var codes, grants int
+	flush := func() error {
+		if len(ops) == 0 {
 			return nil
 		}
-		due, err := db.readDue(ctx, page.Kvs)
+		ok, err := db.commit(ctx, cmps, ops...)
 		if err != nil {
 			return err
 		}
-		var cmps []clientv3.Cmp
-		var ops []clientv3.Op
-		var codes, grants int
-		flush := func() error {
-			if len(ops) == 0 {
-				return nil
-			}
-			ok, err := db.commit(ctx, cmps, ops...)
+		if ok {
+			res.Codes += codes
+			res.Grants += grants
+		}
+		cmps, ops, codes, grants = nil, nil, 0, 0
+		return nil
+	}
+	for i := range due {
+		d := &due[i]
+		if d.rec.raw == nil { // a revoked family's, or a malformed entry
+			ops = append(ops, clientv3.OpDelete(d.entry))
+		} else {
+			isGrant := d.kind == codec.ExpiryGrant
+			verdict, next, err := decide.Sweep(isGrant, d.rec.raw, now, func() (time.Time, error) { return familyLatest(d.family), nil })
 			if err != nil {
 				return err
 			}
-			if ok {
-				res.Codes += codes
-				res.Grants += grants
-			}
-			cmps, ops, codes, grants = nil, nil, 0, 0
-			return nil
-		}
-		for i := range due {
-			d := &due[i]
-			if d.rec.raw == nil { // a revoked family's, or a malformed entry
-				ops = append(ops, clientv3.OpDelete(d.entry))
-			} else {
-				isGrant := d.kind == codec.ExpiryGrant
-				verdict, next, err := decide.Sweep(isGrant, d.rec.raw, now, func() (time.Time, error) { return familyLatest(d.family), nil })
-				if err != nil {
-					return err
+			switch verdict {
+			case decide.DueUndecodable:
+				res.Undecodable = append(res.Undecodable, strings.TrimPrefix(d.record, db.prefix))
+				continue
+			case decide.DueMove:
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(d.record), "=", d.rec.rev))
+				ops = append(ops, clientv3.OpDelete(d.entry), clientv3.OpPut(db.entryKey(next, d.kind, d.key), ""))
+			case decide.DueDelete:
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(d.record), "=", d.rec.rev))
+				if !isGrant {
+					// No grant joined the family since it was read.
+					cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(db.familyKey(d.key.Family())), "<", d.readRev+1).
+						WithPrefix())
+					codes++
+				} else {
+					grants++
 				}
-				switch verdict {
-				case decide.DueUndecodable:
-					res.Undecodable = append(res.Undecodable, strings.TrimPrefix(d.record, db.prefix))
-					continue
-				case decide.DueMove:
-					cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(d.record), "=", d.rec.rev))
-					ops = append(ops, clientv3.OpDelete(d.entry), clientv3.OpPut(db.entryKey(next, d.kind, d.key), ""))
-				case decide.DueDelete:
-					cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(d.record), "=", d.rec.rev))
-					if !isGrant {
-						// No grant joined the family since it was read.
-						cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(db.familyKey(d.key.Family())), "<", d.readRev+1).
-							WithPrefix())
-						codes++
-					} else {
-						grants++
-					}
-					ops = append(ops, clientv3.OpDelete(d.record), clientv3.OpDelete(d.entry))
-				}
-			}
-			if len(ops) >= 2*sweepWriteBatch {
-				if err := flush(); err != nil {
-					return err
-				}
+				ops = append(ops, clientv3.OpDelete(d.record), clientv3.OpDelete(d.entry))
 			}
 		}
-		if err := flush(); err != nil {
-			return err
+		if len(ops) >= 2*sweepWriteBatch {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		if !page.More {
-			return nil
-		}
-		from = string(page.Kvs[len(page.Kvs)-1].Key) + "\x00"
 	}
+	return flush()
 }
 
 // readDue reads, in one transaction, the record each entry names and, for

@@ -17,7 +17,7 @@ import (
 )
 
 // rpcCounter counts the KV calls a client makes and the keys they return.
-type rpcCounter struct{ ranges, txns, keys atomic.Int64 }
+type rpcCounter struct{ ranges, txns, keys, counted atomic.Int64 }
 
 func (r *rpcCounter) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	err := invoker(ctx, method, req, reply, cc, opts...)
@@ -25,6 +25,7 @@ func (r *rpcCounter) intercept(ctx context.Context, method string, req, reply an
 	case *etcdserverpb.RangeResponse:
 		r.ranges.Add(1)
 		r.keys.Add(int64(len(resp.Kvs)))
+		r.counted.Add(resp.Count) // etcd counts the whole range it is asked for
 	case *etcdserverpb.TxnResponse:
 		r.txns.Add(1)
 		for _, op := range resp.Responses {
@@ -74,6 +75,7 @@ func TestSweepCostsWhatItDeletes(t *testing.T) {
 		rpc.ranges.Store(0)
 		rpc.txns.Store(0)
 		rpc.keys.Store(0)
+		rpc.counted.Store(0)
 		res, err := db.Sweep(ctx, t0.Add(tc.at))
 		if err != nil || res.Codes != tc.removed {
 			t.Fatalf("%s: %+v, %v; want %d codes removed", tc.name, res, err, tc.removed)
@@ -82,6 +84,9 @@ func TestSweepCostsWhatItDeletes(t *testing.T) {
 		t.Logf("%s: %d removed, %d keys read in %d calls", tc.name, res.Codes, keys, calls)
 		if keys > int64(2*tc.removed+10) {
 			t.Errorf("%s: the sweep read %d keys to remove %d of 2,100", tc.name, keys, tc.removed)
+		}
+		if counted := rpc.counted.Load(); counted > int64(3*tc.removed+10) {
+			t.Errorf("%s: etcd counted %d keys in the ranges the sweep read, to remove %d", tc.name, counted, tc.removed)
 		}
 		if calls > int64(tc.removed/10+6) {
 			t.Errorf("%s: %d calls to remove %d: not batched", tc.name, calls, tc.removed)
