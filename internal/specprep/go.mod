@@ -1,6 +1,6 @@
 module github.com/plugintoken/plugintoken/internal/specprep
 
-go 1.26.0
+go 1.26.8
 
 require (
 	github.com/speakeasy-api/openapi v1.24.0
