@@ -47,7 +47,7 @@ import (
 	"github.com/plugintoken/plugintoken/store/etcdstore"
 )
 
-const adminToken = "scale-admin-token-0123456789abcdefghijklmnop"
+const adminToken = "scale-Qm7xT2vK9pL4wR8nB3cJ6hF1dZ5sY0gE"
 
 func main() {
 	var (

@@ -35,7 +35,7 @@ import (
 // through plugintoken.
 const hostSecret = "host-only-value-7f3a9c"
 
-const adminBearer = "host-admin-bearer-0123456789abcdef0123456789"
+const adminBearer = "host-admin-Vq8Lr3Xz6Tn1Wk4Hs9Pd2Jf7Gc5Mb0Ye"
 
 // host is a gateway built the way the README shows, on one bbolt file that
 // it shares with plugintoken.
