@@ -23,19 +23,9 @@ run: build
 build:
 	cd cmd && $(GO) build -ldflags "$(LDFLAGS)" -o ../plugintoken ./plugintoken
 
-## test: the whole test suite, every module, with the race detector (about 2 minutes)
-# Two lanes run side by side (the root module, whose update-path tests are
-# the longest, and the other modules one after another); each lane's output
-# is printed whole, in order, once both are done.
-OTHER_MODULES := $(filter-out .,$(MODULES))
+## test: the whole test suite, every module, with the race detector (about 4 minutes; .ci/test-all)
 test:
-	@echo "make test: every package of every module ($(MODULES)) with the race detector; about 2 minutes"
-	@tmp=$$(mktemp -d); \
-	  ( cd . && PLUGINTOKEN_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 ./... ) > $$tmp/root.log 2>&1 & root=$$!; \
-	  ( for m in $(OTHER_MODULES); do echo "== $$m"; (cd $$m && PLUGINTOKEN_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 ./...) || exit 1; done ) > $$tmp/other.log 2>&1 & other=$$!; \
-	  wait $$root; rs=$$?; wait $$other; os=$$?; \
-	  echo "== ."; cat $$tmp/root.log; cat $$tmp/other.log; rm -rf $$tmp; \
-	  [ $$rs = 0 ] && [ $$os = 0 ]
+	@GO=$(GO) .ci/test-all
 
 ## test-server: the HTTP API's tests alone (the update path's tests run update-spec with UPDATE_TEST=test-server)
 test-server:

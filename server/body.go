@@ -20,6 +20,8 @@ import (
 var (
 	errBodyNotUTF8 = core.Errorf(core.CodeValidation, "Request body is not valid UTF-8")
 	errBodyNotJSON = core.Errorf(core.CodeValidation, "Request body must be exactly one JSON value")
+	// errBodyTruncated is a body whose JSON stops before its value ends.
+	errBodyTruncated = core.Errorf(core.CodeValidation, "Request body ends before its JSON value does (cut short, or a bracket or quote left open)")
 	// errBodyDuplicateName: see checkBody.
 	errBodyDuplicateName = core.Errorf(core.CodeValidation, "Request body has an object with a name twice")
 	errBodyEscape        = core.Errorf(core.CodeValidation, `Request body has a \u escape that is no character (a lone surrogate)`)
@@ -56,7 +58,7 @@ func checkBody(next echo.HandlerFunc) echo.HandlerFunc {
 		case !utf8.Valid(body):
 			return errBodyNotUTF8
 		case !rb.parsed && !json.Valid(body):
-			return errBodyNotJSON
+			return notJSON(body)
 		case !rb.parsed && bodycheck.HasDuplicateName(body):
 			// encoding/json keeps the last of two equal names, an
 			// inspector in front of the server may keep the first: the
@@ -116,6 +118,16 @@ func readAll(r *http.Request) ([]byte, error) {
 		return nil, cutShort(err)
 	}
 	return b, nil
+}
+
+// notJSON says why a body is not JSON: cut short, or something else.
+func notJSON(body []byte) error {
+	var v any
+	var se *json.SyntaxError
+	if err := json.Unmarshal(body, &v); errors.As(err, &se) && se.Offset >= int64(len(body)) {
+		return errBodyTruncated
+	}
+	return errBodyNotJSON
 }
 
 // errBodyCutShort answers a body that ended before it was whole: the

@@ -23,7 +23,8 @@ func mustStartOnEtcd(t *testing.T, endpoint string) (*Main, *gen.ClientWithRespo
 	cfg.AdminTokens = []string{processAdmin}
 	cfg.MaxFailures = -1
 	cfg.Etcd.Endpoints = []string{endpoint}
-	cfg.Etcd.RequestTimeout = time.Second
+	// Generous: the machine may be busy (a 503 would test the machine).
+	cfg.Etcd.RequestTimeout = 30 * time.Second
 	m := NewMain(cfg, io.Discard)
 	if err := m.Start(); err != nil {
 		t.Fatalf("Start on etcd: %v", err)
@@ -128,7 +129,8 @@ func TestTwoReplicasShareEtcd(t *testing.T) {
 func TestEtcdOutage(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	ctx := context.Background()
-	m, c := mustStartOnEtcd(t, etcd.Endpoint)
+	// A short request timeout: the outage must be answered quickly.
+	m, c, _ := startOnEtcdWith(t, etcd.Endpoint, func(cfg *Config) { cfg.Etcd.RequestTimeout = 2 * time.Second })
 	p, err := c.CreatePluginWithResponse(ctx, gen.CreatePluginRequest{Name: "outage"})
 	if err != nil || p.JSON201 == nil {
 		t.Fatalf("create plugin: %v", err)

@@ -259,3 +259,14 @@ func TestEtcdHistoryStaysBounded(t *testing.T) {
 		t.Error("no exchange succeeded")
 	}
 }
+
+// TestBackupOnEtcdPointsToSnapshot: `plugintoken backup` against a server
+// on etcd fails saying what to do instead.
+func TestBackupOnEtcdPointsToSnapshot(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	m, _, _ := startOnEtcdWith(t, etcd.Endpoint, func(*Config) {})
+	code, _, errOut := runMain(t, map[string]string{"PLUGINTOKEN_ADMIN_TOKEN": processAdmin}, "backup", "--server", m.Addr(), "--out", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "etcdctl snapshot save") {
+		t.Errorf("backup on etcd: exit %d, %s", code, errOut)
+	}
+}

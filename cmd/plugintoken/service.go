@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -128,6 +129,9 @@ func (m *Main) Start() (err error) {
 	// anything is written (an admin token file, a database).
 	m.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: the address is in use (another plugintoken, or another server?): stop it, or choose another with --addr host:port: %w", cfg.Addr, err)
+		}
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer func() {
@@ -135,10 +139,8 @@ func (m *Main) Start() (err error) {
 			_ = m.listener.Close()
 		}
 	}()
-	admin, err := m.adminAuthenticator()
-	if err != nil {
-		return err
-	}
+	// The store before the admin token: a database that cannot be opened
+	// must fail before a token file is generated beside it.
 	m.db, err = m.openStore()
 	if err != nil {
 		return err
@@ -146,6 +148,15 @@ func (m *Main) Start() (err error) {
 	defer func() {
 		if err != nil {
 			_ = m.db.Close()
+		}
+	}()
+	admin, generated, err := m.adminAuthenticator()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && generated != "" {
+			_ = os.Remove(generated) // a failed start leaves no token file behind
 		}
 	}()
 	scfg := cfg.Config
@@ -234,12 +245,12 @@ func (m *Main) Close() error {
 // admin token file. When neither has one, it generates a token into the file
 // (0600) so that a first start gives a working credential, and logs the
 // file's path, never the token.
-func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
+func (m *Main) adminAuthenticator() (auth server.AdminAuthenticator, generated string, err error) {
 	path := m.Config.AdminTokenFile
 	tokens := append([]string(nil), m.Config.AdminTokens...)
 	for _, t := range tokens {
 		if err := server.CheckAdminToken(t); err != nil {
-			return nil, fmt.Errorf("PLUGINTOKEN_ADMIN_TOKEN: %w", err)
+			return nil, "", fmt.Errorf("PLUGINTOKEN_ADMIN_TOKEN: %w", err)
 		}
 	}
 	fromFile, err := readTokenFile(path)
@@ -247,21 +258,25 @@ func (m *Main) adminAuthenticator() (server.AdminAuthenticator, error) {
 	case errors.Is(err, fs.ErrNotExist) && len(tokens) == 0:
 		tok, err := writeNewTokenFile(path)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
+		generated = path
 		m.Log.Warn("no admin token configured: generated one", "file", path)
 		tokens = append(tokens, tok)
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, err
+		return nil, "", err
 	default:
 		tokens = append(tokens, fromFile...)
 	}
-	auth, err := server.StaticTokens(tokens...)
+	auth, err = server.StaticTokens(tokens...)
 	if err != nil {
-		return nil, fmt.Errorf("admin tokens: %w", err)
+		if generated != "" {
+			_ = os.Remove(generated)
+		}
+		return nil, "", fmt.Errorf("admin tokens: %w", err)
 	}
-	return auth, nil
+	return auth, generated, nil
 }
 
 // readTokenFile reads one token per line; blank lines and # comments are

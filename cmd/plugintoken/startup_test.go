@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,10 +25,11 @@ import (
 )
 
 // serveOnce runs `plugintoken serve` with args and env until it exits (it
-// must, on its own, within 20 s) and returns its stderr and exit error.
+// must, on its own: past two minutes, generous for a busy machine, it is
+// killed) and returns its stderr and exit error.
 func serveOnce(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, mustBuild(t), append([]string{"serve", "--addr", freePort(t)}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
@@ -34,7 +37,7 @@ func serveOnce(t *testing.T, env []string, args ...string) (string, error) {
 	cmd.Stderr = &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("serve did not exit on its own: %s", stderr.String())
+		t.Fatalf("serve did not exit on its own within two minutes: %s", stderr.String())
 	}
 	return stderr.String(), err
 }
@@ -276,4 +279,61 @@ func TestServeOpensHostBackup(t *testing.T) {
 	if err != nil || in.JSON200 == nil || !in.JSON200.Active {
 		t.Fatalf("the token, introspected by `plugintoken serve --db backup.db`: %v %s", err, in.Body)
 	}
+}
+
+// TestStartupErrorsSayWhatToDo: each way a start can fail says what
+// happened and what to do, through the real binary, and a failed start
+// leaves no admin token file behind.
+func TestStartupErrorsSayWhatToDo(t *testing.T) {
+	t.Run("DBIsAFolder", func(t *testing.T) {
+		dir := t.TempDir()
+		stderr, err := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=" + processAdmin}, "--db", dir)
+		if err == nil || !strings.Contains(stderr, "is a folder") || strings.Contains(stderr, "damaged") {
+			t.Errorf("--db naming a folder: %v\n%s", err, stderr)
+		}
+	})
+	t.Run("NoTokenFileLeftBehind", func(t *testing.T) {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "plugintoken.db")
+		if err := os.WriteFile(db, bytes.Repeat([]byte{0x42}, 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stderr, err := serveOnce(t, nil, "--db", db)
+		if err == nil || !strings.Contains(stderr, "damaged") {
+			t.Fatalf("a damaged file: %v\n%s", err, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "admin-token")); err == nil {
+			t.Error("a failed start left a generated admin token file behind")
+		}
+	})
+	t.Run("PortInUse", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		stderr, err := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=" + processAdmin}, "--db", filepath.Join(t.TempDir(), "p.db"), "--addr", ln.Addr().String())
+		if err == nil || !strings.Contains(stderr, "in use") || !strings.Contains(stderr, "--addr") {
+			t.Errorf("a port in use: %v\n%s", err, stderr)
+		}
+	})
+	t.Run("EtcdUnreachable", func(t *testing.T) {
+		endpoint := freePort(t) // nothing listens there
+		stderr, err := serveOnce(t, []string{"PLUGINTOKEN_ADMIN_TOKEN=" + processAdmin}, "--etcd-endpoints", endpoint, "--etcd-dial-timeout", "1500ms")
+		if err == nil || !strings.Contains(stderr, endpoint) || !strings.Contains(stderr, "1.5s") {
+			t.Errorf("etcd unreachable: %v\n%s", err, stderr)
+		}
+	})
+	t.Run("TruncatedJSON", func(t *testing.T) {
+		p := startProc(t, filepath.Join(t.TempDir(), "plugintoken.db"))
+		res, err := http.Post(p.url+"/api/plugin/pluXXXXXXXXXXXXXXXX/token", "application/json", strings.NewReader(`{"baseId":"bse1","secret":"x`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 400 || !strings.Contains(string(body), "ends before its JSON value") {
+			t.Errorf("a truncated body: %d %s", res.StatusCode, body)
+		}
+	})
 }

@@ -37,10 +37,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/internal/codec"
@@ -132,13 +134,24 @@ func Open(opts Options) (*DB, error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
 		PermitWithoutStream:  true,
+		// The client's own log says WARN at every retry while etcd is
+		// away; plugintoken says what matters once (Run: alarms, failed
+		// compactions; the answers: 503). Only the client's errors show.
+		LogConfig: quietClientLog(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: connect to %v: %w", opts.Endpoints, err)
 	}
-	db, err := New(c, opts)
-	if err != nil {
+	db := newDB(c, opts)
+	// The first answer is waited for as long as DialTimeout says: the
+	// client connects in the background, and its first request is what
+	// finds etcd there or not.
+	if err := db.init(opts.DialTimeout); err != nil {
 		_ = c.Close()
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, fmt.Errorf("etcdstore: no answer from etcd at %s within %s (the dial timeout): is it running, and reachable from here? (%w)",
+				strings.Join(opts.Endpoints, ","), opts.DialTimeout, err)
+		}
 		return nil, err
 	}
 	db.owned = true
@@ -154,17 +167,22 @@ func New(c *clientv3.Client, opts Options) (*DB, error) {
 		return nil, errors.New("etcdstore: New needs a client")
 	}
 	opts = opts.withDefaults()
-	db := &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout, owners: owners{max: defaultOwners},
-		reads: newReads(c, opts.RequestTimeout), writes: newWrites(c, opts.RequestTimeout), upkeep: newUpkeep(opts)}
-	if err := db.init(); err != nil {
+	db := newDB(c, opts)
+	if err := db.init(opts.RequestTimeout); err != nil {
 		return nil, err
 	}
 	return db, nil
 }
 
-// init writes the schema version if the prefix is new, or checks it.
-func (db *DB) init() error {
-	ctx, cancel := context.WithTimeout(context.Background(), db.timeout)
+func newDB(c *clientv3.Client, opts Options) *DB {
+	return &DB{c: c, prefix: opts.Prefix, timeout: opts.RequestTimeout, owners: owners{max: defaultOwners},
+		reads: newReads(c, opts.RequestTimeout), writes: newWrites(c, opts.RequestTimeout), upkeep: newUpkeep(opts)}
+}
+
+// init writes the schema version if the prefix is new, or checks it,
+// waiting at most timeout for etcd's answer.
+func (db *DB) init(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	key := db.prefix + "meta/schema"
 	resp, err := db.c.Txn(ctx).
@@ -193,6 +211,15 @@ func (db *DB) Close() error {
 		return nil
 	}
 	return db.c.Close()
+}
+
+// quietClientLog is the etcd client's zap configuration: errors only, as
+// JSON to stderr.
+func quietClientLog() *zap.Config {
+	c := zap.NewProductionConfig()
+	c.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	c.Sampling = nil
+	return &c
 }
 
 // unavailable wraps an etcd client error as store.ErrUnavailable.

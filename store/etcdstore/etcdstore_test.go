@@ -27,6 +27,9 @@ func TestConformance(t *testing.T) {
 		db, err := etcdstore.Open(etcdstore.Options{
 			Endpoints: []string{etcd.Endpoint},
 			Prefix:    fmt.Sprintf("/test-%d/", n.Add(1)),
+			// Generous: under -race on a busy machine 50 concurrent
+			// redemptions outlast etcd's 3 s default.
+			RequestTimeout: 30 * time.Second,
 		})
 		if err != nil {
 			tb.Fatal(err)
@@ -48,7 +51,7 @@ func TestConformanceOnHostClient(t *testing.T) {
 	defer c.Close()
 	var n atomic.Int64
 	storetest.Run(t, func(tb testing.TB) store.Store {
-		db, err := etcdstore.New(c, etcdstore.Options{Prefix: fmt.Sprintf("/host-%d/", n.Add(1))})
+		db, err := etcdstore.New(c, etcdstore.Options{Prefix: fmt.Sprintf("/host-%d/", n.Add(1)), RequestTimeout: 30 * time.Second})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -78,7 +81,7 @@ func TestBatching(t *testing.T) {
 					c.MaxTxnOps = tc.maxTxnOps
 				}
 			})
-			db, err := etcdstore.Open(etcdstore.Options{Endpoints: []string{etcd.Endpoint}})
+			db, err := etcdstore.Open(etcdstore.Options{Endpoints: []string{etcd.Endpoint}, RequestTimeout: 30 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
