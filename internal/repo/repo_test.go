@@ -34,3 +34,36 @@ func TestNoBuildOutputsTracked(t *testing.T) {
 		}
 	}
 }
+
+// TestOneGoVersion: every module (and tools.mod) states one go line, and
+// the README asks a newcomer for that version.
+func TestOneGoVersion(t *testing.T) {
+	out, err := exec.Command("git", "-C", "../..", "ls-files", "*go.mod", "tools.mod").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	versions := map[string][]string{}
+	for _, name := range strings.Fields(string(out)) {
+		b, err := os.ReadFile(filepath.Join("../..", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "go "); ok {
+				versions[strings.TrimSpace(v)] = append(versions[strings.TrimSpace(v)], name)
+			}
+		}
+	}
+	if len(versions) != 1 {
+		t.Fatalf("modules state different go lines: %v", versions)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := range versions {
+		if !strings.Contains(string(readme), "Go "+v) {
+			t.Errorf("the README does not ask for Go %s, the modules' go line", v)
+		}
+	}
+}
