@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,27 +15,7 @@ import (
 // mustStartOnEtcd starts a Main on the shared etcd at endpoint.
 func mustStartOnEtcd(t *testing.T, endpoint string) (*Main, *gen.ClientWithResponses) {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DBPath = t.TempDir() + "/unused.db"
-	cfg.AdminTokenFile = t.TempDir() + "/absent"
-	cfg.AdminTokens = []string{processAdmin}
-	cfg.MaxFailures = -1
-	cfg.Etcd.Endpoints = []string{endpoint}
-	// Generous: the machine may be busy (a 503 would test the machine).
-	cfg.Etcd.RequestTimeout = 30 * time.Second
-	m := NewMain(cfg, io.Discard)
-	if err := m.Start(); err != nil {
-		t.Fatalf("Start on etcd: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	c, err := gen.NewClientWithResponses("http://"+m.Addr()+"/api", gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
-		r.Header.Set("Authorization", "Bearer "+processAdmin)
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, c, _ := startOnEtcdWith(t, endpoint, func(*Config) {})
 	return m, c
 }
 
