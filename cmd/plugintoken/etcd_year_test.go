@@ -270,3 +270,46 @@ func TestBackupOnEtcdPointsToSnapshot(t *testing.T) {
 		t.Errorf("backup on etcd: exit %d, %s", code, errOut)
 	}
 }
+
+// TestReplicasCompactingAtOnce: two replicas compact etcd's history every
+// 100 ms while one issues and exchanges codes and the other introspects
+// each new token (a first read, at the grant's revision): no request
+// fails, and both replicas compacted (or found the other had).
+func TestReplicasCompactingAtOnce(t *testing.T) {
+	t.Parallel()
+	etcd := etcdtest.Start(t)
+	fast := func(cfg *Config) { cfg.Etcd.CompactInterval = 100 * time.Millisecond }
+	a, ca, _ := startOnEtcdWith(t, etcd.Endpoint, fast)
+	b, cb, _ := startOnEtcdWith(t, etcd.Endpoint, fast)
+	ctx := context.Background()
+	p, err := ca.CreatePluginWithResponse(ctx, gen.CreatePluginRequest{Name: "compact"})
+	if err != nil || p.JSON201 == nil {
+		t.Fatalf("create plugin: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	n := 0
+	for time.Now().Before(deadline) {
+		code, err := ca.CreateAuthCodeWithResponse(ctx, p.JSON201.ID, gen.AuthCodeRequest{BaseID: "bse1"})
+		if err != nil || code.JSON200 == nil {
+			t.Fatalf("auth code %d: %v %s", n, err, code.Body)
+		}
+		tok, err := ca.PostPluginTokenWithResponse(ctx, p.JSON201.ID, gen.PluginTokenRequest{
+			BaseID: "bse1", Secret: p.JSON201.Secret, AuthCode: code.JSON200.Code, Scopes: []string{"table|read"}})
+		if err != nil || tok.JSON200 == nil {
+			t.Fatalf("exchange %d: %v %s", n, err, tok.Body)
+		}
+		in, err := cb.IntrospectTokenWithResponse(ctx, gen.TokenRequest{Token: tok.JSON200.AccessToken})
+		if err != nil || in.JSON200 == nil || !in.JSON200.Active {
+			t.Fatalf("introspection %d on the other replica: %v %s", n, err, in.Body)
+		}
+		n++
+	}
+	for name, m := range map[string]*Main{"A": a, "B": b} {
+		_, body := get(t, "http://"+m.Addr()+"/metrics")
+		if strings.Contains(body, `plugintoken_etcd_compactions_total{result="ok"} 0`) &&
+			strings.Contains(body, `plugintoken_etcd_compactions_total{result="already"} 0`) {
+			t.Errorf("replica %s never compacted", name)
+		}
+	}
+	t.Logf("%d exchanges and introspections", n)
+}

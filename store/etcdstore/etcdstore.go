@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -554,21 +555,37 @@ func (db *DB) grantAndPlugin(ctx context.Context, key store.Key) (*store.Grant, 
 		// this does not happen): read it the long way.
 		db.owners.forget(key)
 	}
-	resp, err := db.c.Get(ctx, db.grantKey(key))
-	if err != nil {
-		return nil, read{}, unavailable(err)
-	}
+	// The plugin is read at the revision the grant was read at. Run's
+	// compaction (this replica's or another's) keeps an interval of
+	// history, far more than the moment between the two reads; should a
+	// compaction still pass that revision (a stalled process), both are
+	// read again.
+	var resp *clientv3.GetResponse
+	var exists *clientv3.GetResponse
 	var r read
-	if len(resp.Kvs) > 0 {
-		r = read{raw: resp.Kvs[0].Value, rev: resp.Kvs[0].ModRevision}
-	}
-	g, err := decodeGrant(r, key)
-	if err != nil || g == nil {
-		return nil, r, err
-	}
-	exists, err := db.c.Get(ctx, db.pluginKey(g.PluginID), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
-	if err != nil {
-		return nil, read{}, unavailable(err)
+	var g *store.Grant
+	for attempt := 0; ; attempt++ {
+		var err error
+		resp, err = db.c.Get(ctx, db.grantKey(key))
+		if err != nil {
+			return nil, read{}, unavailable(err)
+		}
+		r = read{}
+		if len(resp.Kvs) > 0 {
+			r = read{raw: resp.Kvs[0].Value, rev: resp.Kvs[0].ModRevision}
+		}
+		g, err = decodeGrant(r, key)
+		if err != nil || g == nil {
+			return nil, r, err
+		}
+		exists, err = db.c.Get(ctx, db.pluginKey(g.PluginID), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
+		if errors.Is(err, rpctypes.ErrCompacted) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, read{}, unavailable(err)
+		}
+		break
 	}
 	db.owners.put(key, g.PluginID)
 	if exists.Count == 0 {
