@@ -264,7 +264,10 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 	if err != nil {
 		return "", err
 	}
-	fillRate := float64(r.live-before) / took.Seconds()
+	fillRate := "—" // the stage held its target already (the HTTP load's pairs)
+	if took > 0 {
+		fillRate = fmt.Sprintf("%.0f", float64(r.live-before)/took.Seconds())
+	}
 	ctx := context.Background()
 
 	// The sweep with nothing due, twice (the first may meet the index's
@@ -312,7 +315,7 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	row := fmt.Sprintf("| %s | %.0f | %s | %s / %s | %s | %s | %.0f | %s | %s for %d (%.1f) | %s / %s |",
+	row := fmt.Sprintf("| %s | %s | %s | %s / %s | %s | %s | %.0f | %s | %s for %d (%.1f) | %s / %s |",
 		count(r.live), fillRate, r.bytesPerPair(), mib(rss()), mib(int64(ms.HeapAlloc)),
 		auth, intro, base.rate(), ms1(none), ms1(sweepTook), swept.Codes+swept.Grants, perRecord,
 		ms1(base.p99()), ms1(during.p99()))
