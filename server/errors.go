@@ -114,8 +114,9 @@ func asError(err error) answer {
 }
 
 // writeError answers the request with err in Teable's error body, or with
-// Config.RenderError. It is the only place that turns errors into HTTP
-// responses.
+// Config.RenderError. It is where the routes' errors become HTTP responses
+// (the gateway middleware answers its own refusals from bodies made once,
+// refusalBodies, and net/http's through writeErrorHTTP).
 func (s *Server) writeError(c echo.Context, err error) {
 	log := s.log
 	a := asError(err)

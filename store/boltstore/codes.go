@@ -148,7 +148,7 @@ func (db *DB) AuthCode(ctx context.Context, key store.Key) (store.AuthCode, erro
 }
 
 // optional turns a lookup's ErrNotFound into a nil record, which is what
-// the Decide functions take for "absent".
+// the decisions of package decide take for "absent".
 func optional(p store.Plugin, err error) (*store.Plugin, error) {
 	switch {
 	case err == nil:

@@ -15,12 +15,12 @@ import (
 
 // The decisions below are the contract of the store's check-and-write
 // operations, shared by every backend: a backend reads the records (nil
-// when absent), asks for a plan (PlanRedemption, PlanRotation,
-// PlanRevocation), and applies what it says in the same atomic step (one
+// when absent), asks for a plan (Redemption, Rotation, Revocation), and
+// applies what it says in the same atomic step (one
 // bbolt write transaction; one etcd transaction guarded by the revisions it
 // read).
 
-// decideRedemption decides a redemption from the plugin and the code as
+// redemption decides a redemption from the plugin and the code as
 // stored (nil when absent). A nil outcome means the code may be redeemed.
 // Otherwise the outcome is ErrNotFound (no plugin), Authorize's error,
 // ErrInvalidCode, or ErrCodeReplayed (the backend must then revoke the
@@ -47,7 +47,7 @@ func redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) error {
 	return nil
 }
 
-// decideRotation decides a rotation from the plugin and the presented grant
+// rotation decides a rotation from the plugin and the presented grant
 // as stored (nil when absent, or when its plugin is gone). A nil outcome
 // means the grant may be rotated (for the first time, or again within the
 // grace period). Otherwise the outcome is ErrNotFound (no plugin),
@@ -88,7 +88,7 @@ func withinGrace(age, grace time.Duration) bool {
 	return grace > 0 && age >= 0 && age < grace
 }
 
-// decideRevocation decides a revocation from the plugin (when r.PluginID is
+// revocation decides a revocation from the plugin (when r.PluginID is
 // set) and the grant as stored (nil when absent). It returns what to revoke:
 // revokeNothing (unknown token, another plugin's, an access token already
 // dead), revokeAccess (the grant's access token alone), or revokeFamily (a
@@ -203,7 +203,7 @@ type Plan struct {
 	CodeEntry CodeEntry
 }
 
-// PlanRedemption decides a redemption (redemption) and says what to
+// Redemption decides a redemption (redemption) and says what to
 // write: the code, marked redeemed, and the grant with the code's subject;
 // or, for a replay, the family's revocation.
 func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) Plan {
@@ -227,7 +227,7 @@ func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) Plan {
 	return Plan{Outcome: outcome}
 }
 
-// PlanRotation decides a rotation (rotation) and says what to write:
+// Rotation decides a rotation (rotation) and says what to write:
 // the presented grant, ended (on its first rotation), and the new grant,
 // which copies plugin, base, scopes and subject from it; or, for a reuse,
 // the family's revocation.
@@ -255,7 +255,7 @@ func Rotation(r store.Rotation, p *store.Plugin, g *store.Grant) Plan {
 	return Plan{Outcome: outcome}
 }
 
-// PlanRevocation decides a revocation (revocation) and says what to
+// Revocation decides a revocation (revocation) and says what to
 // write: the family's revocation, or the grant with its access token
 // revoked, or nothing.
 func Revocation(r store.Revocation, p *store.Plugin, g *store.Grant) Plan {
