@@ -24,7 +24,7 @@ import (
 // request, so that a gateway can check its own session (a cookie, say), and
 // the bearer token of its Authorization header ("" when there is none). It
 // returns a subject naming the caller, for the audit log, or an error: an
-// *Error with code CodeUnauthorized (or CodeRestricted) refuses the request
+// *core.Error with code core.CodeUnauthorized (or CodeRestricted) refuses the request
 // with that status, an *echo.HTTPError with its own status; any other error
 // is an internal failure and answers 500.
 //

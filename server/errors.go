@@ -50,8 +50,8 @@ func retryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }
 
-// asError turns any error into the *Error to answer with. Errors that are
-// neither an *Error nor an echo.HTTPError are internal: the client gets a
+// asError turns any error into the *core.Error to answer with. Errors that are
+// neither a *core.Error nor an echo.HTTPError are internal: the client gets a
 // bare 500 and the detail goes to the log.
 func asError(err error) answer {
 	var e *core.Error
@@ -73,7 +73,7 @@ func asError(err error) answer {
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		// A nested *Error (for instance from the authenticator, carried
+		// A nested *core.Error (for instance from the authenticator, carried
 		// through the request validator) says more than the status.
 		if errors.As(he.Internal, &e) {
 			return answer{e, e.Status()}
