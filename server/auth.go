@@ -23,7 +23,7 @@ import (
 // (plugin registration, auth codes, introspection, backup). It gets the
 // request, so that a gateway can check its own session (a cookie, say), and
 // the bearer token of its Authorization header ("" when there is none). It
-// returns a subject naming the caller, for the audit log, or an error: an
+// returns a subject naming the caller, for the audit log, or an error: a
 // *core.Error with code core.CodeUnauthorized (or CodeRestricted) refuses the request
 // with that status, an *echo.HTTPError with its own status; any other error
 // is an internal failure and answers 500.
