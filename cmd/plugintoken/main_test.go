@@ -239,7 +239,7 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 	logs := &lockedBuffer{}
 	go func() { done <- NewMain(cfg, logs).Run(ctx) }()
 	// Cancel once it serves (its "serving" line), not after a guess.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // generous: a busy machine
 	for !strings.Contains(logs.String(), `msg=serving`) {
 		select {
 		case err := <-done:
@@ -247,7 +247,7 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Run did not start serving:\n%s", logs.String())
+			t.Fatalf("Run did not start serving within two minutes:\n%s", logs.String())
 		}
 		runtime.Gosched()
 		time.Sleep(time.Millisecond)
@@ -258,8 +258,8 @@ func TestRunShutsDownOnCancel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after cancel")
+	case <-time.After(2 * time.Minute): // generous: a busy machine
+		t.Fatal("Run did not return within two minutes of cancel")
 	}
 	// The file was closed: it opens again at once.
 	db, err := boltstore.Open(cfg.DBPath, boltstore.Options{LockTimeout: 100 * time.Millisecond})

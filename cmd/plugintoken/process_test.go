@@ -93,7 +93,9 @@ func startProc(t *testing.T, dbPath string) *proc {
 		_ = cmd.Process.Kill()
 		_ = p.wait()
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	// Generous: a busy machine may take long to start a process; the
+	// message says what was slow.
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		if res, err := http.Get(p.url + "/healthz"); err == nil {
 			res.Body.Close()
@@ -101,7 +103,7 @@ func startProc(t *testing.T, dbPath string) *proc {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("server did not start: %s", p.stderr)
+	t.Fatalf("server did not answer /healthz within two minutes: %s", p.stderr)
 	return nil
 }
 
@@ -205,10 +207,10 @@ func setupExchanges(t *testing.T, c *gen.ClientWithResponses, n int) (string, []
 // waitFor polls until n reaches at least want, or fails the test.
 func waitFor(t *testing.T, n *atomic.Int64, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // generous: a busy machine
 	for n.Load() < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d exchanges succeeded", n.Load())
+			t.Fatalf("only %d exchanges succeeded in two minutes (want %d)", n.Load(), want)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -283,8 +285,8 @@ func stopProc(t *testing.T, p *proc) {
 		if p.err != nil {
 			t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.stderr)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit 20 s after SIGTERM\n%s", p.stderr)
+	case <-time.After(2 * time.Minute): // generous: a busy machine
+		t.Fatalf("no exit two minutes after SIGTERM\n%s", p.stderr)
 	}
 }
 

@@ -124,7 +124,7 @@ func (s *process) start() {
 	s.mu.Lock()
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // generous: a busy machine
 	for time.Now().Before(deadline) {
 		if res, err := http.Get(s.url() + "/healthz"); err == nil {
 			res.Body.Close()
@@ -132,7 +132,7 @@ func (s *process) start() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.t.Errorf("server %s did not start", s.addr)
+	s.t.Errorf("server %s did not answer /healthz within two minutes", s.addr)
 }
 
 func (s *process) stop(sig syscall.Signal) {

@@ -58,7 +58,7 @@ func TestConformanceOnHostClient(t *testing.T) {
 		tb.Cleanup(func() { _ = db.Close() })
 		return db
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := c.Get(ctx, "/host-1/meta/schema"); err != nil {
 		t.Errorf("the host's client was closed by a store: %v", err)
