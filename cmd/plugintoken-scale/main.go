@@ -172,7 +172,10 @@ func (r *run) open() error {
 		return err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	r.svc, err = core.New(core.Config{Store: r.st, Logger: quiet, MaxFailures: -1, AuthCodeTTL: time.Hour})
+	// Access tokens live as long as refresh tokens here: the lookups sample
+	// tokens issued in earlier stages, tens of minutes before.
+	r.svc, err = core.New(core.Config{Store: r.st, Logger: quiet, MaxFailures: -1, AuthCodeTTL: time.Hour,
+		AccessTokenTTL: core.DefaultRefreshTokenTTL})
 	if err != nil {
 		return err
 	}
