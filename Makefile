@@ -38,7 +38,7 @@ lincheck:
 	cd internal/lincheck && LINCHECK_DURATION=$(LINCHECK_DURATION) LINCHECK_CLIENTS=$(LINCHECK_CLIENTS) \
 	  LINCHECK_OUT=$(CURDIR)/artifacts/lincheck $(GO) test -count=1 -timeout 60m -v -run 'TestBbolt|TestInProcess|TestEtcdTwoReplicas|TestRestart' ./...
 
-## bench: Go benchmarks, then the real binary under load on loopback: bbolt, the floor (cmd/plugintoken-bench/floor), etcd (about 3 min 40 s)
+## bench: Go benchmarks, then the real binary under load on loopback: bbolt, the floor (cmd/plugintoken-bench/floor), etcd (about 4 minutes)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/boltstore ./server
 	cd cmd && $(GO) run ./plugintoken-bench

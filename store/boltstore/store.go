@@ -93,7 +93,7 @@ type Options struct {
 	// MaxBatchDelay, when positive, makes the group commit wait that long
 	// before each transaction to gather more writes. The default, zero,
 	// commits as soon as the previous commit is done, which measured best
-	// (see README, Performance).
+	// (see docs/benchmarks.md).
 	MaxBatchDelay time.Duration
 	// Bucket is the top-level bucket OpenDB keeps plugintoken's buckets
 	// under, in the host's database. Zero means "plugintoken". Open ignores
