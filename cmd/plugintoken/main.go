@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // few MiB, so collecting at 3x it (GOGC=200) instead of 2x makes the
 // collector's share of a request small, while a soft limit keeps the heap
 // well under 100 MiB. (GOGC=400 was no faster in make bench once requests
-// allocated less, and held 10 MiB more: see docs/benchmarks.md.) GOGC and
+// allocated less, and held 10 MiB more, in the runs of 2026-11-27.) GOGC and
 // GOMEMLIMIT in the environment win.
 func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
