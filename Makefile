@@ -23,7 +23,7 @@ run: build
 build:
 	cd cmd && $(GO) build -ldflags "$(LDFLAGS)" -o ../plugintoken ./plugintoken
 
-## test: the whole test suite, every module, with the race detector (about 3 minutes on a quiet machine, 5 on a busy one; .ci/test-all)
+## test: the whole test suite, every module, with the race detector (about 3 minutes on a quiet machine, 4 with two other CPU-bound processes running; .ci/test-all)
 test:
 	@GO=$(GO) .ci/test-all
 
