@@ -97,6 +97,8 @@ type Server struct {
 	tokenRequiresBearer bool
 	clientAddr          func(*http.Request) string
 	metrics             *metrics
+	// callerOps: see callerOps (auth.go's withCaller).
+	callerOps map[string]bool
 	// kinOnly sends every request to kin-openapi's validation, past the
 	// fast path (fastRoute): the tests compare the two.
 	kinOnly bool
@@ -148,6 +150,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.admin == nil {
 		s.admin = func(*http.Request, string) (string, error) { return "", ErrUnauthorized }
+	}
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("server: load embedded spec: %w", err)
+	}
+	if s.callerOps, err = callerOps(spec); err != nil {
+		return nil, err
 	}
 	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store, svc.Collectors()); err != nil {
 		return nil, err
@@ -229,14 +238,14 @@ func (s *Server) Mount(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (
 // IssueAuthCode) need not expose any admin route, nor configure
 // Config.Admin.
 func (s *Server) MountPlugin(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
-	return s.mount(e, prefix, func(r routeRole) bool { return r == rolePlugin }, mw)
+	return s.mount(e, prefix, func(r routeRole) bool { return r == rolePlugin || r == roleUnimplemented }, mw)
 }
 
 // MountAdmin registers only the admin routes: plugins, auth codes and
 // introspection, authenticated with Config.Admin (which it requires). The
 // backup route is MountBackup's.
 func (s *Server) MountAdmin(e *echo.Echo, prefix string, mw ...echo.MiddlewareFunc) (*echo.Group, error) {
-	return s.mount(e, prefix, func(r routeRole) bool { return r == roleAdmin }, mw)
+	return s.mount(e, prefix, func(r routeRole) bool { return r == roleAdmin || r == roleAdminRead }, mw)
 }
 
 // MountBackup registers GET prefix/admin/backup, which streams a hot backup
@@ -249,33 +258,77 @@ func (s *Server) MountBackup(e *echo.Echo, prefix string, mw ...echo.MiddlewareF
 	return s.mount(e, prefix, func(r routeRole) bool { return r == roleBackup }, mw)
 }
 
-// routeRole is who calls a route.
-type routeRole int
+// routeRole is who calls a route: the operation's x-plugintoken-role in the
+// overlaid document, declared once next to the operation (openapi/overlay.yaml).
+type routeRole string
 
 const (
-	// rolePlugin: a plugin's backend (and the upstream operations
-	// plugintoken does not implement, which answer 501).
-	rolePlugin routeRole = iota
-	// roleAdmin: an admin, authenticated by Config.Admin.
-	roleAdmin
+	// rolePlugin: a plugin's backend.
+	rolePlugin routeRole = "plugin"
+	// roleAdmin: an admin, authenticated by Config.Admin; a write, audited
+	// with its subject.
+	roleAdmin routeRole = "admin"
+	// roleAdminRead: an admin's read; its handler needs no caller.
+	roleAdminRead routeRole = "admin-read"
 	// roleBackup: the backup, an admin route mounted apart.
-	roleBackup
+	roleBackup routeRole = "backup"
+	// roleUnimplemented: an upstream operation with no role, which
+	// plugintoken does not implement (it answers 501), mounted with the
+	// plugin routes.
+	roleUnimplemented routeRole = ""
 )
 
-// roleOf tells the routes a plugin's backend calls from the admin routes.
-func roleOf(path string) routeRole {
-	switch path {
-	case "/plugin", "/plugin/:pluginId", "/plugin/:pluginId/regenerate-secret", "/plugin/:pluginId/authCode",
-		"/token/introspect":
-		return roleAdmin
-	case "/admin/backup":
-		return roleBackup
+// roleExtension is the overlay's name for an operation's role.
+const roleExtension = "x-plugintoken-role"
+
+// roleOf returns the role the document declares for op. An operation with
+// none is one that upstream added and plugintoken does not implement: it is
+// mounted with the plugin routes, where it answers 501, and gets no caller
+// (TestEveryOperationHasARole holds every implemented operation to a
+// role). A role this build does not know is an error: a route is never
+// mounted, nor given the caller, by a guess.
+func roleOf(op *openapi3.Operation) (routeRole, error) {
+	v, declared := op.Extensions[roleExtension]
+	if !declared {
+		return roleUnimplemented, nil
 	}
-	return rolePlugin
+	s, _ := v.(string)
+	switch r := routeRole(s); r {
+	case rolePlugin, roleAdmin, roleAdminRead, roleBackup:
+		return r, nil
+	}
+	return "", fmt.Errorf("server: operation %s has %s %v: it must be plugin, admin, admin-read or backup (openapi/overlay.yaml)", op.OperationID, roleExtension, v)
+}
+
+// needsCaller tells the operations whose handlers get the caller
+// (core.Caller): the credential checks (rate-limited per client address),
+// the revocation (where the bearer is optional), the admin writes (audited
+// with the subject) and the backup; not an admin's reads, nor what
+// answers 501.
+func needsCaller(r routeRole) bool { return r != roleAdminRead && r != roleUnimplemented }
+
+// callerOps maps the generated handlers' operation ids (getPluginToken's is
+// GetPluginToken) to whether they get the caller, from the document's roles.
+func callerOps(spec *openapi3.T) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			r, err := roleOf(op)
+			if err != nil {
+				return nil, err
+			}
+			id := op.OperationID
+			if id != "" {
+				id = strings.ToUpper(id[:1]) + id[1:]
+			}
+			out[id] = needsCaller(r)
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) mount(e *echo.Echo, prefix string, keep func(routeRole) bool, mw []echo.MiddlewareFunc) (*echo.Group, error) {
-	if !s.hasAdmin && (keep(roleAdmin) || keep(roleBackup)) {
+	if !s.hasAdmin && (keep(roleAdmin) || keep(roleAdminRead) || keep(roleBackup)) {
 		return nil, errors.New("server: admin routes need Config.Admin to authenticate them (MountPlugin needs none)")
 	}
 	prefix = "/" + strings.Trim(prefix, "/")
@@ -394,9 +447,6 @@ type routes struct {
 }
 
 func (r *routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
-	if !r.keep(roleOf(path)) {
-		return &echo.Route{Method: method, Path: path} // not mounted here
-	}
 	specPath := echoParam.ReplaceAllString(path, "{$1}")
 	item := r.spec.Paths.Value(specPath)
 	var op *openapi3.Operation
@@ -406,6 +456,14 @@ func (r *routes) add(method, path string, h echo.HandlerFunc, m []echo.Middlewar
 	if op == nil {
 		r.err = errors.Join(r.err, fmt.Errorf("server: the embedded spec has no %s %s: regenerate gen/", method, specPath))
 		return &echo.Route{Method: method, Path: path}
+	}
+	role, err := roleOf(op)
+	if err != nil {
+		r.err = errors.Join(r.err, err)
+		return &echo.Route{Method: method, Path: path}
+	}
+	if !r.keep(role) {
+		return &echo.Route{Method: method, Path: path} // not mounted here
 	}
 	found := &routers.Route{Spec: r.spec, Server: r.spec.Servers[0], Path: specPath, PathItem: item, Method: method, Operation: op}
 	// Echo would build the route's middleware chain again on every
