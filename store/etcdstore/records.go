@@ -1,0 +1,105 @@
+package etcdstore
+
+// The stored records: their keys' reads and the shared codec.
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/store/internal/codec"
+)
+
+func marshal[R *store.Plugin | *store.AuthCode | *store.Grant](v R) string {
+	switch v := any(v).(type) {
+	case *store.Plugin:
+		return string(codec.EncodePlugin(v))
+	case *store.AuthCode:
+		return string(codec.EncodeAuthCode(v))
+	case *store.Grant:
+		return string(codec.EncodeGrant(v))
+	}
+	panic("unreachable")
+}
+
+// read is a record read in a transaction, with the revision the write must
+// compare against (0: absent).
+type read struct {
+	raw []byte
+	rev int64
+}
+
+// readAll reads keys in one transaction, so they are one consistent
+// snapshot (batched with other callers' reads: see reads).
+func (db *DB) readAll(ctx context.Context, keys ...string) ([]read, error) {
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = clientv3.OpGet(k)
+	}
+	resps, err := db.reads.do(ctx, ops...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]read, len(keys))
+	for i, r := range resps {
+		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
+			out[i] = read{raw: kvs[0].Value, rev: kvs[0].ModRevision}
+		}
+	}
+	return out, nil
+}
+
+// unchanged guards a write on records not having changed since they were
+// read (absent ones still absent).
+func unchanged(keys []string, reads []read) []clientv3.Cmp {
+	cmps := make([]clientv3.Cmp, len(keys))
+	for i, k := range keys {
+		cmps[i] = clientv3.Compare(clientv3.ModRevision(k), "=", reads[i].rev)
+	}
+	return cmps
+}
+
+// readWithPlugin reads keys in one snapshot, the first being a plugin's,
+// and decodes that plugin (nil when absent).
+func (db *DB) readWithPlugin(ctx context.Context, keys ...string) ([]read, *store.Plugin, error) {
+	reads, err := db.readAll(ctx, keys...)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := decodePlugin(reads[0])
+	return reads, p, err
+}
+
+func decodePlugin(r read) (*store.Plugin, error) {
+	if r.raw == nil {
+		return nil, nil
+	}
+	var p store.Plugin
+	if err := codec.DecodePlugin(r.raw, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func decodeCode(r read, key store.Key) (*store.AuthCode, error) {
+	if r.raw == nil {
+		return nil, nil
+	}
+	c := store.AuthCode{Key: key}
+	if err := codec.DecodeAuthCode(r.raw, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decodeGrant(r read, key store.Key) (*store.Grant, error) {
+	if r.raw == nil {
+		return nil, nil
+	}
+	g := store.Grant{Key: key}
+	if err := codec.DecodeGrant(r.raw, &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
