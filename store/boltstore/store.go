@@ -368,42 +368,25 @@ func (db *DB) migrate() error {
 		for first := true; first || next != nil; first = false {
 			err := db.bolt.Update(func(btx *bolt.Tx) error {
 				tx := db.txn(btx)
-				c := tx.Bucket(bucket).Cursor()
-				k, v := c.First()
-				if next != nil {
-					k, v = c.Seek(next)
-				}
-				next = nil
-				for i := 0; k != nil; k, v = c.Next() {
-					if i == migrateChunk {
-						next = bytes.Clone(k)
-						return nil
-					}
-					i++
+				var err error
+				next, err = eachInChunk(tx, bucket, next, migrateChunk, func(k, v []byte) error {
 					var key store.Key
 					if len(k) != len(key) {
-						continue
+						return nil
 					}
 					copy(key[:], k)
-					var err error
+					// A record that does not decode is left for the
+					// sweep's reports, as before.
 					if bytes.Equal(bucket, bucketCodes) {
-						ac := store.AuthCode{Key: key}
-						if codec.DecodeAuthCode(v, &ac) != nil {
-							continue // left for the sweep's reports, as before
+						if c := (store.AuthCode{Key: key}); codec.DecodeAuthCode(v, &c) == nil {
+							return index(tx, &c, nil)
 						}
-						err = index(tx, &ac, nil)
-					} else {
-						g := store.Grant{Key: key}
-						if codec.DecodeGrant(v, &g) != nil {
-							continue
-						}
-						err = index(tx, nil, &g)
+					} else if g := (store.Grant{Key: key}); codec.DecodeGrant(v, &g) == nil {
+						return index(tx, nil, &g)
 					}
-					if err != nil {
-						return err
-					}
-				}
-				return nil
+					return nil
+				})
+				return err
 			})
 			if err != nil {
 				return fmt.Errorf("store: migrate %s to schema %s: %w", db.path, codec.SchemaVersion, err)

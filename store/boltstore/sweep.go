@@ -138,6 +138,28 @@ func (db *DB) sweepDue(ctx context.Context, now time.Time, res *store.SweepResul
 	}
 }
 
+// eachInChunk calls fn with each of at most n records of bucket from the
+// key from (the first when nil), and returns the key the next chunk starts
+// at (nil when the bucket is done): the walk of the passes that read a
+// whole bucket a transaction at a time.
+func eachInChunk(tx txn, bucket, from []byte, n int, fn func(k, v []byte) error) ([]byte, error) {
+	c := tx.Bucket(bucket).Cursor()
+	k, v := c.First()
+	if from != nil {
+		k, v = c.Seek(from)
+	}
+	for i := 0; k != nil; k, v = c.Next() {
+		if i == n {
+			return bytes.Clone(k), nil
+		}
+		i++
+		if err := fn(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
 // dueEntries returns up to n expiry keys from from (the start when nil)
 // that sort before until.
 func dueEntries(tx txn, from, until []byte, n int) [][]byte {
@@ -246,27 +268,15 @@ func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 	for first := true; first || next != nil; first = false {
 		var doomed [][]byte
 		err := db.view(ctx, func(tx txn) error {
-			c := tx.Bucket(bucket).Cursor()
-			k, v := c.First()
-			if next != nil {
-				k, v = c.Seek(next)
-			}
-			next = nil
-			for i := 0; k != nil; k, v = c.Next() {
-				if i == sweepChunk {
-					next = bytes.Clone(k)
-					break
-				}
-				i++
+			var err error
+			next, err = eachInChunk(tx, bucket, next, sweepChunk, func(k, v []byte) error {
 				gone, err := expired(tx, k, v)
-				if err != nil {
-					return err
-				}
 				if gone {
 					doomed = append(doomed, bytes.Clone(k))
 				}
-			}
-			return nil
+				return err
+			})
+			return err
 		})
 		if err != nil {
 			return removed, err
