@@ -21,7 +21,10 @@ func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 		if tx.Bucket(bucketCodes).Get(c.Key[:]) != nil {
 			return store.ErrExists, nil
 		}
-		return nil, put(tx, bucketCodes, c.Key[:], &c)
+		if err := put(tx, bucketCodes, c.Key[:], &c); err != nil {
+			return nil, err
+		}
+		return nil, index(tx, &c, nil) // due at its expiry, until a redemption moves it
 	})
 }
 

@@ -55,19 +55,5 @@ func put[R record](tx txn, bucket, key []byte, v R) error {
 	// Keys of codes and tokens grow with time (NewKey), so pages fill from
 	// the right: packing them full halves the pages to write and to map.
 	b.FillPercent = 0.9
-	if err := b.Put(key, raw); err != nil {
-		return err
-	}
-	// Every code and grant has its entry in the expiry index, written with
-	// it: the sweep reads only what is due.
-	switch v := any(v).(type) {
-	case *store.AuthCode:
-		if !v.RedeemedAt.IsZero() {
-			return nil // its entry was written when it was issued, and moves with its redemption (apply)
-		}
-		return index(tx, v, nil)
-	case *store.Grant:
-		return index(tx, nil, v)
-	}
-	return nil
+	return b.Put(key, raw)
 }

@@ -9,12 +9,17 @@ import (
 	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
-// putGrant stores g under its key. Keys carry 64 random bits within their
+// putGrant stores g under its key, with its expiry entry. Keys carry 64 random bits within their
 // family (NewGrantKey), so it does not look for a grant already there: that
 // would cost a B+tree descent per exchange, inside the group commit, for an
 // event that does not happen.
 func putGrant(tx txn, g *store.Grant) error {
-	return put(tx, bucketGrants, g.Key[:], g)
+	if err := put(tx, bucketGrants, g.Key[:], g); err != nil {
+		return err
+	}
+	// Its expiry entry: the same key for every write of the grant (its
+	// deadline never changes), so writing it again changes nothing.
+	return index(tx, nil, g)
 }
 
 // revokeFamily deletes every grant of the family (all the tokens descended
