@@ -142,7 +142,9 @@ func cutShort(err error) error {
 	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
 		return err
 	}
-	return &core.Error{Code: errBodyCutShort.Code, Reason: errBodyCutShort.Reason, Message: errBodyCutShort.Message, Err: err}
+	e := *errBodyCutShort
+	e.Err = err
+	return &e
 }
 
 // bounded is b, or the 413 when b is longer than maxBodyBytes.

@@ -159,7 +159,7 @@ var errBaseParamMisplaced = errors.New("server: TokenCheck.BaseParam names no pa
 // parameter of the route), returning the token, or a refusal (or an
 // internal error).
 func (k *checker) check(ctx context.Context, header, base string, found bool) (core.LiveToken, *refusal, error) {
-	no, t, err := k.decide(ctx, header, base, found)
+	t, no, err := k.decide(ctx, header, base, found)
 	switch {
 	case err != nil:
 		k.failed.Inc()
@@ -169,29 +169,29 @@ func (k *checker) check(ctx context.Context, header, base string, found bool) (c
 	return t, no, err
 }
 
-func (k *checker) decide(ctx context.Context, header, base string, found bool) (*refusal, core.LiveToken, error) {
+func (k *checker) decide(ctx context.Context, header, base string, found bool) (core.LiveToken, *refusal, error) {
 	if !found {
-		return nil, core.LiveToken{}, fmt.Errorf("%w (BaseParam %q)", errBaseParamMisplaced, k.tc.BaseParam)
+		return core.LiveToken{}, nil, fmt.Errorf("%w (BaseParam %q)", errBaseParamMisplaced, k.tc.BaseParam)
 	}
 	if header == "" {
-		return k.missing, core.LiveToken{}, nil // RFC 6750 §3.1: no credentials, no error code
+		return core.LiveToken{}, k.missing, nil // RFC 6750 §3.1: no credentials, no error code
 	}
 	token, ok := bearerToken(header)
 	if !ok {
-		return k.invalid, core.LiveToken{}, nil
+		return core.LiveToken{}, k.invalid, nil
 	}
 	t, ok, err := k.s.LiveAccessToken(ctx, token)
 	switch {
 	case err != nil:
-		return nil, core.LiveToken{}, err
+		return core.LiveToken{}, nil, err
 	case !ok:
-		return k.invalid, core.LiveToken{}, nil
+		return core.LiveToken{}, k.invalid, nil
 	case !t.HasScopes(k.tc.Scopes):
-		return k.scope, core.LiveToken{}, nil
+		return core.LiveToken{}, k.scope, nil
 	case (k.tc.BaseParam != "" || k.tc.Base != nil) && (base == "" || base != t.BaseID()):
-		return k.base, core.LiveToken{}, nil
+		return core.LiveToken{}, k.base, nil
 	}
-	return nil, t, nil
+	return t, nil, nil
 }
 
 // echoBase is the base of an Echo request: found is false when BaseParam
