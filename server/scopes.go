@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/plugintoken/plugintoken/gen"
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // difference returns what is in a but not b, and in b but not a.
@@ -27,11 +27,7 @@ func difference(a, b []string) (onlyA, onlyB []string) {
 
 // scopeEnum returns the values the served document allows for the token
 // operation's scopes, or nil when it does not enumerate them.
-func scopeEnum() ([]string, error) {
-	spec, err := gen.GetSpec()
-	if err != nil {
-		return nil, fmt.Errorf("server: load embedded spec: %w", err)
-	}
+func scopeEnum(spec *openapi3.T) ([]string, error) {
 	body := spec.Components.Schemas["PluginTokenRequest"]
 	if body == nil || body.Value == nil || body.Value.Properties["scopes"] == nil {
 		return nil, errors.New("server: the embedded spec has no PluginTokenRequest.scopes: regenerate gen/")

@@ -96,11 +96,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.TokenRequiresBearer needs Config.Admin, to check the bearer")
 	}
 	log := cmp.Or(cfg.Logger, slog.Default())
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("server: load embedded spec: %w", err)
+	}
 	// One vocabulary: when the served document enumerates the token
 	// operation's scopes, that enum is the vocabulary (registration, codes
 	// and exchange accept the same scopes), and a configured vocabulary
 	// must stay inside it.
-	enum, err := scopeEnum()
+	enum, err := scopeEnum(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +140,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.admin == nil {
 		s.admin = func(*http.Request, string) (string, error) { return "", ErrUnauthorized }
-	}
-	spec, err := gen.GetSpec()
-	if err != nil {
-		return nil, fmt.Errorf("server: load embedded spec: %w", err)
 	}
 	if s.callerOps, err = callerOps(spec); err != nil {
 		return nil, err
