@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 
@@ -163,10 +164,6 @@ func (a api) RevokeToken(ctx context.Context, req gen.RevokeTokenRequestObject) 
 
 // GetBackup streams a hot backup of the store to an admin.
 func (a api) GetBackup(ctx context.Context, _ gen.GetBackupRequestObject) (gen.GetBackupResponseObject, error) {
-	b, ok := a.s.Store().(Backuper)
-	if !ok {
-		return nil, core.Errorf(core.CodeNotImplemented, "This store cannot stream a backup (on etcd, take one with `etcdctl snapshot save`)")
-	}
 	// The copy is written by the store into a pipe that the response
 	// drains; the size comes first, for Content-Length. Closing the pipe's
 	// reader (the response does when it is done, or fails) ends the copy.
@@ -174,7 +171,7 @@ func (a api) GetBackup(ctx context.Context, _ gen.GetBackupRequestObject) (gen.G
 	size := make(chan int64, 1)
 	failed := make(chan error, 1)
 	go func() {
-		err := b.Backup(context.WithoutCancel(ctx), pw, func(n int64) { size <- n })
+		err := a.s.Backup(context.WithoutCancel(ctx), pw, func(n int64) { size <- n })
 		_ = pw.CloseWithError(err)
 		if err != nil {
 			failed <- err
@@ -185,6 +182,9 @@ func (a api) GetBackup(ctx context.Context, _ gen.GetBackupRequestObject) (gen.G
 		a.s.Audit(ctx, "backup streamed", slog.Int64("bytes", n))
 		return gen.GetBackup200ApplicationOctetStreamResponse{Body: pr, ContentLength: n}, nil
 	case err := <-failed:
+		if errors.Is(err, core.ErrNoBackup) {
+			return nil, core.Errorf(core.CodeNotImplemented, "This store cannot stream a backup (on etcd, take one with `etcdctl snapshot save`)")
+		}
 		return nil, err
 	}
 }

@@ -1,13 +1,7 @@
 package server
 
-import (
-	"context"
-	"io"
-)
+import "github.com/plugintoken/plugintoken/server/core"
 
 // Backuper is implemented by stores that can stream a consistent copy of
-// themselves while serving (*boltstore.DB does). ready is called with the
-// copy's size before its first byte is written.
-type Backuper interface {
-	Backup(ctx context.Context, w io.Writer, ready func(size int64)) error
-}
+// themselves while serving (core.Backuper).
+type Backuper = core.Backuper

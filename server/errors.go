@@ -13,7 +13,6 @@ import (
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/server/core"
-	"github.com/plugintoken/plugintoken/store"
 )
 
 // contextKeyReason is where writeError leaves the reason for the log line.
@@ -68,7 +67,7 @@ func asError(err error) answer {
 	}
 	// A storage engine out of reach is the operator's problem, and the
 	// client may retry: 503, not 500.
-	if errors.Is(err, store.ErrUnavailable) {
+	if errors.Is(err, core.ErrUnavailable) {
 		return answer{&core.Error{Code: core.CodeServiceUnavailable, Message: "Storage unavailable; retry later", Err: err, RetryAfter: time.Second}, http.StatusServiceUnavailable}
 	}
 	var he *echo.HTTPError

@@ -56,7 +56,7 @@ func (s *Server) Handler() (*echo.Echo, error) {
 func (s *Server) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Store().Ping(ctx); err != nil {
+	if err := s.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "err", err)
 		return &core.Error{Code: core.CodeServiceUnavailable, Message: "Database unavailable", Err: err, RetryAfter: time.Second}
 	}

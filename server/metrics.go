@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/plugintoken/plugintoken/store"
+	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the Prometheus series the HTTP adapter keeps (the service
-// keeps its own: core.Service.Collectors; New registers both). Routes are labelled
+// metrics are the Prometheus series the HTTP adapter keeps, and the
+// service's (serviceMetrics, which counts what core tells its Observer).
+// New registers both. Routes are labelled
 // by their template (/api/plugin/:pluginId/token), never by a raw path, so
 // the series stay few.
 type metrics struct {
@@ -49,12 +50,89 @@ type series struct {
 
 // collectorsOf is implemented by stores with metrics of their own (the etcd
 // store's compaction and alarms): New registers them with the server's.
+// It is the one ability of the store the server asks for itself, not
+// through core: the core names no metrics library (core.Observer).
 type collectorsOf interface{ Collectors() []prometheus.Collector }
 
-// sizer is implemented by stores that can tell their size on disk.
-type sizer interface{ Size() int64 }
+// serviceMetrics are the service's series: a core.Observer.
+type serviceMetrics struct {
+	tokens      *prometheus.CounterVec
+	detections  *prometheus.CounterVec
+	rateLimited prometheus.Counter
+	sweeps      prometheus.Counter
+	swept       *prometheus.CounterVec
+	undecodable prometheus.Gauge
+	// by holds each event's counter, looked up once.
+	by map[core.Event]prometheus.Counter
+}
 
-func newMetrics(reg prometheus.Registerer, st store.Store, service []prometheus.Collector) (*metrics, error) {
+func newServiceMetrics() *serviceMetrics {
+	m := &serviceMetrics{
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugintoken_tokens_total", Help: "Token pairs issued (exchange) and refreshed (rotation), and tokens revoked.",
+		}, []string{"event"}),
+		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugintoken_theft_detections_total", Help: "Replayed auth codes and reused refresh tokens; each revoked a token family.",
+		}, []string{"kind"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plugintoken_rate_limited_total", Help: "Attempts refused with 429 after too many failed secrets, codes or tokens.",
+		}),
+		sweeps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "plugintoken_sweeps_total", Help: "Runs of the expiry sweeper.",
+		}),
+		swept: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plugintoken_swept_total", Help: "Expired records deleted by the sweeper.",
+		}, []string{"kind"}),
+		undecodable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "plugintoken_undecodable_records", Help: "Records the last sweep could not decode and left in place (see the log).",
+		}),
+	}
+	// Every series exists from the start, so dashboards see 0.
+	m.by = map[core.Event]prometheus.Counter{core.EventRateLimited: m.rateLimited}
+	for _, e := range []core.Event{core.EventIssued, core.EventRefreshed, core.EventRevoked} {
+		m.by[e] = m.tokens.WithLabelValues(e.String())
+	}
+	for _, e := range []core.Event{core.EventCodeReplay, core.EventTokenReuse} {
+		m.by[e] = m.detections.WithLabelValues(e.String())
+	}
+	return m
+}
+
+// Observe counts e.
+func (m *serviceMetrics) Observe(e core.Event) {
+	if c := m.by[e]; c != nil {
+		c.Inc()
+	}
+}
+
+// Swept counts a sweep.
+func (m *serviceMetrics) Swept(codes, pairs, undecodable int) {
+	m.sweeps.Inc()
+	m.swept.WithLabelValues("auth_codes").Add(float64(codes))
+	m.swept.WithLabelValues("token_pairs").Add(float64(pairs))
+	m.undecodable.Set(float64(undecodable))
+}
+
+func (m *serviceMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.tokens, m.detections, m.rateLimited, m.sweeps, m.swept, m.undecodable}
+}
+
+// observers tells every Observer of a list.
+type observers []core.Observer
+
+func (o observers) Observe(e core.Event) {
+	for _, x := range o {
+		x.Observe(e)
+	}
+}
+
+func (o observers) Swept(codes, pairs, undecodable int) {
+	for _, x := range o {
+		x.Swept(codes, pairs, undecodable)
+	}
+}
+
+func newMetrics(reg prometheus.Registerer, svc *core.Service, service *serviceMetrics) (*metrics, error) {
 	m := &metrics{}
 	if reg == nil {
 		own := prometheus.NewRegistry()
@@ -82,14 +160,14 @@ func newMetrics(reg prometheus.Registerer, st store.Store, service []prometheus.
 	for _, r := range []string{"no_token", "invalid_token", "insufficient_scope", "other_base", "error"} {
 		m.refusals.WithLabelValues(r) // every series from 0, and no other
 	}
-	all := append([]prometheus.Collector{m.requests, m.latency, m.refusals}, service...)
-	if c, ok := st.(collectorsOf); ok {
+	all := append([]prometheus.Collector{m.requests, m.latency, m.refusals}, service.collectors()...)
+	if c, ok := svc.Store().(collectorsOf); ok {
 		all = append(all, c.Collectors()...)
 	}
-	if sz, ok := st.(sizer); ok {
+	if _, ok := svc.Size(); ok {
 		all = append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "plugintoken_database_size_bytes", Help: "Size of the database file.",
-		}, func() float64 { return float64(sz.Size()) }))
+		}, func() float64 { n, _ := svc.Size(); return float64(n) }))
 	}
 	for i, c := range all {
 		if err := reg.Register(c); err != nil {

@@ -122,7 +122,15 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	svc, err := core.New(cfg.Config)
+	// The service's events are counted in the server's registry, and
+	// told to the host's Observer too when it set one.
+	serviceMetrics := newServiceMetrics()
+	coreCfg := cfg.Config
+	coreCfg.Observer = serviceMetrics
+	if cfg.Observer != nil {
+		coreCfg.Observer = observers{cfg.Observer, serviceMetrics}
+	}
+	svc, err := core.New(coreCfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -144,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 	if s.callerOps, err = callerOps(spec); err != nil {
 		return nil, err
 	}
-	if s.metrics, err = newMetrics(cfg.Metrics, cfg.Store, svc.Collectors()); err != nil {
+	if s.metrics, err = newMetrics(cfg.Metrics, svc, serviceMetrics); err != nil {
 		return nil, err
 	}
 	return s, nil

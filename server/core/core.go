@@ -68,6 +68,11 @@ type Config struct {
 	// DefaultSweepInterval (a minute); negative turns Run's sweeping off,
 	// for a deployment that sweeps elsewhere.
 	SweepInterval time.Duration
+	// Observer is told of the service's events (tokens issued, refreshed
+	// and revoked, thefts detected, attempts rate limited, sweeps), for
+	// metrics. Default: none. A server.Server adds its Prometheus series
+	// to it.
+	Observer Observer
 }
 
 // Service is plugintoken's service. Create it with New; it is safe for
@@ -83,7 +88,7 @@ type Service struct {
 	vocabulary vocabulary
 	reuseGrace time.Duration
 	failures   *failureLimiter
-	metrics    *metrics
+	observer   Observer
 
 	// sweepEvery is Config.SweepInterval (0: Run does not sweep).
 	sweepEvery time.Duration
@@ -116,7 +121,7 @@ func New(cfg Config) (*Service, error) {
 		refreshTTL:  orDefault(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
 		scopes:      cfg.Scopes,
 		reuseGrace:  cfg.RefreshReuseGrace,
-		metrics:     newMetrics(),
+		observer:    cfg.Observer,
 		undecodable: map[string]bool{},
 		sweepEvery:  max(0, orDefault(cfg.SweepInterval, DefaultSweepInterval)),
 	}
@@ -125,6 +130,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.observer == nil {
+		s.observer = noObserver{}
 	}
 	if s.scopes == nil {
 		s.scopes = DefaultScopes()

@@ -1,52 +1,61 @@
 package core
 
-import "github.com/prometheus/client_golang/prometheus"
-
-// metrics are the service's Prometheus series; the HTTP adapter keeps its
-// own (requests and latency by route).
-type metrics struct {
-	tokens      *prometheus.CounterVec
-	detections  *prometheus.CounterVec
-	rateLimited prometheus.Counter
-	sweeps      prometheus.Counter
-	swept       *prometheus.CounterVec
-	undecodable prometheus.Gauge
+// Observer is told of the service's events, for metrics. The core keeps no
+// metrics library: package server counts these events in Prometheus series
+// (plugintoken_tokens_total and the others, see docs/operations.md), and a
+// host that calls the core directly passes an Observer of its own, or none.
+// Its methods are called on the request's goroutine: they must be quick
+// and safe for concurrent use.
+type Observer interface {
+	// Observe is called once for each event.
+	Observe(e Event)
+	// Swept is called after each sweep with what it removed (auth codes,
+	// token pairs) and how many records it could not decode and left.
+	Swept(codes, pairs, undecodable int)
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
-		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "plugintoken_tokens_total", Help: "Token pairs issued (exchange) and refreshed (rotation), and tokens revoked.",
-		}, []string{"event"}),
-		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "plugintoken_theft_detections_total", Help: "Replayed auth codes and reused refresh tokens; each revoked a token family.",
-		}, []string{"kind"}),
-		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "plugintoken_rate_limited_total", Help: "Attempts refused with 429 after too many failed secrets, codes or tokens.",
-		}),
-		sweeps: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "plugintoken_sweeps_total", Help: "Runs of the expiry sweeper.",
-		}),
-		swept: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "plugintoken_swept_total", Help: "Expired records deleted by the sweeper.",
-		}, []string{"kind"}),
-		undecodable: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "plugintoken_undecodable_records", Help: "Records the last sweep could not decode and left in place (see the log).",
-		}),
+// Event is something the service did that operators count.
+type Event int
+
+// The events an Observer is told of.
+const (
+	// EventIssued: an exchange issued a token pair.
+	EventIssued Event = iota + 1
+	// EventRefreshed: a rotation issued a token pair.
+	EventRefreshed
+	// EventRevoked: a revocation revoked a token or a family.
+	EventRevoked
+	// EventCodeReplay: a redeemed auth code came back; its family was
+	// revoked.
+	EventCodeReplay
+	// EventTokenReuse: a rotated refresh token came back; its family was
+	// revoked.
+	EventTokenReuse
+	// EventRateLimited: an attempt was refused after too many failures.
+	EventRateLimited
+)
+
+// String names the event as the Prometheus label of package server does.
+func (e Event) String() string {
+	switch e {
+	case EventIssued:
+		return "issued"
+	case EventRefreshed:
+		return "refreshed"
+	case EventRevoked:
+		return "revoked"
+	case EventCodeReplay:
+		return "auth_code_replay"
+	case EventTokenReuse:
+		return "refresh_token_reuse"
+	case EventRateLimited:
+		return "rate_limited"
 	}
-	// Pre-create the series dashboards look for, so they start at 0.
-	for _, e := range []string{"issued", "refreshed", "revoked"} {
-		m.tokens.WithLabelValues(e)
-	}
-	for _, k := range []string{"auth_code_replay", "refresh_token_reuse"} {
-		m.detections.WithLabelValues(k)
-	}
-	return m
+	return "unknown"
 }
 
-// Collectors are the service's Prometheus metrics, for the host to
-// register (package server registers them with its own).
-func (s *Service) Collectors() []prometheus.Collector {
-	m := s.metrics
-	return []prometheus.Collector{m.tokens, m.detections, m.rateLimited, m.sweeps, m.swept, m.undecodable}
-}
+// noObserver is the Observer of a Config that sets none.
+type noObserver struct{}
+
+func (noObserver) Observe(Event)       {}
+func (noObserver) Swept(int, int, int) {}

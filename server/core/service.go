@@ -223,7 +223,7 @@ func (s *Service) Exchange(ctx context.Context, pluginID string, req TokenReques
 	case errors.Is(err, store.ErrNotFound):
 		err = errPluginNotFound
 	case errors.Is(err, store.ErrCodeReplayed):
-		s.metrics.detections.WithLabelValues("auth_code_replay").Inc()
+		s.observer.Observe(EventCodeReplay)
 		s.alert(ctx, "auth code replay detected: tokens issued from it revoked", slog.String("plugin", pluginID), slog.String("base", req.BaseID))
 		err = errAuthCodeReplayed
 	case errors.Is(err, store.ErrInvalidCode):
@@ -232,7 +232,7 @@ func (s *Service) Exchange(ctx context.Context, pluginID string, req TokenReques
 	if err != nil {
 		return TokenPair{}, s.failed(ctx, pluginID, now, err)
 	}
-	s.metrics.tokens.WithLabelValues("issued").Inc()
+	s.observer.Observe(EventIssued)
 	s.audit(ctx, "token issued", slog.String("plugin", pluginID), slog.String("base", req.BaseID), slog.Any("scopes", scopes))
 	return TokenPair{AccessToken: access, RefreshToken: refresh, Scopes: scopes, ExpiresIn: s.accessTTL, RefreshExpiresIn: s.refreshTTL}, nil
 }
@@ -260,7 +260,7 @@ func (s *Service) Refresh(ctx context.Context, pluginID, refreshToken, secret st
 	case errors.Is(err, store.ErrNotFound):
 		err = errPluginNotFound
 	case errors.Is(err, store.ErrTokenReused):
-		s.metrics.detections.WithLabelValues("refresh_token_reuse").Inc()
+		s.observer.Observe(EventTokenReuse)
 		s.alert(ctx, "refresh token reuse detected: token family revoked", slog.String("plugin", pluginID))
 		err = errRefreshTokenReused
 	case errors.Is(err, store.ErrInvalidToken):
@@ -269,7 +269,7 @@ func (s *Service) Refresh(ctx context.Context, pluginID, refreshToken, secret st
 	if err != nil {
 		return TokenPair{}, s.failed(ctx, pluginID, now, err)
 	}
-	s.metrics.tokens.WithLabelValues("refreshed").Inc()
+	s.observer.Observe(EventRefreshed)
 	s.audit(ctx, "token refreshed", slog.String("plugin", fresh.PluginID), slog.String("base", fresh.BaseID))
 	return TokenPair{AccessToken: access, RefreshToken: refresh, Scopes: slices.Clone(fresh.Scopes),
 		ExpiresIn: s.accessTTL, RefreshExpiresIn: s.refreshTTL}, nil
@@ -409,7 +409,7 @@ func (s *Service) revoke(ctx context.Context, token, pluginID, secret string) er
 	if err := s.store.RevokeToken(ctx, r); err != nil {
 		return s.failed(ctx, pluginID, r.Now, pluginError(err))
 	}
-	s.metrics.tokens.WithLabelValues("revoked").Inc()
+	s.observer.Observe(EventRevoked)
 	s.audit(ctx, "token revoke requested", slog.String("plugin", plugin))
 	return nil
 }
@@ -441,7 +441,7 @@ func (s *Service) CountFailure(key string) *Error {
 
 func (s *Service) countFailure(key string, now time.Time) *Error {
 	if wait, over := s.failures.fail(key, now); over {
-		s.metrics.rateLimited.Inc()
+		s.observer.Observe(EventRateLimited)
 		return tooManyFailures(wait)
 	}
 	return nil

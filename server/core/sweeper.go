@@ -9,10 +9,7 @@ import (
 // Sweep removes expired codes and tokens (and those of deleted plugins) once.
 func (s *Service) Sweep(ctx context.Context) error {
 	res, err := s.store.Sweep(ctx, s.now())
-	s.metrics.sweeps.Inc()
-	s.metrics.swept.WithLabelValues("auth_codes").Add(float64(res.Codes))
-	s.metrics.swept.WithLabelValues("token_pairs").Add(float64(res.Grants))
-	s.metrics.undecodable.Set(float64(len(res.Undecodable)))
+	s.observer.Swept(res.Codes, res.Grants, len(res.Undecodable))
 	s.reportUndecodable(ctx, res.Undecodable)
 	if err != nil {
 		return err
