@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # (README, "Modules"). The generator and oasdiff are tools of tools.mod.
 MODULES := . store/etcdstore cmd internal/etcdtest internal/lincheck internal/specprep examples/gateway
 
-.PHONY: run build test test-server lincheck bench scale generate check-generated vet docs-assets spec-diff update-spec
+.PHONY: run build test test-server fuzz lint lincheck bench scale generate check-generated vet docs-assets spec-diff update-spec
 
 ## run: build and serve on 127.0.0.1:8080 with the database in ./data (flags: make run ARGS='--addr 127.0.0.1:9090')
 run: build
@@ -30,6 +30,12 @@ test:
 ## test-server: the HTTP API's tests alone (the update path's tests run update-spec with UPDATE_TEST=test-server)
 test-server:
 	$(GO) test -count=1 ./server/...
+
+## fuzz: fuzz each differential target of the validator's fast path for FUZZTIME (default 1m each) and keep what it finds in testdata/fuzz, to commit (FUZZ_SAVE=0: keep nothing, as CI runs it)
+FUZZTIME ?= 1m
+FUZZ_SAVE ?= 1
+fuzz:
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ_SAVE=$(FUZZ_SAVE) .ci/fuzz
 
 ## lincheck: long linearizability runs (2 minutes each, 16 clients): bbolt, in-process, two replicas on etcd, restarts
 LINCHECK_DURATION ?= 2m
@@ -58,6 +64,11 @@ check-generated: generate
 	@git diff --exit-code --stat -- gen/ || { echo "gen/ is stale: run 'make generate' and commit the result"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- gen/); \
 	  if [ -n "$$untracked" ]; then echo "untracked generated files: $$untracked"; exit 1; fi
+
+## lint: golangci-lint (.golangci.yml: staticcheck, errcheck, misspell, revive's exported rule) in every module
+GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+lint:
+	@for m in $(MODULES); do (cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 ## vet: go vet and a gofmt check
 vet:

@@ -170,14 +170,11 @@ type readBody struct {
 
 func (*readBody) Close() error { return nil }
 
-// validatedBody is a body the fast path checked (see fastRoute), with the
-// value the handler binds: the same shape as kin-openapi's.
-type validatedBody struct {
-	io.ReadCloser
-	value any
+// ParsedJSON hands the fast path (fastpath.Parsed) the value checkBody
+// parsed, while no byte of the body has been read yet.
+func (rb *readBody) ParsedJSON() (any, bool) {
+	return rb.value, rb.parsed && rb.Len() == len(rb.b)
 }
-
-func (b validatedBody) ValidatedValue() any { return b.value }
 
 // hasLoneSurrogate reports whether a syntactically valid JSON text has a
 // \u escape of a surrogate that is not half of a pair.

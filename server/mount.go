@@ -18,6 +18,7 @@ import (
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
 	"github.com/plugintoken/plugintoken/gen"
+	"github.com/plugintoken/plugintoken/server/internal/fastpath"
 )
 
 // Mount registers every plugintoken API route but the backup on e under
@@ -111,13 +112,13 @@ func (s *Server) mount(e *echo.Echo, prefix string, keep func(routeRole) bool, m
 		before: first,
 		host:   mw,
 		validator: func(route *routers.Route) echo.MiddlewareFunc {
-			var fast *fastRoute
+			var fast *fastpath.Route
 			if !s.kinOnly {
-				fast = newFastRoute(route, s.authenticateEcho)
+				fast = fastpath.New(route, s.authenticateEcho)
 			}
 			return func(next echo.HandlerFunc) echo.HandlerFunc {
 				return func(c echo.Context) error {
-					if handled, err := fast.validate(c); handled {
+					if handled, err := fast.Validate(c); handled {
 						if err != nil {
 							return err
 						}

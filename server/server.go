@@ -86,7 +86,7 @@ type Server struct {
 	// callerOps: see callerOps (auth.go's withCaller).
 	callerOps map[string]bool
 	// kinOnly sends every request to kin-openapi's validation, past the
-	// fast path (fastRoute): the tests compare the two.
+	// fast path (package fastpath): the tests compare the two.
 	kinOnly bool
 }
 

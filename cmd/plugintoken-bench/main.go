@@ -324,7 +324,7 @@ func (s *server) sampleRSS() func() string {
 		for {
 			if f := s.status(); f != nil {
 				var kb int64
-				fmt.Sscan(strings.TrimSuffix(f["VmRSS"], " kB"), &kb)
+				_, _ = fmt.Sscan(strings.TrimSuffix(f["VmRSS"], " kB"), &kb) // 0 when absent
 				if kb > peak {
 					peak, at = kb, f
 				}
@@ -388,8 +388,12 @@ func cpuTime(pid int) time.Duration {
 		return 0
 	}
 	var utime, stime int64
-	fmt.Sscan(f[11], &utime)
-	fmt.Sscan(f[12], &stime)
+	if _, err := fmt.Sscan(f[11], &utime); err != nil {
+		return 0
+	}
+	if _, err := fmt.Sscan(f[12], &stime); err != nil {
+		return 0
+	}
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 

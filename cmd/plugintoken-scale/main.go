@@ -379,7 +379,7 @@ func (r *run) etcdSize() (size, inUse int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	resp, err := c.Get(ctx, "/")

@@ -365,15 +365,15 @@ func checkAdditions(doc *yaml.Node, o *overlay.Overlay, action overlay.Action, u
 		}
 	}
 	for _, t := range q.Query(doc) {
-		switch {
-		case t == doc || t == root:
+		switch t {
+		case doc, root:
 			checkPaths(get(update, "paths"))
 			for _, s := range componentSections {
 				checkSection(s, at(update, "components", s))
 			}
-		case t == paths:
+		case paths:
 			checkPaths(update)
-		case t == comps:
+		case comps:
 			for _, s := range componentSections {
 				checkSection(s, get(update, s))
 			}

@@ -110,7 +110,7 @@ func makeSchema3(t *testing.T, path string, n int) {
 				return err
 			}
 			if tx.Tx.Bucket(bucketExpiry) != nil {
-				return tx.Tx.DeleteBucket(bucketExpiry)
+				return tx.DeleteBucket(bucketExpiry)
 			}
 			return nil
 		}); err != nil {

@@ -236,7 +236,7 @@ func verify(path string, timeout time.Duration) (err error) {
 	if err != nil {
 		return openError(path, timeout, err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }() // read only: nothing to lose
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
@@ -544,7 +544,7 @@ func (db *DB) copyBuckets(ctx context.Context) (f *os.File, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary folder: at worst left behind
 	path := filepath.Join(dir, "backup.db")
 	// The copy is fsynced once, at the end, by its close: a crash leaves
 	// only a folder to remove.

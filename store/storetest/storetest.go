@@ -31,8 +31,10 @@ func Ref(name string) store.Ref {
 	return store.Ref{Key: k, Secret: store.HashOf(name)}
 }
 
-// AccessRef and RefreshRef are the Refs that present a grant's tokens.
-func AccessRef(g store.Grant) store.Ref  { return store.Ref{Key: g.Key, Secret: g.AccessSecret} }
+// AccessRef is the Ref that presents a grant's access token.
+func AccessRef(g store.Grant) store.Ref { return store.Ref{Key: g.Key, Secret: g.AccessSecret} }
+
+// RefreshRef is the Ref that presents a grant's refresh token.
 func RefreshRef(g store.Grant) store.Ref { return store.Ref{Key: g.Key, Secret: g.RefreshSecret} }
 
 // Refs are the Refs of both tokens of grants.

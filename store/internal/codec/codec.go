@@ -21,10 +21,10 @@ import (
 // than misread it, except the one before (PreviousSchemaVersion), which it
 // migrates in place. Version 4 added the expiry index (expiry.go); the
 // records are those of version 3.
-const PreviousSchemaVersion = "3"
-
-// SchemaVersion: see PreviousSchemaVersion.
 const SchemaVersion = "4"
+
+// PreviousSchemaVersion is the version Open migrates from (SchemaVersion).
+const PreviousSchemaVersion = "3"
 
 const formatV1 = 1
 
