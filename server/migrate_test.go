@@ -16,12 +16,19 @@ import (
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
-// TestSchema3FileMigrates opens a file the previous release wrote (schema
-// 3, no expiry index; testdata/schema3): it is migrated in place, and every
-// credential in it works as it did, a replay of its redeemed code included;
-// its long-expired records are swept.
-func TestSchema3FileMigrates(t *testing.T) {
-	raw, err := os.ReadFile("testdata/schema3/schema3.db")
+// TestOldFilesMigrate opens files earlier releases wrote (schema 3, no
+// expiry index: testdata/schema3; schema 4, records of format 1:
+// testdata/schema4): each is migrated in place, and every credential in it
+// works as it did, a replay of its redeemed code included; its
+// long-expired records are swept.
+func TestOldFilesMigrate(t *testing.T) {
+	for _, version := range []string{"schema3", "schema4"} {
+		t.Run(version, func(t *testing.T) { testOldFileMigrates(t, version) })
+	}
+}
+
+func testOldFileMigrates(t *testing.T, version string) {
+	raw, err := os.ReadFile("testdata/" + version + "/" + version + ".db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,13 +37,13 @@ func TestSchema3FileMigrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var creds map[string]string
-	b, _ := os.ReadFile("testdata/schema3/schema3.json")
+	b, _ := os.ReadFile("testdata/" + version + "/" + version + ".json")
 	if err := json.Unmarshal(b, &creds); err != nil {
 		t.Fatal(err)
 	}
 	st, err := boltstore.Open(path, boltstore.Options{})
 	if err != nil {
-		t.Fatalf("open a schema 3 file: %v", err)
+		t.Fatalf("open a %s file: %v", version, err)
 	}
 	svc, err := core.New(core.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -80,7 +87,7 @@ func TestSchema3FileMigrates(t *testing.T) {
 	}
 	defer db.Close()
 	_ = db.View(func(tx *bolt.Tx) error {
-		if v := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); v != "4" {
+		if v := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); v != "5" {
 			t.Errorf("schema after the migration: %q", v)
 		}
 		return nil

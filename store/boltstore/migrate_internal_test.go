@@ -99,14 +99,14 @@ func makeSchema3(t *testing.T, path string, n int) {
 				c := store.AuthCode{Key: store.NewKey(t0), PluginID: "plu1", BaseID: "bse1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), RedeemedAt: t0}
 				g := store.Grant{Key: store.NewGrantKey(c.Key), PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read"},
 					IssuedAt: t0, AccessExpiresAt: t0.Add(time.Hour), RefreshExpiresAt: t0.Add(24 * time.Hour)}
-				if err := tx.Bucket(bucketCodes).Put(c.Key[:], codec.EncodeAuthCode(&c)); err != nil {
+				if err := tx.Bucket(bucketCodes).Put(c.Key[:], codec.EncodeAuthCodeV1(&c)); err != nil {
 					return err
 				}
-				if err := tx.Bucket(bucketGrants).Put(g.Key[:], codec.EncodeGrant(&g)); err != nil {
+				if err := tx.Bucket(bucketGrants).Put(g.Key[:], codec.EncodeGrantV1(&g)); err != nil {
 					return err
 				}
 			}
-			if err := tx.Bucket(bucketMeta).Put(keySchema, []byte(codec.PreviousSchemaVersion)); err != nil {
+			if err := tx.Bucket(bucketMeta).Put(keySchema, []byte(codec.UnindexedSchemaVersion)); err != nil {
 				return err
 			}
 			if tx.Tx.Bucket(bucketExpiry) != nil {

@@ -334,8 +334,14 @@ func (db *DB) init() error {
 			if err := meta.Put(keySchema, []byte(codec.SchemaVersion)); err != nil {
 				return err
 			}
-		case string(v) == codec.PreviousSchemaVersion:
+		case string(v) == codec.UnindexedSchemaVersion:
 			migrate = true
+		case string(v) == codec.FormatOneSchemaVersion:
+			// Its records decode as they are: record the version that
+			// writes format 2, which older builds refuse to open.
+			if err := meta.Put(keySchema, []byte(codec.SchemaVersion)); err != nil {
+				return err
+			}
 		case string(v) != codec.SchemaVersion:
 			return fmt.Errorf("store: %s has schema version %q, this build reads %q", db.path, v, codec.SchemaVersion)
 		}
@@ -356,12 +362,13 @@ func (db *DB) init() error {
 // indexes.
 const migrateChunk = 10_000
 
-// migrate brings a version 3 file to version 4 in place: it writes the
-// expiry entry of every code and grant, a chunk per transaction, and then
-// the new version. Records are only read, never rewritten, and an entry is
-// the same whenever it is written: a process killed midway (SIGKILL, power
-// loss) leaves a version 3 file with some entries, which the next open
-// migrates again from the start. Nothing can be lost.
+// migrate brings a version 3 file to the current version in place: it
+// writes the expiry entry of every code and grant, a chunk per transaction,
+// and then the new version. Records are only read, never rewritten (format
+// 1 records decode as they are), and an entry is the same whenever it is
+// written: a process killed midway (SIGKILL, power loss) leaves a version 3
+// file with some entries, which the next open migrates again from the
+// start. Nothing can be lost.
 func (db *DB) migrate() error {
 	for _, bucket := range [][]byte{bucketCodes, bucketGrants} {
 		var next []byte

@@ -194,8 +194,12 @@ func (db *DB) init(timeout time.Duration) error {
 	if !resp.Succeeded {
 		switch got := string(resp.Responses[0].GetResponseRange().Kvs[0].Value); got {
 		case codec.SchemaVersion:
-		case codec.PreviousSchemaVersion:
-			return db.migrate()
+		case codec.UnindexedSchemaVersion:
+			return db.migrate(codec.UnindexedSchemaVersion)
+		case codec.FormatOneSchemaVersion:
+			// Format 1 records decode as they are: record the version
+			// that writes format 2, which older builds refuse.
+			return db.migrate(codec.FormatOneSchemaVersion)
 		default:
 			return fmt.Errorf("etcdstore: %s has schema version %q, this build reads %q", db.prefix, got, codec.SchemaVersion)
 		}

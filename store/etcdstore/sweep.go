@@ -371,18 +371,24 @@ func (db *DB) deleteGuarded(ctx context.Context, cmps []clientv3.Cmp, ops []clie
 	return len(ops), nil
 }
 
-// migrate brings a version 3 prefix to version 4: it writes the expiry
-// entry of every code and grant, a batch per transaction, and then the new
-// version (if the version is still 3: another replica may have migrated
-// at once; entries are the same whoever writes them). A replica stopped
-// midway leaves version 3, which the next one to start migrates again.
-// Replicas of the version before, while they still run, write records with
-// no entry: upgrade them all together, or let the next plugin deletion's
-// pass (or a restart of this version) pick those up.
-func (db *DB) migrate() error {
+// migrate brings a prefix of version to the current version. From
+// version 3 it writes the expiry entry of every code and grant, a batch per
+// transaction; from 3 or 4 it then writes the new version (if the version
+// is still the old one: another replica may have migrated at once; entries are the
+// same whoever writes them). Records are never rewritten: format 1 records
+// decode as they are. A replica stopped midway leaves the old version,
+// which the next one to start migrates again. Replicas of version 3, while
+// they still run, write records with no entry, and replicas of version 4
+// cannot read format 2: stop older replicas before starting this version
+// (docs/etcd.md).
+func (db *DB) migrate(version string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*db.timeout)
 	defer cancel()
-	for _, kind := range []byte{codec.ExpiryCode, codec.ExpiryGrant} {
+	kinds := []byte{codec.ExpiryCode, codec.ExpiryGrant}
+	if version != codec.UnindexedSchemaVersion {
+		kinds = nil
+	}
+	for _, kind := range kinds {
 		prefix := db.prefix + "codes/"
 		if kind == codec.ExpiryGrant {
 			prefix = db.prefix + "grants/"
@@ -425,7 +431,7 @@ func (db *DB) migrate() error {
 		}
 	}
 	key := db.prefix + "meta/schema"
-	if _, err := db.c.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", codec.PreviousSchemaVersion)).
+	if _, err := db.c.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", version)).
 		Then(clientv3.OpPut(key, codec.SchemaVersion)).Commit(); err != nil {
 		return unavailable(err)
 	}

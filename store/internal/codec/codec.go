@@ -15,18 +15,45 @@ import (
 // fields, then length-prefixed strings. It is several times cheaper to
 // encode and decode than JSON, and smaller on disk, which matters because
 // every exchange writes three records and reads two.
+//
+// Codes and grants are written in format 2 (schema 5), which keeps what a
+// live pair costs on disk small (docs/benchmarks.md, "make scale"):
+//   - a secret's hash is stored as its first StoredSecretLen bytes (128
+//     bits: guessing a token that matches is as hard as guessing the
+//     token's own 256-bit secret to that many bits, and the hash of a
+//     stored record tells nothing more about the secret);
+//   - the first time (IssuedAt) is stored whole, the others as the signed
+//     difference to it, in milliseconds when whole (a lifetime is), in
+//     nanoseconds otherwise, with a 2-bit tag each (absent, ms, ns);
+//   - a scope of Teable's vocabulary is one byte (scopeTable).
+// Format 1 records (schemas 3 and 4) still decode: a file is not rewritten
+// to change format, its records are replaced as they are written again or
+// expire. Plugins stay in format 1: there are few of them.
 
 // SchemaVersion is the layout version a backend records (bbolt's
 // meta/schema, etcd's <prefix>schema). Open refuses another version rather
-// than misread it, except the one before (PreviousSchemaVersion), which it
-// migrates in place. Version 4 added the expiry index (expiry.go); the
-// records are those of version 3.
-const SchemaVersion = "4"
+// than misread it, except the two before, which it migrates in place:
+// version 4 added the expiry index (expiry.go) to version 3's records,
+// version 5 writes codes and grants in format 2 and reads both formats.
+const SchemaVersion = "5"
 
-// PreviousSchemaVersion is the version Open migrates from (SchemaVersion).
-const PreviousSchemaVersion = "3"
+// UnindexedSchemaVersion is the version without the expiry index: Open
+// writes every record's entry, then SchemaVersion.
+const UnindexedSchemaVersion = "3"
 
-const formatV1 = 1
+// FormatOneSchemaVersion is the version whose records are all of format
+// 1: they decode as they are, so Open only writes SchemaVersion (which an
+// older build then refuses, rather than misread format 2).
+const FormatOneSchemaVersion = "4"
+
+// StoredSecretLen is how many leading bytes of a secret's hash a format 2
+// record keeps, and what decide.Matches compares for every record.
+const StoredSecretLen = 16
+
+const (
+	formatV1 = 1
+	formatV2 = 2
+)
 
 var errCorrupt = errors.New("store: corrupt record")
 
@@ -122,12 +149,109 @@ func (d *decoder) strings() []string {
 	return out
 }
 
-func newDecoder(raw []byte) *decoder {
+// newDecoder reads the format byte: formatV1, or (when v2 is true)
+// formatV2.
+func newDecoder(raw []byte, v2 bool) (*decoder, byte) {
 	d := &decoder{b: raw}
-	if v := d.byte(); d.err == nil && v != formatV1 {
+	v := d.byte()
+	if d.err == nil && v != formatV1 && (!v2 || v != formatV2) {
 		d.err = fmt.Errorf("store: unknown record format %d", v)
 	}
-	return d
+	return d, v
+}
+
+// Time tags of format 2: how a time after the first is stored.
+const (
+	tagZero  = 0 // the zero time: nothing stored
+	tagMilli = 1 // a varint: the difference to the base in milliseconds
+	tagNano  = 2 // a varint: the difference to the base in nanoseconds
+)
+
+// unixNano is t in nanoseconds since 1970, 0 for the zero time (as format
+// 1 stores it).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// relative appends t as a difference to base (unixNano) and returns its
+// tag. Both lie in [1970, 2262] (core.MaxLifetime), so the difference
+// fits an int64.
+func (e *encoder) relative(t time.Time, base int64) byte {
+	if t.IsZero() {
+		return tagZero
+	}
+	d := t.UnixNano() - base
+	if d%int64(time.Millisecond) == 0 {
+		e.b = binary.AppendVarint(e.b, d/int64(time.Millisecond))
+		return tagMilli
+	}
+	e.b = binary.AppendVarint(e.b, d)
+	return tagNano
+}
+
+// relative reads a time relative stored with tag.
+func (d *decoder) relative(tag byte, base int64) time.Time {
+	if tag == tagZero || d.err != nil {
+		return time.Time{}
+	}
+	v, w := binary.Varint(d.b)
+	if w <= 0 {
+		d.err = errCorrupt
+		return time.Time{}
+	}
+	d.b = d.b[w:]
+	switch tag {
+	case tagMilli:
+		v *= int64(time.Millisecond)
+	case tagNano:
+	default:
+		d.err = errCorrupt
+		return time.Time{}
+	}
+	return time.Unix(0, base+v).UTC()
+}
+
+// secret appends a hash as format 2 stores it.
+func (e *encoder) secret(h store.Hash) { e.b = append(e.b, h[:StoredSecretLen]...) }
+
+// scopes appends scopes as format 2 stores them.
+func (e *encoder) scopes(ss []string) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(ss)))
+	for _, s := range ss {
+		n := scopeNumber[s]
+		e.b = binary.AppendUvarint(e.b, n)
+		if n == 0 {
+			e.string(s)
+		}
+	}
+}
+
+func (d *decoder) scopes() []string {
+	n := d.len()
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		if d.err != nil {
+			return nil
+		}
+		num, w := binary.Uvarint(d.b)
+		if w <= 0 || num > uint64(len(scopeTable)) {
+			d.err = errCorrupt
+			return nil
+		}
+		d.b = d.b[w:]
+		if num == 0 {
+			out[i] = d.string()
+		} else {
+			out[i] = scopeTable[num-1]
+		}
+	}
+	return out
 }
 
 // EncodePlugin returns the stored form of p.
@@ -147,7 +271,7 @@ func EncodePlugin(p *store.Plugin) []byte {
 // DecodePlugin decodes the stored form of a plugin into p. A code's or
 // grant's Key is not part of its stored form.
 func DecodePlugin(raw []byte, p *store.Plugin) error {
-	d := newDecoder(raw)
+	d, _ := newDecoder(raw, false)
 	d.fixed(p.SecretHash[:])
 	p.CreatedAt, p.UpdatedAt = d.time(), d.time()
 	p.ID, p.Name, p.SecretHint = d.string(), d.string(), d.string()
@@ -155,8 +279,27 @@ func DecodePlugin(raw []byte, p *store.Plugin) error {
 	return d.err
 }
 
-// EncodeAuthCode returns the stored form of c.
+// EncodeAuthCode returns the stored form of c (format 2).
 func EncodeAuthCode(c *store.AuthCode) []byte {
+	e := encoder{b: make([]byte, 0, 64)}
+	e.byte(formatV2)
+	e.secret(c.Secret)
+	e.time(c.IssuedAt)
+	tags := len(e.b)
+	e.byte(0)
+	base := unixNano(c.IssuedAt)
+	t := e.relative(c.ExpiresAt, base)
+	t |= e.relative(c.RedeemedAt, base) << 2
+	e.b[tags] = t
+	e.string(c.PluginID)
+	e.string(c.BaseID)
+	e.string(c.Subject)
+	return e.b
+}
+
+// EncodeAuthCodeV1 is the format 1 form of c, as schemas 3 and 4 wrote
+// it: for the tests that make the files of older versions.
+func EncodeAuthCodeV1(c *store.AuthCode) []byte {
 	e := encoder{b: make([]byte, 0, 96)}
 	e.byte(formatV1)
 	e.bytes(c.Secret[:])
@@ -169,10 +312,20 @@ func EncodeAuthCode(c *store.AuthCode) []byte {
 	return e.b
 }
 
-// DecodeAuthCode decodes the stored form of a authcode into c. A code's or
-// grant's Key is not part of its stored form.
+// DecodeAuthCode decodes the stored form of a code (format 1 or 2) into c.
+// A code's or grant's Key is not part of its stored form.
 func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
-	d := newDecoder(raw)
+	d, format := newDecoder(raw, true)
+	if format == formatV2 {
+		c.Secret = store.Hash{}
+		d.fixed(c.Secret[:StoredSecretLen])
+		c.IssuedAt = d.time()
+		tags, base := d.byte(), unixNano(c.IssuedAt)
+		c.ExpiresAt = d.relative(tags&3, base)
+		c.RedeemedAt = d.relative(tags>>2&3, base)
+		c.PluginID, c.BaseID, c.Subject = d.string(), d.string(), d.string()
+		return d.err
+	}
 	d.fixed(c.Secret[:])
 	c.IssuedAt, c.ExpiresAt, c.RedeemedAt = d.time(), d.time(), d.time()
 	c.PluginID, c.BaseID = d.string(), d.string()
@@ -180,8 +333,31 @@ func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
 	return d.err
 }
 
-// EncodeGrant returns the stored form of g.
+// EncodeGrant returns the stored form of g (format 2).
 func EncodeGrant(g *store.Grant) []byte {
+	e := encoder{b: make([]byte, 0, 96)}
+	e.byte(formatV2)
+	e.secret(g.AccessSecret)
+	e.secret(g.RefreshSecret)
+	e.time(g.IssuedAt)
+	tags := len(e.b)
+	e.byte(0)
+	base := unixNano(g.IssuedAt)
+	t := e.relative(g.AccessExpiresAt, base)
+	t |= e.relative(g.RefreshExpiresAt, base) << 2
+	t |= e.relative(g.RotatedAt, base) << 4
+	t |= e.relative(g.AccessRevokedAt, base) << 6
+	e.b[tags] = t
+	e.string(g.PluginID)
+	e.string(g.BaseID)
+	e.scopes(g.Scopes)
+	e.string(g.Subject)
+	return e.b
+}
+
+// EncodeGrantV1 is the format 1 form of g, as schemas 3 and 4 wrote it:
+// for the tests that make the files of older versions.
+func EncodeGrantV1(g *store.Grant) []byte {
 	e := encoder{b: make([]byte, 0, 176)}
 	e.byte(formatV1)
 	e.bytes(g.AccessSecret[:])
@@ -198,10 +374,25 @@ func EncodeGrant(g *store.Grant) []byte {
 	return e.b
 }
 
-// DecodeGrant decodes the stored form of a grant into g. A code's or
-// grant's Key is not part of its stored form.
+// DecodeGrant decodes the stored form of a grant (format 1 or 2) into g.
+// A code's or grant's Key is not part of its stored form.
 func DecodeGrant(raw []byte, g *store.Grant) error {
-	d := newDecoder(raw)
+	d, format := newDecoder(raw, true)
+	if format == formatV2 {
+		g.AccessSecret, g.RefreshSecret = store.Hash{}, store.Hash{}
+		d.fixed(g.AccessSecret[:StoredSecretLen])
+		d.fixed(g.RefreshSecret[:StoredSecretLen])
+		g.IssuedAt = d.time()
+		tags, base := d.byte(), unixNano(g.IssuedAt)
+		g.AccessExpiresAt = d.relative(tags&3, base)
+		g.RefreshExpiresAt = d.relative(tags>>2&3, base)
+		g.RotatedAt = d.relative(tags>>4&3, base)
+		g.AccessRevokedAt = d.relative(tags>>6&3, base)
+		g.PluginID, g.BaseID = d.string(), d.string()
+		g.Scopes = d.scopes()
+		g.Subject = d.string()
+		return d.err
+	}
 	d.fixed(g.AccessSecret[:])
 	d.fixed(g.RefreshSecret[:])
 	g.IssuedAt, g.AccessExpiresAt, g.RefreshExpiresAt = d.time(), d.time(), d.time()

@@ -212,6 +212,11 @@ func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) Plan {
 	case nil:
 		redeemed := *c
 		redeemed.Key, redeemed.RedeemedAt = r.Code.Key, r.Now
+		// The tombstone keeps what recognises a replay (secret, plugin,
+		// redemption) and when it may go; the base and subject are never
+		// read again (a replay is decided before the base is compared),
+		// and cost bytes for as long as the grant lives.
+		redeemed.BaseID, redeemed.Subject = "", ""
 		g := r.Grant
 		g.Subject = c.Subject
 		plan := Plan{Code: &redeemed, Grants: []store.Grant{g}}
@@ -280,9 +285,11 @@ func (p Plan) Writes() bool {
 }
 
 // Matches compares the stored secret hash with the presented one in
-// constant time.
+// constant time: their first codec.StoredSecretLen bytes, all a format 2
+// record keeps (128 bits, see package codec), for records of either
+// format.
 func Matches(r store.Ref, stored store.Hash) bool {
-	return subtle.ConstantTimeCompare(r.Secret[:], stored[:]) == 1
+	return subtle.ConstantTimeCompare(r.Secret[:codec.StoredSecretLen], stored[:codec.StoredSecretLen]) == 1
 }
 
 // View returns the grant's token of the given kind, as lookups see it.
