@@ -124,6 +124,7 @@ func TestSweepSkipsUndecodable(t *testing.T) {
 func TestSweepWritesOnlyWhatItDeletes(t *testing.T) {
 	ctx := context.Background()
 	db, t0 := openWithPlugin(t)
+	db.sweepBudget = time.Hour // a chunk, however slow this machine
 	// 2,500 codes (three chunks); those of the first 500 expire in a
 	// minute, the rest in a day.
 	const n = 2500
@@ -178,4 +179,36 @@ func openWithPlugin(t *testing.T) (*DB, time.Time) {
 		t.Fatal(err)
 	}
 	return db, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+}
+
+// TestSweepStopsAtItsBudget: a sweep transaction ends when its time budget
+// is spent, with at least one record dealt with, and the sweep goes on in
+// the next: every due record goes, in more transactions, and nothing else.
+func TestSweepStopsAtItsBudget(t *testing.T) {
+	ctx := context.Background()
+	db, t0 := openWithPlugin(t)
+	db.sweepBudget = time.Nanosecond
+	for i := range 60 {
+		ttl := time.Minute
+		if i%3 == 0 {
+			ttl = 24 * time.Hour
+		}
+		if err := db.CreateAuthCode(ctx, store.AuthCode{Key: store.NewKey(t0), PluginID: "plu1", IssuedAt: t0, ExpiresAt: t0.Add(ttl)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var writes int
+	_ = db.bolt.View(func(tx *bolt.Tx) error { writes = tx.ID(); return nil })
+	res, err := db.Sweep(ctx, t0.Add(time.Hour))
+	if err != nil || res.Codes != 40 {
+		t.Fatalf("sweep: %+v, %v, want the 40 expired codes", res, err)
+	}
+	var after int
+	_ = db.bolt.View(func(tx *bolt.Tx) error { after = tx.ID(); return nil })
+	if after-writes < 2 {
+		t.Errorf("a sweep with a spent budget committed %d transactions, want several", after-writes)
+	}
+	if res, err := db.Sweep(ctx, t0.Add(time.Hour)); err != nil || res.Codes != 0 {
+		t.Errorf("second sweep: %+v, %v, want nothing left", res, err)
+	}
 }

@@ -61,6 +61,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/plugintoken/plugintoken/store/internal/codec"
 
@@ -133,6 +134,15 @@ type DB struct {
 	commit   *committer
 	cache    *tokenCache
 	plugins  *pluginCache
+	// damaged is the first damage a transaction or the background check
+	// met (check.go); Ping reports it.
+	damaged atomic.Pointer[error]
+	// check is the background walk Open started after a clean close, or
+	// nil.
+	check *backgroundCheck
+	// sweepBudget is sweepBudget (sweep.go); tests that count a sweep's
+	// transactions lift it.
+	sweepBudget time.Duration
 }
 
 // ErrLocked is returned (wrapped) by Open when another process holds the file.
@@ -153,7 +163,11 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("store: create folder for %s: %w", path, err)
 		}
 	}
-	if err := verify(path, opts.LockTimeout); err != nil {
+	// A file Close closed has its freelist written, so bbolt reads it
+	// instead of walking every page: the walk of every element can wait
+	// for the background (check.go).
+	clean := freelistSynced(path)
+	if err := verify(path, opts.LockTimeout, !clean); err != nil {
 		return nil, err
 	}
 	b, err := openBolt(path, &bolt.Options{
@@ -171,6 +185,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		_ = b.Close()
 		return nil, err
+	}
+	if clean {
+		db.startCheck()
 	}
 	return db, nil
 }
@@ -198,7 +215,7 @@ func newDB(b *bolt.DB, root []byte, owned bool, opts Options) (*DB, error) {
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = DefaultMaxBatchSize
 	}
-	db := &DB{bolt: b, path: b.Path(), root: root, owned: owned}
+	db := &DB{bolt: b, path: b.Path(), root: root, owned: owned, sweepBudget: sweepBudget}
 	if err := db.init(); err != nil {
 		return nil, err
 	}
@@ -216,15 +233,17 @@ func newDB(b *bolt.DB, root []byte, owned bool, opts Options) (*DB, error) {
 // decode. Restore it from a backup.
 var ErrDamaged = errors.New("store: database file is damaged")
 
-// verify reads every page a lookup can reach, in a read-only open of the
-// file at path, and reports a damaged file as ErrDamaged. A read-write open
-// rebuilds bbolt's freelist (it is not synced) by walking every page in a
-// goroutine of bbolt's own, whose assertions panic on a bad page where no
-// recover can catch them: the process would die with a stack trace. Here
-// the same pages are read first by cursors in this goroutine, with memory
-// faults turned into panics, and any panic is an error. A file that does
-// not exist yet, or is empty, has nothing to verify.
-func verify(path string, timeout time.Duration) (err error) {
+// verify reads the pages a lookup can reach, in a read-only open of the
+// file at path, and reports a damaged file as ErrDamaged: every page when
+// full, else (a file Close closed) every page of the small buckets and
+// the paths to both ends of the large ones (check.go). A read-write open
+// of a file whose freelist was not written rebuilds it by walking every
+// page in a goroutine of bbolt's own, whose assertions panic on a bad page
+// where no recover can catch them: the process would die with a stack
+// trace. Here the same pages are read first by cursors in this goroutine,
+// with memory faults turned into panics, and any panic is an error. A file
+// that does not exist yet, or is empty, has nothing to verify.
+func verify(path string, timeout time.Duration, full bool) (err error) {
 	st, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
 		return nil
@@ -247,40 +266,73 @@ func verify(path string, timeout time.Duration) (err error) {
 		if need := tx.Size(); st.Size() < need {
 			return fmt.Errorf("%w: %s is truncated: %d bytes, its pages need %d (restore it from a backup)", ErrDamaged, path, st.Size(), need)
 		}
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			walk(b, 0)
+		w := newWalker(tx, nil)
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if !full && bigBuckets[string(name)] {
+				w.ends(b)
+				return nil
+			}
+			w.walk(b, 0)
 			return nil
 		})
 	})
 }
 
-// walk reads every element of bucket b and of the buckets nested in it, as
-// the consistency check of a read-write open will: the first and last
-// byte of every key and value (a slice is contiguous, so if both ends are
-// mapped the whole of it is), and every nested bucket's pages. Any fault or
-// out-of-range access panics here, where verify recovers it.
-func walk(b *bolt.Bucket, depth int) {
+// walker reads every element of a bucket and of the buckets nested in
+// it, as the consistency check of a read-write open will: every key and
+// value must lie inside the file's pages (an element whose position or
+// size points elsewhere is damage, which a read may not fault on: the
+// address past the file can belong to another mapping), and its first and
+// last byte are read (a slice is contiguous, so if both ends are mapped
+// the whole of it is); every nested bucket's pages are walked. Damage
+// panics, which the caller recovers. When stop is not nil and becomes
+// true, walk panics with errCheckStopped.
+type walker struct {
+	lo, hi uintptr // the mapped bytes of the transaction's pages
+	stop   *atomic.Bool
+	sink   byte
+}
+
+// newWalker returns a walker for the pages of tx.
+func newWalker(tx *bolt.Tx, stop *atomic.Bool) *walker {
+	lo := tx.DB().Info().Data
+	return &walker{lo: lo, hi: lo + uintptr(tx.Size()), stop: stop}
+}
+
+// touch reads p, an element of a bucket that has pages of its own (inline
+// is false) or of an inline bucket, whose bytes bbolt may have copied to
+// the heap (then only a fault tells).
+func (w *walker) touch(p []byte, inline bool) {
+	if len(p) == 0 {
+		return
+	}
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	if !inline && (at < w.lo || at+uintptr(len(p)) > w.hi) {
+		panic(fmt.Sprintf("an element of %d bytes lies outside the file's pages", len(p)))
+	}
+	w.sink ^= p[0] ^ p[len(p)-1]
+}
+
+func (w *walker) walk(b *bolt.Bucket, depth int) {
 	if depth > 16 {
 		panic("buckets nested deeper than any plugintoken file has")
 	}
-	var sink byte
-	touch := func(p []byte) {
-		if len(p) > 0 {
-			sink ^= p[0] ^ p[len(p)-1]
-		}
-	}
 	c := b.Cursor()
+	inline := b.Root() == 0
+	n := 0
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		touch(k)
+		if n++; w.stop != nil && n%4096 == 0 && w.stop.Load() {
+			panic(errCheckStopped)
+		}
+		w.touch(k, inline)
 		if v != nil {
-			touch(v)
+			w.touch(v, inline)
 			continue
 		}
 		if nested := b.Bucket(k); nested != nil {
-			walk(nested, depth+1)
+			w.walk(nested, depth+1)
 		}
 	}
-	_ = sink
 }
 
 // openBolt is bolt.Open, with the panic of a consistency check that found
@@ -415,6 +467,18 @@ func (db *DB) Close() error {
 	if !db.owned {
 		return nil // the host's database: the host closes it
 	}
+	if db.check != nil {
+		db.check.stop.Store(true)
+		<-db.check.done
+	}
+	// Write bbolt's freelist once (commits skip it, NoFreelistSync), so
+	// that the next Open reads it instead of walking every page, and
+	// leaves the walk of every element to the background (check.go). A
+	// failure only costs the next open that walk.
+	if db.damaged.Load() == nil {
+		db.bolt.NoFreelistSync = false
+		_ = db.writeTx(func(*bolt.Tx) error { return nil })
+	}
 	return db.bolt.Close()
 }
 
@@ -423,6 +487,9 @@ func (db *DB) Close() error {
 // own (64 KiB in meta/probe), and keeps reporting the failure
 // (wrapping ErrUnavailable) until one succeeds.
 func (db *DB) Ping(ctx context.Context) error {
+	if d := db.damaged.Load(); d != nil {
+		return *d
+	}
 	if err := db.view(ctx, func(tx txn) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return errors.New("store: meta bucket missing")
@@ -441,6 +508,15 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.write(func(tx txn) error {
 		return tx.Bucket(bucketMeta).Put(keyProbe, probe)
 	})
+}
+
+// update1 is bbolt's Update with a damaged page's panic (in fn, or in the
+// commit's rebalancing and spilling) turned into ErrDamaged: bbolt rolls
+// the transaction back as the panic unwinds it, so nothing is written.
+func (db *DB) update1(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer db.recoverDamage(&err)
+	return db.bolt.Update(fn)
 }
 
 // Size returns the size of the database file in bytes (0 if it cannot be
@@ -638,10 +714,14 @@ func (tx txn) Bucket(name []byte) *bolt.Bucket {
 func (db *DB) txn(tx *bolt.Tx) txn { return txn{Tx: tx, root: db.root} }
 
 // view runs fn in a read transaction unless ctx is already done.
-func (db *DB) view(ctx context.Context, fn func(txn) error) error {
+func (db *DB) view(ctx context.Context, fn func(txn) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// A page that faults or that bbolt finds malformed is an error of
+	// this call, never the end of the process (check.go).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer db.recoverDamage(&err)
 	return db.bolt.View(func(tx *bolt.Tx) error { return fn(db.txn(tx)) })
 }
 
@@ -690,12 +770,12 @@ func (db *DB) write(fn func(txn) error) error {
 // error) is rolled back, nothing of it is visible, and the error is
 // returned wrapping ErrUnavailable: the caller may retry. Until a write
 // succeeds again, Ping reports the failure.
-func (db *DB) writeTx(fn func(*bolt.Tx) error) error {
+func (db *DB) writeTx(fn func(*bolt.Tx) error) (err error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	defer db.cache.settle()
 	var fnErr error
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update1(func(tx *bolt.Tx) error {
 		fnErr = fn(tx)
 		return fnErr
 	})

@@ -83,7 +83,7 @@ func (db *DB) sweepDue(ctx context.Context, now time.Time, res *store.SweepResul
 			// The entries are read again in the write transaction: what a
 			// read transaction saw may have changed.
 			for _, k := range dueEntries(tx, from, until, sweepChunk) {
-				if last != nil && time.Since(start) > sweepBudget {
+				if last != nil && time.Since(start) > db.sweepBudget {
 					break
 				}
 				last = k

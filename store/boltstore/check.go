@@ -1,0 +1,163 @@
+package boltstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// What is checked, and when (docs/operations.md, "A damaged file"):
+//
+//   - At every open: bbolt's own checks of the meta pages, the file's size
+//     against what its pages need, and every element of the small buckets
+//     (meta, plugins) and the first and last of the large ones (codes,
+//     grants, expiry): every page on the paths from their roots to both
+//     ends. That is what the damaged-file tests (internal/damage) damage.
+//   - After an unclean stop (a crash, SIGKILL, power loss: bbolt's freelist
+//     was not written, which Close does), every element of every bucket,
+//     before bbolt rebuilds its freelist by walking every page in a
+//     goroutine of its own, where a bad page would kill the process.
+//   - After a clean close, that whole walk moves to the background, once
+//     Open has returned (reopening a store of ten million pairs takes
+//     milliseconds instead of seconds). Until it ends, a transaction that
+//     meets a damaged page fails with ErrDamaged, as do reads after it; it
+//     never takes the process down. When it finds damage, Ping (readiness)
+//     reports it from then on.
+//   - DB.Check (`plugintoken backup` runs it on every copy) is bbolt's own
+//     full consistency check.
+
+// freelistSynced reports whether the file at path was last closed by
+// Close: its newest valid meta page names a freelist page (a commit with
+// NoFreelistSync names none, and only Close writes one). A file that
+// cannot tell (too short, no valid meta page) is not: it gets the whole
+// check, which says what is wrong.
+func freelistSynced(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	const (
+		pageHeader = 16
+		metaLen    = 64 // magic, version, page size, flags, root (16), freelist, pgid, txid, checksum
+		magic      = 0xED0CDAED
+		noFreelist = 0xffffffffffffffff
+	)
+	read := func(off int64) (m []byte, ok bool) {
+		m = make([]byte, metaLen)
+		if _, err := f.ReadAt(m, off+pageHeader); err != nil && !errors.Is(err, io.EOF) {
+			return nil, false
+		}
+		h := fnv.New64a()
+		_, _ = h.Write(m[:56])
+		le := binary.LittleEndian
+		return m, le.Uint32(m[0:]) == magic && h.Sum64() == le.Uint64(m[56:])
+	}
+	m0, ok0 := read(0)
+	pageSize := int64(os.Getpagesize())
+	if ok0 {
+		pageSize = int64(binary.LittleEndian.Uint32(m0[8:]))
+	}
+	m1, ok1 := read(pageSize)
+	var m []byte
+	switch {
+	case ok0 && ok1:
+		m = m0
+		if binary.LittleEndian.Uint64(m1[48:]) > binary.LittleEndian.Uint64(m0[48:]) { // txid
+			m = m1
+		}
+	case ok0:
+		m = m0
+	case ok1:
+		m = m1
+	default:
+		return false
+	}
+	return binary.LittleEndian.Uint64(m[32:]) != noFreelist
+}
+
+// bigBuckets are the buckets that grow with the live tokens: the open-time
+// check of a cleanly closed file reads only their ends.
+var bigBuckets = map[string]bool{string(bucketCodes): true, string(bucketGrants): true, string(bucketExpiry): true}
+
+// ends reads the first and last element of bucket b: the pages from its
+// root to both ends.
+func (w *walker) ends(b *bolt.Bucket) {
+	c := b.Cursor()
+	inline := b.Root() == 0
+	for _, kv := range [][2][]byte{pair(c.First()), pair(c.Last())} {
+		w.touch(kv[0], inline)
+		w.touch(kv[1], inline)
+	}
+}
+
+func pair(k, v []byte) [2][]byte { return [2][]byte{k, v} }
+
+// backgroundCheck is the walk of every element that Open left to a
+// goroutine after a clean close.
+type backgroundCheck struct {
+	stop atomic.Bool
+	done chan struct{}
+	took time.Duration
+}
+
+// errCheckStopped ends a background walk that Close interrupted.
+var errCheckStopped = errors.New("store: check stopped")
+
+// startCheck walks every element of every bucket in a read transaction of
+// a goroutine of its own, and records damage it finds in db.damaged.
+func (db *DB) startCheck() {
+	bc := &backgroundCheck{done: make(chan struct{})}
+	db.check = bc
+	go func() {
+		defer close(bc.done)
+		start := time.Now()
+		err := db.walkAll(&bc.stop)
+		bc.took = time.Since(start)
+		if err != nil && !errors.Is(err, errCheckStopped) {
+			db.damaged.CompareAndSwap(nil, &err)
+		}
+	}()
+}
+
+// walkAll reads every element of every bucket of the file (of plugintoken's
+// root bucket, under OpenDB) and returns ErrDamaged for a page that
+// faults or does not decode as bbolt expects.
+func (db *DB) walkAll(stop *atomic.Bool) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if p == errCheckStopped { //nolint:errorlint // the sentinel itself is what walk panics with
+				err = errCheckStopped
+				return
+			}
+			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, db.path, p)
+		}
+	}()
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		w := newWalker(tx, stop)
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			w.walk(b, 0)
+			return nil
+		})
+	})
+}
+
+// recoverDamage turns a panic of a transaction (a page that faults, or that
+// bbolt finds malformed) into ErrDamaged, which Ping reports from then on.
+// It must be deferred directly, after debug.SetPanicOnFault(true).
+func (db *DB) recoverDamage(err *error) {
+	if p := recover(); p != nil {
+		e := fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, db.path, p)
+		db.damaged.CompareAndSwap(nil, &e)
+		*err = e
+	}
+}
