@@ -95,7 +95,7 @@ func main() {
 func header(backend string) string {
 	h := "| live pairs | fill (pairs/s) | bytes/pair | RSS / Go heap | Authenticate p50 / p99 | Introspect p50 / p99 | HTTP exchanges/s | sweep, none due | sweep, expired (µs/record) | exchange p99 without / during sweep |"
 	if backend == "bbolt" {
-		h += " backup (MB/s) / cp (MB/s) | reopen |"
+		h += " backup (MB/s) / cp (MB/s) | close / reopen |"
 	} else {
 		h += " etcd db size / in use |"
 	}
@@ -323,11 +323,11 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 		auth, intro, base.rate(), ms1(none), ms1(sweepTook), swept.Codes+swept.Grants, perRecord,
 		ms1(base.p99()), ms1(during.p99()))
 	if r.backend == "bbolt" {
-		b, c, reopen, err := r.backupAndReopen()
+		b, c, closing, reopen, err := r.backupAndReopen()
 		if err != nil {
 			return "", err
 		}
-		row += fmt.Sprintf(" %.0f / %.0f | %s |", b, c, ms1(reopen))
+		row += fmt.Sprintf(" %.0f / %.0f | %s / %s |", b, c, ms1(closing), ms1(reopen))
 	} else {
 		size, inUse, err := r.etcdSize()
 		if err != nil {
@@ -401,11 +401,11 @@ func (r *run) etcdSize() (size, inUse int64, err error) {
 
 // backupAndReopen times a backup to a file beside the database, the
 // disk's copy of the same file with cp, and a close and reopen.
-func (r *run) backupAndReopen() (backupMBs, cpMBs float64, reopen time.Duration, err error) {
+func (r *run) backupAndReopen() (backupMBs, cpMBs float64, closing, reopen time.Duration, err error) {
 	out := filepath.Join(r.dir, "backup.db")
 	f, err := os.Create(out)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	t := time.Now()
 	err = r.bolt.Backup(context.Background(), f, nil)
@@ -415,25 +415,27 @@ func (r *run) backupAndReopen() (backupMBs, cpMBs float64, reopen time.Duration,
 	took := time.Since(t)
 	f.Close()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	st, _ := os.Stat(out)
 	backupMBs = float64(st.Size()) / (1 << 20) / took.Seconds()
 	os.Remove(out)
 	t = time.Now()
 	if b, err := exec.Command("sh", "-c", `cp "$0" "$1" && sync "$1"`, r.path, out).CombinedOutput(); err != nil {
-		return 0, 0, 0, fmt.Errorf("cp: %v %s", err, b)
+		return 0, 0, 0, 0, fmt.Errorf("cp: %v %s", err, b)
 	}
 	took = time.Since(t)
 	os.Remove(out)
 	cpMBs = float64(st.Size()) / (1 << 20) / took.Seconds()
 
+	t = time.Now()
 	if err := r.closeStore(); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
+	closing = time.Since(t)
 	t = time.Now()
 	err = r.open()
-	return backupMBs, cpMBs, time.Since(t), err
+	return backupMBs, cpMBs, closing, time.Since(t), err
 }
 
 // httpRun is the HTTP API over the store, on loopback, with codes issued

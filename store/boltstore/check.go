@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plugintoken/plugintoken/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -156,7 +157,9 @@ func (db *DB) walkAll(stop *atomic.Bool) (err error) {
 // It must be deferred directly, after debug.SetPanicOnFault(true).
 func (db *DB) recoverDamage(err *error) {
 	if p := recover(); p != nil {
-		e := fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, db.path, p)
+		// Unavailable as well: the request may be retried elsewhere, and
+		// is answered 503, not 500.
+		e := fmt.Errorf("%w: %w: %s: %v (restore it from a backup)", store.ErrUnavailable, ErrDamaged, db.path, p)
 		db.damaged.CompareAndSwap(nil, &e)
 		*err = e
 	}

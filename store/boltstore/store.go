@@ -571,7 +571,7 @@ func (db *DB) Backup(ctx context.Context, w io.Writer, ready func(size int64)) e
 			if ready != nil {
 				ready(tx.Size())
 			}
-			_, err := tx.WriteTo(out)
+			_, err := tx.WriteTo(kernelCopy{out})
 			return err
 		})
 	case db.root == nil:
