@@ -137,14 +137,20 @@ func (d *decoder) optionalString() string {
 	}
 	return d.string()
 }
-func (d *decoder) strings() []string {
+func (d *decoder) strings() []string { return d.list(d.string) }
+
+// list reads a count, then that many items.
+func (d *decoder) list(item func() string) []string {
 	n := d.len()
 	if n == 0 {
 		return nil
 	}
 	out := make([]string, n)
 	for i := range out {
-		out[i] = d.string()
+		out[i] = item()
+	}
+	if d.err != nil {
+		return nil
 	}
 	return out
 }
@@ -229,29 +235,24 @@ func (e *encoder) scopes(ss []string) {
 	}
 }
 
-func (d *decoder) scopes() []string {
-	n := d.len()
-	if n == 0 {
-		return nil
+func (d *decoder) scopes() []string { return d.list(d.scope) }
+
+// scope reads one scope of format 2: its number in scopeTable, or 0 and
+// its text.
+func (d *decoder) scope() string {
+	if d.err != nil {
+		return ""
 	}
-	out := make([]string, n)
-	for i := range out {
-		if d.err != nil {
-			return nil
-		}
-		num, w := binary.Uvarint(d.b)
-		if w <= 0 || num > uint64(len(scopeTable)) {
-			d.err = errCorrupt
-			return nil
-		}
-		d.b = d.b[w:]
-		if num == 0 {
-			out[i] = d.string()
-		} else {
-			out[i] = scopeTable[num-1]
-		}
+	num, w := binary.Uvarint(d.b)
+	if w <= 0 || num > uint64(len(scopeTable)) {
+		d.err = errCorrupt
+		return ""
 	}
-	return out
+	d.b = d.b[w:]
+	if num == 0 {
+		return d.string()
+	}
+	return scopeTable[num-1]
 }
 
 // EncodePlugin returns the stored form of p.
