@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/plugintoken/plugintoken/store"
 	bolt "go.etcd.io/bbolt"
@@ -107,7 +108,6 @@ func pair(k, v []byte) [2][]byte { return [2][]byte{k, v} }
 type backgroundCheck struct {
 	stop atomic.Bool
 	done chan struct{}
-	took time.Duration
 }
 
 // errCheckStopped ends a background walk that Close interrupted.
@@ -120,10 +120,7 @@ func (db *DB) startCheck() {
 	db.check = bc
 	go func() {
 		defer close(bc.done)
-		start := time.Now()
-		err := db.walkAll(&bc.stop)
-		bc.took = time.Since(start)
-		if err != nil && !errors.Is(err, errCheckStopped) {
+		if err := db.walkAll(&bc.stop); err != nil && !errors.Is(err, errCheckStopped) {
 			db.damaged.CompareAndSwap(nil, &err)
 		}
 	}()
@@ -136,7 +133,7 @@ func (db *DB) walkAll(stop *atomic.Bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			if p == errCheckStopped { //nolint:errorlint // the sentinel itself is what walk panics with
+			if p == errCheckStopped { // the sentinel itself is what walk panics with
 				err = errCheckStopped
 				return
 			}
@@ -163,4 +160,123 @@ func (db *DB) recoverDamage(err *error) {
 		db.damaged.CompareAndSwap(nil, &e)
 		*err = e
 	}
+}
+
+// ErrDamaged is returned (wrapped) by Open for a file that is not a whole,
+// readable plugintoken database: truncated, or with pages that do not
+// decode. Restore it from a backup.
+var ErrDamaged = errors.New("store: database file is damaged")
+
+// verify reads the pages a lookup can reach, in a read-only open of the
+// file at path, and reports a damaged file as ErrDamaged: every page when
+// full, else (a file Close closed) every page of the small buckets and
+// the paths to both ends of the large ones (check.go). A read-write open
+// of a file whose freelist was not written rebuilds it by walking every
+// page in a goroutine of bbolt's own, whose assertions panic on a bad page
+// where no recover can catch them: the process would die with a stack
+// trace. Here the same pages are read first by cursors in this goroutine,
+// with memory faults turned into panics, and any panic is an error. A file
+// that does not exist yet, or is empty, has nothing to verify.
+func verify(path string, timeout time.Duration, full bool) (err error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return openError(path, timeout, err)
+	}
+	defer func() { _ = b.Close() }() // read only: nothing to lose
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+		}
+	}()
+	return b.View(func(tx *bolt.Tx) error {
+		if need := tx.Size(); st.Size() < need {
+			return fmt.Errorf("%w: %s is truncated: %d bytes, its pages need %d (restore it from a backup)", ErrDamaged, path, st.Size(), need)
+		}
+		w := newWalker(tx, nil)
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if !full && bigBuckets[string(name)] {
+				w.ends(b)
+				return nil
+			}
+			w.walk(b, 0)
+			return nil
+		})
+	})
+}
+
+// walker reads every element of a bucket and of the buckets nested in
+// it, as the consistency check of a read-write open will: every key and
+// value must lie inside the file's pages (an element whose position or
+// size points elsewhere is damage, which a read may not fault on: the
+// address past the file can belong to another mapping), and its first and
+// last byte are read (a slice is contiguous, so if both ends are mapped
+// the whole of it is); every nested bucket's pages are walked. Damage
+// panics, which the caller recovers. When stop is not nil and becomes
+// true, walk panics with errCheckStopped.
+type walker struct {
+	lo, hi uintptr // the mapped bytes of the transaction's pages
+	stop   *atomic.Bool
+	sink   byte
+}
+
+// newWalker returns a walker for the pages of tx.
+func newWalker(tx *bolt.Tx, stop *atomic.Bool) *walker {
+	lo := tx.DB().Info().Data
+	return &walker{lo: lo, hi: lo + uintptr(tx.Size()), stop: stop}
+}
+
+// touch reads p, an element of a bucket that has pages of its own (inline
+// is false) or of an inline bucket, whose bytes bbolt may have copied to
+// the heap (then only a fault tells).
+func (w *walker) touch(p []byte, inline bool) {
+	if len(p) == 0 {
+		return
+	}
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	if !inline && (at < w.lo || at+uintptr(len(p)) > w.hi) {
+		panic(fmt.Sprintf("an element of %d bytes lies outside the file's pages", len(p)))
+	}
+	w.sink ^= p[0] ^ p[len(p)-1]
+}
+
+func (w *walker) walk(b *bolt.Bucket, depth int) {
+	if depth > 16 {
+		panic("buckets nested deeper than any plugintoken file has")
+	}
+	c := b.Cursor()
+	inline := b.Root() == 0
+	n := 0
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if n++; w.stop != nil && n%4096 == 0 && w.stop.Load() {
+			panic(errCheckStopped)
+		}
+		w.touch(k, inline)
+		if v != nil {
+			w.touch(v, inline)
+			continue
+		}
+		if nested := b.Bucket(k); nested != nil {
+			w.walk(nested, depth+1)
+		}
+	}
+}
+
+// openBolt is bolt.Open, with the panic of a consistency check that found
+// what verify did not (an invariant between pages, reported on this
+// goroutine) turned into ErrDamaged.
+func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
 }
