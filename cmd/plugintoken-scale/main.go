@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ func main() {
 		workers = flag.Int("workers", 64, "concurrent fillers")
 		load    = flag.Duration("load", 5*time.Second, "length of each HTTP exchange measurement")
 		samples = flag.Int("samples", 20000, "lookups timed per stage")
+		heapDir = flag.String("heapprofile", "", "folder to write a heap profile into at the end of each stage (heap-<pairs>.pb.gz), to see what the Go heap holds")
 	)
 	flag.Parse()
 	var targets []int
@@ -89,7 +91,29 @@ func main() {
 			log.Fatal(err)
 		}
 		fmt.Println(row)
+		if *heapDir != "" {
+			if err := writeHeapProfile(filepath.Join(*heapDir, fmt.Sprintf("heap-%d.pb.gz", r.live))); err != nil {
+				log.Fatal(err)
+			}
+		}
 	}
+}
+
+// writeHeapProfile writes the heap's profile after a collection.
+func writeHeapProfile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func header(backend string) string {
