@@ -427,32 +427,29 @@ func (r *run) etcdSize() (size, inUse int64, err error) {
 // disk's copy of the same file with cp, and a close and reopen.
 func (r *run) backupAndReopen() (backupMBs, cpMBs float64, closing, reopen time.Duration, err error) {
 	out := filepath.Join(r.dir, "backup.db")
-	f, err := os.Create(out)
-	if err != nil {
-		return 0, 0, 0, 0, err
+	// Each is timed twice, alternating with the other, and the faster time
+	// is reported: whichever runs first pays for the writeback of what the
+	// stage wrote before it.
+	for range 2 {
+		took, size, err := r.timeCopy(out, func(f *os.File) error {
+			return exec.Command("sh", "-c", `cp "$0" "$1" && sync "$1"`, r.path, out).Run()
+		})
+		if err != nil {
+			return 0, 0, 0, 0, fmt.Errorf("cp: %w", err)
+		}
+		cpMBs = max(cpMBs, float64(size)/(1<<20)/took.Seconds())
+		took, size, err = r.timeCopy(out, func(f *os.File) error {
+			if err := r.bolt.Backup(context.Background(), f, nil); err != nil {
+				return err
+			}
+			return f.Sync()
+		})
+		if err != nil {
+			return 0, 0, 0, 0, err
+		}
+		backupMBs = max(backupMBs, float64(size)/(1<<20)/took.Seconds())
 	}
 	t := time.Now()
-	err = r.bolt.Backup(context.Background(), f, nil)
-	if err == nil {
-		err = f.Sync()
-	}
-	took := time.Since(t)
-	f.Close()
-	if err != nil {
-		return 0, 0, 0, 0, err
-	}
-	st, _ := os.Stat(out)
-	backupMBs = float64(st.Size()) / (1 << 20) / took.Seconds()
-	os.Remove(out)
-	t = time.Now()
-	if b, err := exec.Command("sh", "-c", `cp "$0" "$1" && sync "$1"`, r.path, out).CombinedOutput(); err != nil {
-		return 0, 0, 0, 0, fmt.Errorf("cp: %v %s", err, b)
-	}
-	took = time.Since(t)
-	os.Remove(out)
-	cpMBs = float64(st.Size()) / (1 << 20) / took.Seconds()
-
-	t = time.Now()
 	if err := r.closeStore(); err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -460,6 +457,28 @@ func (r *run) backupAndReopen() (backupMBs, cpMBs float64, closing, reopen time.
 	t = time.Now()
 	err = r.open()
 	return backupMBs, cpMBs, closing, time.Since(t), err
+}
+
+// timeCopy times write, which writes the file out (created empty for it),
+// and returns how long it took and the size it wrote; the file is removed.
+func (r *run) timeCopy(out string, write func(*os.File) error) (time.Duration, int64, error) {
+	f, err := os.Create(out)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = os.Remove(out) }()
+	t := time.Now()
+	err = write(f)
+	took := time.Since(t)
+	_ = f.Close()
+	if err != nil {
+		return 0, 0, err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return 0, 0, err
+	}
+	return took, st.Size(), nil
 }
 
 // httpRun is the HTTP API over the store, on loopback, with codes issued
