@@ -78,6 +78,7 @@ func main() {
 		*dir = d
 	}
 	r, err := newRun(*backend, *dir)
+	r.heapDir = *heapDir
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -91,15 +92,11 @@ func main() {
 			log.Fatal(err)
 		}
 		fmt.Println(row)
-		if *heapDir != "" {
-			if err := writeHeapProfile(filepath.Join(*heapDir, fmt.Sprintf("heap-%d.pb.gz", r.live))); err != nil {
-				log.Fatal(err)
-			}
-		}
 	}
 }
 
-// writeHeapProfile writes the heap's profile after a collection.
+// writeHeapProfile writes the heap's profile after two collections (a
+// profile is as of the collection before the last).
 func writeHeapProfile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -108,6 +105,7 @@ func writeHeapProfile(path string) error {
 	if err != nil {
 		return err
 	}
+	runtime.GC()
 	runtime.GC()
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		_ = f.Close()
@@ -142,6 +140,7 @@ func parseCount(s string) (int, error) {
 // run is the store under measurement and what the stages share.
 type run struct {
 	backend, dir string
+	heapDir      string // where stage writes heap profiles, or ""
 	path         string // bbolt
 	etcd         *etcdtest.Server
 	st           store.Store
@@ -342,6 +341,11 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if r.heapDir != "" { // what the heap holds when it is measured
+		if err := writeHeapProfile(filepath.Join(r.heapDir, fmt.Sprintf("heap-%d.pb.gz", r.live))); err != nil {
+			return "", err
+		}
+	}
 	row := fmt.Sprintf("| %s | %s | %s | %s / %s | %s | %s | %.0f | %s | %s for %d (%.1f) | %s / %s |",
 		count(r.live), fillRate, r.bytesPerPair(), mib(rss()), mib(int64(ms.HeapAlloc)),
 		auth, intro, base.rate(), ms1(none), ms1(sweepTook), swept.Codes+swept.Grants, perRecord,
