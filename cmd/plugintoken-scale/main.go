@@ -336,7 +336,10 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 	}
 	r.live -= swept.Grants
 	r.live += base.n + during.n
-	perRecord := float64(sweepTook.Microseconds()) / float64(max(1, swept.Codes+swept.Grants))
+	perRecord := "—" // nothing expired: the stage added no pairs
+	if n := swept.Codes + swept.Grants; n > 0 {
+		perRecord = fmt.Sprintf("%.1f", float64(sweepTook.Microseconds())/float64(n))
+	}
 
 	runtime.GC()
 	var ms runtime.MemStats
@@ -346,7 +349,7 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 			return "", err
 		}
 	}
-	row := fmt.Sprintf("| %s | %s | %s | %s / %s | %s | %s | %.0f | %s | %s for %d (%.1f) | %s / %s |",
+	row := fmt.Sprintf("| %s | %s | %s | %s / %s | %s | %s | %.0f | %s | %s for %d (%s) | %s / %s |",
 		count(r.live), fillRate, r.bytesPerPair(), mib(rss()), mib(int64(ms.HeapAlloc)),
 		auth, intro, base.rate(), ms1(none), ms1(sweepTook), swept.Codes+swept.Grants, perRecord,
 		ms1(base.p99()), ms1(during.p99()))
