@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -93,6 +94,40 @@ func main() {
 		}
 		fmt.Println(row)
 	}
+	if r.backend == "bbolt" {
+		if err := r.closeStore(); err != nil {
+			log.Fatal(err)
+		}
+		if err := printBuckets(r.path, r.live); err != nil {
+			log.Fatal(err)
+		}
+		if err := r.open(); err != nil { // for r.close
+			log.Fatal(err)
+		}
+	}
+}
+
+// printBuckets prints what each of the closed file's buckets takes per
+// live pair, and how full its leaf pages are.
+func printBuckets(path string, pairs int) error {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	fmt.Printf("\nAt %s live pairs, per bucket:\n\n| bucket | keys | bytes per pair (its pages) | leaf pages used |\n|---|---|---|---|\n", count(pairs))
+	return b.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+			st := bk.Stats()
+			pages := st.BranchAlloc + st.LeafAlloc
+			used := 0.0
+			if st.LeafAlloc > 0 {
+				used = float64(st.LeafInuse) / float64(st.LeafAlloc) * 100
+			}
+			fmt.Printf("| %s | %d | %.0f | %.0f%% |\n", name, st.KeyN, float64(pages)/float64(max(1, pairs)), used)
+			return nil
+		})
+	})
 }
 
 // writeHeapProfile writes the heap's profile after two collections (a
