@@ -189,7 +189,12 @@ func TestEtcdHistoryStaysBounded(t *testing.T) {
 	etcd := etcdtest.StartWith(t, func(cfg *embed.Config) { cfg.QuotaBackendBytes = 24 << 20 })
 	_, c, _ := startOnEtcdWith(t, etcd.Endpoint, func(cfg *Config) {
 		cfg.Etcd.CompactInterval = 2 * time.Second
-		cfg.AuthCodeTTL, cfg.AccessTokenTTL, cfg.RefreshTokenTTL = time.Second, time.Second, 3*time.Second
+		// Codes live 10 s: on a busy machine under -race a code's issue and
+		// its exchange can be more than a second apart (a 1 s lifetime
+		// failed 3 of 6,513 exchanges with "Invalid auth code" in one CI
+		// run). Tokens still expire within seconds, so the load keeps
+		// writing and the sweep keeps deleting.
+		cfg.AuthCodeTTL, cfg.AccessTokenTTL, cfg.RefreshTokenTTL = 10*time.Second, time.Second, 3*time.Second
 		cfg.SweepInterval = time.Second
 	})
 	ec := etcdClient(t, etcd.Endpoint)
