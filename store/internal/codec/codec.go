@@ -220,6 +220,30 @@ func (d *decoder) relative(tag byte, base int64) time.Time {
 	return time.Unix(0, base+v).UTC()
 }
 
+// times appends first whole, then a byte of tags (two bits a time, the
+// first time's in the lowest) and the others (at most four) as
+// differences to first.
+func (e *encoder) times(first time.Time, rest ...time.Time) {
+	e.time(first)
+	at := len(e.b)
+	e.byte(0)
+	base := unixNano(first)
+	var tags byte
+	for i, t := range rest {
+		tags |= e.relative(t, base) << (2 * i)
+	}
+	e.b[at] = tags
+}
+
+// times reads what encoder.times wrote.
+func (d *decoder) times(first *time.Time, rest ...*time.Time) {
+	*first = d.time()
+	tags, base := d.byte(), unixNano(*first)
+	for i, t := range rest {
+		*t = d.relative(tags>>(2*i)&3, base)
+	}
+}
+
 // secret appends a hash as format 2 stores it.
 func (e *encoder) secret(h store.Hash) { e.b = append(e.b, h[:StoredSecretLen]...) }
 
@@ -285,13 +309,7 @@ func EncodeAuthCode(c *store.AuthCode) []byte {
 	e := encoder{b: make([]byte, 0, 64)}
 	e.byte(formatV2)
 	e.secret(c.Secret)
-	e.time(c.IssuedAt)
-	tags := len(e.b)
-	e.byte(0)
-	base := unixNano(c.IssuedAt)
-	t := e.relative(c.ExpiresAt, base)
-	t |= e.relative(c.RedeemedAt, base) << 2
-	e.b[tags] = t
+	e.times(c.IssuedAt, c.ExpiresAt, c.RedeemedAt)
 	e.string(c.PluginID)
 	e.string(c.BaseID)
 	e.string(c.Subject)
@@ -320,10 +338,7 @@ func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
 	if format == formatV2 {
 		c.Secret = store.Hash{}
 		d.fixed(c.Secret[:StoredSecretLen])
-		c.IssuedAt = d.time()
-		tags, base := d.byte(), unixNano(c.IssuedAt)
-		c.ExpiresAt = d.relative(tags&3, base)
-		c.RedeemedAt = d.relative(tags>>2&3, base)
+		d.times(&c.IssuedAt, &c.ExpiresAt, &c.RedeemedAt)
 		c.PluginID, c.BaseID, c.Subject = d.string(), d.string(), d.string()
 		return d.err
 	}
@@ -340,15 +355,7 @@ func EncodeGrant(g *store.Grant) []byte {
 	e.byte(formatV2)
 	e.secret(g.AccessSecret)
 	e.secret(g.RefreshSecret)
-	e.time(g.IssuedAt)
-	tags := len(e.b)
-	e.byte(0)
-	base := unixNano(g.IssuedAt)
-	t := e.relative(g.AccessExpiresAt, base)
-	t |= e.relative(g.RefreshExpiresAt, base) << 2
-	t |= e.relative(g.RotatedAt, base) << 4
-	t |= e.relative(g.AccessRevokedAt, base) << 6
-	e.b[tags] = t
+	e.times(g.IssuedAt, g.AccessExpiresAt, g.RefreshExpiresAt, g.RotatedAt, g.AccessRevokedAt)
 	e.string(g.PluginID)
 	e.string(g.BaseID)
 	e.scopes(g.Scopes)
@@ -383,12 +390,7 @@ func DecodeGrant(raw []byte, g *store.Grant) error {
 		g.AccessSecret, g.RefreshSecret = store.Hash{}, store.Hash{}
 		d.fixed(g.AccessSecret[:StoredSecretLen])
 		d.fixed(g.RefreshSecret[:StoredSecretLen])
-		g.IssuedAt = d.time()
-		tags, base := d.byte(), unixNano(g.IssuedAt)
-		g.AccessExpiresAt = d.relative(tags&3, base)
-		g.RefreshExpiresAt = d.relative(tags>>2&3, base)
-		g.RotatedAt = d.relative(tags>>4&3, base)
-		g.AccessRevokedAt = d.relative(tags>>6&3, base)
+		d.times(&g.IssuedAt, &g.AccessExpiresAt, &g.RefreshExpiresAt, &g.RotatedAt, &g.AccessRevokedAt)
 		g.PluginID, g.BaseID = d.string(), d.string()
 		g.Scopes = d.scopes()
 		g.Subject = d.string()
