@@ -72,34 +72,25 @@ func (db *DB) readWithPlugin(ctx context.Context, keys ...string) ([]read, *stor
 }
 
 func decodePlugin(r read) (*store.Plugin, error) {
-	if r.raw == nil {
-		return nil, nil
-	}
-	var p store.Plugin
-	if err := codec.DecodePlugin(r.raw, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return decodeRead(r, store.Plugin{}, codec.DecodePlugin)
 }
 
 func decodeCode(r read, key store.Key) (*store.AuthCode, error) {
-	if r.raw == nil {
-		return nil, nil
-	}
-	c := store.AuthCode{Key: key}
-	if err := codec.DecodeAuthCode(r.raw, &c); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return decodeRead(r, store.AuthCode{Key: key}, codec.DecodeAuthCode)
 }
 
 func decodeGrant(r read, key store.Key) (*store.Grant, error) {
+	return decodeRead(r, store.Grant{Key: key}, codec.DecodeGrant)
+}
+
+// decodeRead decodes what r read into v, or returns nil for a key that
+// was absent: the decisions of package decide take nil for "absent".
+func decodeRead[T any](r read, v T, decode func([]byte, *T) error) (*T, error) {
 	if r.raw == nil {
 		return nil, nil
 	}
-	g := store.Grant{Key: key}
-	if err := codec.DecodeGrant(r.raw, &g); err != nil {
+	if err := decode(r.raw, &v); err != nil {
 		return nil, err
 	}
-	return &g, nil
+	return &v, nil
 }
