@@ -137,15 +137,11 @@ func (db *DB) walkAll(stop *atomic.Bool) (err error) {
 				err = errCheckStopped
 				return
 			}
-			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, db.path, p)
+			err = damage(db.path, p)
 		}
 	}()
 	return db.bolt.View(func(tx *bolt.Tx) error {
-		w := newWalker(tx, stop)
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			w.walk(b, 0)
-			return nil
-		})
+		return newWalker(tx, stop).file(tx, true)
 	})
 }
 
@@ -156,7 +152,7 @@ func (db *DB) recoverDamage(err *error) {
 	if p := recover(); p != nil {
 		// Unavailable as well: the request may be retried elsewhere, and
 		// is answered 503, not 500.
-		e := fmt.Errorf("%w: %w: %s: %v (restore it from a backup)", store.ErrUnavailable, ErrDamaged, db.path, p)
+		e := fmt.Errorf("%w: %w", store.ErrUnavailable, damage(db.path, p))
 		db.damaged.CompareAndSwap(nil, &e)
 		*err = e
 	}
@@ -166,6 +162,12 @@ func (db *DB) recoverDamage(err *error) {
 // readable plugintoken database: truncated, or with pages that do not
 // decode. Restore it from a backup.
 var ErrDamaged = errors.New("store: database file is damaged")
+
+// damage is the error of a check or transaction that panicked with p (a
+// page that faults, or that bbolt finds malformed) on the file at path.
+func damage(path string, p any) error {
+	return fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+}
 
 // verify reads the pages a lookup can reach, in a read-only open of the
 // file at path, and reports a damaged file as ErrDamaged: every page when
@@ -193,22 +195,14 @@ func verify(path string, timeout time.Duration, full bool) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+			err = damage(path, p)
 		}
 	}()
 	return b.View(func(tx *bolt.Tx) error {
 		if need := tx.Size(); st.Size() < need {
 			return fmt.Errorf("%w: %s is truncated: %d bytes, its pages need %d (restore it from a backup)", ErrDamaged, path, st.Size(), need)
 		}
-		w := newWalker(tx, nil)
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if !full && bigBuckets[string(name)] {
-				w.ends(b)
-				return nil
-			}
-			w.walk(b, 0)
-			return nil
-		})
+		return newWalker(tx, nil).file(tx, full)
 	})
 }
 
@@ -225,6 +219,19 @@ type walker struct {
 	lo, hi uintptr // the mapped bytes of the transaction's pages
 	stop   *atomic.Bool
 	sink   byte
+}
+
+// file walks every bucket of tx: every element when full, else every
+// element of the small buckets and both ends of the large ones.
+func (w *walker) file(tx *bolt.Tx, full bool) error {
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if !full && bigBuckets[string(name)] {
+			w.ends(b)
+		} else {
+			w.walk(b, 0)
+		}
+		return nil
+	})
 }
 
 // newWalker returns a walker for the pages of tx.
@@ -275,7 +282,7 @@ func (w *walker) walk(b *bolt.Bucket, depth int) {
 func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %s: %v (restore it from a backup)", ErrDamaged, path, p)
+			err = damage(path, p)
 		}
 	}()
 	return bolt.Open(path, 0o600, opts)
