@@ -18,11 +18,13 @@ import (
 
 // TestOldFilesMigrate opens files earlier releases wrote (schema 3, no
 // expiry index: testdata/schema3; schema 4, records of format 1:
-// testdata/schema4): each is migrated in place, and every credential in it
-// works as it did, a replay of its redeemed code included; its
-// long-expired records are swept.
+// testdata/schema4; schema 5, redeemed codes kept as tombstones:
+// testdata/schema5): each is migrated in place, and every credential in it
+// works as it did, a replay of its redeemed code included; a code it holds
+// unredeemed is consumed by its exchange, as this version does, and its
+// replay is still recognised; its long-expired records are swept.
 func TestOldFilesMigrate(t *testing.T) {
-	for _, version := range []string{"schema3", "schema4"} {
+	for _, version := range []string{"schema3", "schema4", "schema5"} {
 		t.Run(version, func(t *testing.T) { testOldFileMigrates(t, version) })
 	}
 }
@@ -67,11 +69,18 @@ func testOldFileMigrates(t *testing.T, version string) {
 	}
 	req := core.TokenRequest{BaseID: "bseA", Secret: creds["secret"], Scopes: []string{"table|read"}}
 	req.AuthCode = creds["unredeemedCode"]
-	if _, err := svc.Exchange(ctx, creds["pluginId"], req); err != nil {
+	fresh, err := svc.Exchange(ctx, creds["pluginId"], req)
+	if err != nil {
 		t.Errorf("unredeemed code: %v", err)
 	}
-	req.AuthCode = creds["redeemedCode"]
 	var ce *core.Error
+	if _, err := svc.Exchange(ctx, creds["pluginId"], req); !errors.As(err, &ce) || ce.Reason != "auth_code_replay" {
+		t.Errorf("replay of the code exchanged after the migration: %v, want auth_code_replay", err)
+	}
+	if _, err := svc.Authenticate(ctx, fresh.AccessToken); err == nil {
+		t.Error("the replay did not revoke the token of the code exchanged after the migration")
+	}
+	req.AuthCode = creds["redeemedCode"]
 	if _, err := svc.Exchange(ctx, creds["pluginId"], req); !errors.As(err, &ce) || ce.Reason != "auth_code_replay" {
 		t.Errorf("replay of the redeemed code: %v, want auth_code_replay", err)
 	}
@@ -87,7 +96,7 @@ func testOldFileMigrates(t *testing.T, version string) {
 	}
 	defer db.Close()
 	_ = db.View(func(tx *bolt.Tx) error {
-		if v := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); v != "5" {
+		if v := string(tx.Bucket([]byte("meta")).Get([]byte("schema"))); v != "6" {
 			t.Errorf("schema after the migration: %q", v)
 		}
 		return nil

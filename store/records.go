@@ -134,6 +134,14 @@ type Grant struct {
 	// store copies it from the code (on redemption) or the presented grant
 	// (on rotation): callers need not set it.
 	Subject string
+	// CodeSecret is the secret hash of the code the grant descends from.
+	// A redemption consumes its code (the code's record goes) and every
+	// grant of the family carries the code's hash instead, so that a
+	// replay of the code is recognised, and revokes the family, for as
+	// long as any of its grants is stored. The store copies it from the
+	// code or the presented grant, as Subject; it is zero in grants
+	// written before schema 6, whose codes stay as tombstones.
+	CodeSecret Hash
 }
 
 // Token is one token of a grant, as a lookup sees it.

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -210,5 +211,50 @@ func TestSweepStopsAtItsBudget(t *testing.T) {
 	}
 	if res, err := db.Sweep(ctx, t0.Add(time.Hour)); err != nil || res.Codes != 0 {
 		t.Errorf("second sweep: %+v, %v, want nothing left", res, err)
+	}
+}
+
+// TestRedemptionLeavesOneRecordAndOneEntry: a redeemed code is consumed
+// (schema 6): what a live pair keeps is its grant, which carries the code's
+// hash, and the grant's expiry entry. Schema 5 kept the code as a tombstone
+// with an entry of its own as well, 60% more bytes a pair.
+func TestRedemptionLeavesOneRecordAndOneEntry(t *testing.T) {
+	ctx := context.Background()
+	db, t0 := openWithPlugin(t)
+	const n = 100
+	for i := range n {
+		code := store.Ref{Key: store.NewKey(t0), Secret: store.HashOf(fmt.Sprint("code", i))}
+		if err := db.CreateAuthCode(ctx, store.AuthCode{Key: code.Key, Secret: code.Secret, PluginID: "plu1", BaseID: "bse1",
+			IssuedAt: t0, ExpiresAt: t0.Add(5 * time.Minute), Subject: "usr0123456789abcdef"}); err != nil {
+			t.Fatal(err)
+		}
+		g := store.Grant{Key: store.NewGrantKey(code.Key), AccessSecret: store.HashOf(fmt.Sprint("a", i)), RefreshSecret: store.HashOf(fmt.Sprint("r", i)),
+			PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read"}, IssuedAt: t0, AccessExpiresAt: t0.Add(time.Hour), RefreshExpiresAt: t0.Add(720 * time.Hour)}
+		if err := db.RedeemAuthCode(ctx, store.Redemption{PluginID: "plu1", BaseID: "bse1", Code: code, Now: t0,
+			Authorize: func(store.Plugin) error { return nil }, Grant: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts, size := map[string]int{}, 0
+	if err := db.view(ctx, func(tx txn) error {
+		for _, name := range [][]byte{bucketCodes, bucketGrants, bucketExpiry} {
+			if err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				counts[string(name)]++
+				size += len(k) + len(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if counts["codes"] != 0 || counts["grants"] != n || counts["expiry"] != n {
+		t.Errorf("after %d redemptions: %v, want no code, %d grants and %d entries", n, counts, n, n)
+	}
+	// A grant's key and value, and its entry's key: 24+107+33.
+	if perPair := size / n; perPair > 170 {
+		t.Errorf("%d bytes of keys and values a pair, want at most 170", perPair)
 	}
 }

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 
@@ -83,23 +84,37 @@ func (db *DB) checkAndWrite(ctx context.Context, plan func(txn, pluginLookup) (d
 }
 
 // planRedemption reads what a redemption needs inside tx and plans it
-// (decide.Redemption). lookup reads the plugin (from the write cache inside
-// the group commit).
+// (decide.Redemption): the code, or its family's tombstone, or else the
+// family's first grant. lookup reads the plugin (from the write cache
+// inside the group commit).
 func planRedemption(tx txn, r store.Redemption, lookup pluginLookup) (decide.Plan, error) {
 	pp, err := optional(lookup(tx, r.PluginID))
 	if err != nil {
 		return decide.Plan{}, err
 	}
-	var c store.AuthCode
-	ok, err := get(tx, bucketCodes, r.Code.Key[:], &c)
-	if err != nil {
-		return decide.Plan{}, err
+	fam := r.Code.Key.Family()
+	var c *store.AuthCode
+	for _, key := range []store.Key{r.Code.Key, decide.TombstoneKey(fam)} {
+		stored := store.AuthCode{Key: key}
+		ok, err := get(tx, bucketCodes, key[:], &stored)
+		if err != nil {
+			return decide.Plan{}, err
+		}
+		if ok {
+			c = &stored
+			break
+		}
 	}
-	var pc *store.AuthCode
-	if ok {
-		pc = &c
+	var first *store.Grant
+	if c == nil {
+		if k, v := tx.Bucket(bucketGrants).Cursor().Seek(fam[:]); k != nil && bytes.HasPrefix(k, fam[:]) {
+			first = &store.Grant{Key: store.Key(k)}
+			if err := decode(bucketGrants, k, v, first); err != nil {
+				return decide.Plan{}, err
+			}
+		}
 	}
-	return decide.Redemption(r, pp, pc), nil
+	return decide.Redemption(r, pp, c, first), nil
 }
 
 // apply writes a plan inside the write transaction tx, dropping the cached
@@ -113,18 +128,20 @@ func (db *DB) apply(tx txn, plan decide.Plan) error {
 	if len(plan.Changed) > 0 {
 		db.cache.drop(plan.Changed...)
 	}
-	if plan.Code != nil {
-		if err := put(tx, bucketCodes, plan.Code.Key[:], plan.Code); err != nil {
+	if c := plan.Consume; c != nil {
+		if err := tx.Bucket(bucketCodes).Delete(c.Key[:]); err != nil {
 			return err
 		}
-		if m := plan.CodeEntry; !m.To.IsZero() {
-			idx := tx.Bucket(bucketExpiry)
-			if err := idx.Delete(codec.ExpiryKey(m.From, codec.ExpiryCode, plan.Code.Key)); err != nil {
-				return err
-			}
-			if err := idx.Put(codec.ExpiryKey(m.To, codec.ExpiryCode, plan.Code.Key), nil); err != nil {
-				return err
-			}
+		if err := tx.Bucket(bucketExpiry).Delete(codec.ExpiryKey(decide.Deadline(c, nil), codec.ExpiryCode, c.Key)); err != nil {
+			return err
+		}
+	}
+	if t := plan.Tombstone; t != nil {
+		if err := put(tx, bucketCodes, t.Key[:], t); err != nil {
+			return err
+		}
+		if err := index(tx, t, nil); err != nil {
+			return err
 		}
 	}
 	for i := range plan.Grants {

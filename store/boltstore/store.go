@@ -268,9 +268,9 @@ func (db *DB) init() error {
 			}
 		case string(v) == codec.UnindexedSchemaVersion:
 			migrate = true
-		case string(v) == codec.FormatOneSchemaVersion:
+		case codec.Decodable(string(v)):
 			// Its records decode as they are: record the version that
-			// writes format 2, which older builds refuse to open.
+			// writes what older builds must not misread.
 			if err := meta.Put(keySchema, []byte(codec.SchemaVersion)); err != nil {
 				return err
 			}

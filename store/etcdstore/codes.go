@@ -4,6 +4,10 @@ package etcdstore
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -39,16 +43,21 @@ func (db *DB) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 // guarded by the revisions of the plugin and the code, so of any number of
 // concurrent redemptions through any number of replicas exactly one
 // succeeds. A replay revokes the code's family in one transaction too.
+//
+// An unknown key is read again with its family's tombstone and first
+// grant (decide.Redemption), all in one snapshot: a consumed code is
+// recognised by the hash its grants carry.
 func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 	if err := r.Check(); err != nil {
 		return err
 	}
 	ctx, cancel := db.ctx(ctx)
 	defer cancel()
-	keys := []string{db.pluginKey(r.PluginID), db.codeKey(r.Code.Key)}
+	fam := r.Code.Key.Family()
+	keys := []string{db.pluginKey(r.PluginID), db.codeKey(r.Code.Key), db.codeKey(decide.TombstoneKey(fam))}
 	var outcome error
 	err := db.retry(ctx, func() (bool, error) {
-		reads, p, err := db.readWithPlugin(ctx, keys...)
+		reads, p, err := db.readWithPlugin(ctx, keys[:2]...)
 		if err != nil {
 			return false, err
 		}
@@ -56,12 +65,69 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 		if err != nil {
 			return false, err
 		}
-		plan := decide.Redemption(r, p, c)
+		var first *store.Grant
+		cmps := unchanged(keys[:2], reads)
+		if c == nil {
+			var firstRead read
+			var firstKey store.Key
+			if reads, firstRead, firstKey, err = db.readFamily(ctx, keys, fam); err != nil {
+				return false, err
+			}
+			if p, err = decodePlugin(reads[0]); err != nil {
+				return false, err
+			}
+			if c, err = decodeCode(reads[1], r.Code.Key); err != nil {
+				return false, err
+			}
+			if c == nil {
+				if c, err = decodeCode(reads[2], decide.TombstoneKey(fam)); err != nil {
+					return false, err
+				}
+			}
+			if first, err = decodeGrant(firstRead, firstKey); err != nil {
+				return false, err
+			}
+			cmps = unchanged(keys, reads)
+		}
+		plan := decide.Redemption(r, p, c, first)
 		outcome = plan.Outcome
-		return db.apply(ctx, plan, unchanged(keys, reads))
+		return db.apply(ctx, plan, cmps)
 	})
 	if err != nil {
 		return err
 	}
 	return outcome
 }
+
+// readFamily reads keys and the first grant of the family fam in one
+// snapshot, and returns the grant's read and key (a zero read when the
+// family has none).
+func (db *DB) readFamily(ctx context.Context, keys []string, fam store.Family) ([]read, read, store.Key, error) {
+	ops := make([]clientv3.Op, 0, len(keys)+1)
+	for _, k := range keys {
+		ops = append(ops, clientv3.OpGet(k))
+	}
+	ops = append(ops, clientv3.OpGet(db.familyKey(fam), clientv3.WithPrefix(), clientv3.WithLimit(1)))
+	resps, err := db.reads.do(ctx, ops...)
+	if err != nil {
+		return nil, read{}, store.Key{}, unavailable(err)
+	}
+	out := make([]read, len(resps))
+	for i, r := range resps {
+		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
+			out[i] = read{raw: kvs[0].Value, rev: kvs[0].ModRevision}
+		}
+	}
+	var key store.Key
+	if kvs := resps[len(keys)].GetResponseRange().Kvs; len(kvs) > 0 {
+		raw, err := hex.DecodeString(strings.TrimPrefix(string(kvs[0].Key), db.prefix+"grants/"))
+		if err != nil || len(raw) != len(key) {
+			return nil, read{}, store.Key{}, fmt.Errorf("etcdstore: grant key %q: %w", kvs[0].Key, errBadKey)
+		}
+		copy(key[:], raw)
+	}
+	return out[:len(keys)], out[len(keys)], key, nil
+}
+
+// errBadKey is a key under grants/ that is not a grant's.
+var errBadKey = errors.New("not a grant key")

@@ -196,11 +196,12 @@ func (db *DB) init(timeout time.Duration) error {
 		case codec.SchemaVersion:
 		case codec.UnindexedSchemaVersion:
 			return db.migrate(codec.UnindexedSchemaVersion)
-		case codec.FormatOneSchemaVersion:
-			// Format 1 records decode as they are: record the version
-			// that writes format 2, which older builds refuse.
-			return db.migrate(codec.FormatOneSchemaVersion)
 		default:
+			if codec.Decodable(got) {
+				// The records decode as they are: record the version
+				// that writes what older builds must not misread.
+				return db.migrate(got)
+			}
 			return fmt.Errorf("etcdstore: %s has schema version %q, this build reads %q", db.prefix, got, codec.SchemaVersion)
 		}
 	}
@@ -256,12 +257,11 @@ func (db *DB) apply(ctx context.Context, plan decide.Plan, cmps []clientv3.Cmp) 
 	if plan.RevokeFamily != nil {
 		ops = append(ops, clientv3.OpDelete(db.familyKey(*plan.RevokeFamily), clientv3.WithPrefix()))
 	}
-	if plan.Code != nil {
-		ops = append(ops, clientv3.OpPut(db.codeKey(plan.Code.Key), marshal(plan.Code)))
-		if m := plan.CodeEntry; !m.To.IsZero() {
-			ops = append(ops, clientv3.OpDelete(db.entryKey(m.From, codec.ExpiryCode, plan.Code.Key)),
-				clientv3.OpPut(db.entryKey(m.To, codec.ExpiryCode, plan.Code.Key), ""))
-		}
+	if c := plan.Consume; c != nil {
+		ops = append(ops, clientv3.OpDelete(db.codeKey(c.Key)), clientv3.OpDelete(db.entryKey(decide.Deadline(c, nil), codec.ExpiryCode, c.Key)))
+	}
+	if t := plan.Tombstone; t != nil {
+		ops = append(ops, clientv3.OpPut(db.codeKey(t.Key), marshal(t)), db.indexOp(t, nil))
 	}
 	for i := range plan.Grants {
 		ops = append(ops, clientv3.OpPut(db.grantKey(plan.Grants[i].Key), marshal(&plan.Grants[i])), db.indexOp(nil, &plan.Grants[i]))

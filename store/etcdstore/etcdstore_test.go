@@ -122,3 +122,41 @@ func TestBatching(t *testing.T) {
 		})
 	}
 }
+
+// TestRedemptionLeavesOneRecordAndOneEntry: a redeemed code is consumed
+// (schema 6): a live pair keeps its grant, which carries the code's hash,
+// and the grant's expiry entry, not the code's tombstone and a second
+// entry as schema 5 did.
+func TestRedemptionLeavesOneRecordAndOneEntry(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	db, err := etcdstore.New(c, etcdstore.Options{Prefix: "/pairs/", RequestTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.MustCreatePlugin(t, db, "plu1")
+	const n = 20
+	for i := range n {
+		name := fmt.Sprint("pair", i)
+		storetest.MustCreateCode(t, db, name, "plu1", "bse1")
+		if err := db.RedeemAuthCode(context.Background(), storetest.RedemptionOf(name, fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for what, want := range map[string]int64{"codes/": 0, "grants/": n, "expiry/": n} {
+		resp, err := c.Get(ctx, "/pairs/"+what, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count != want {
+			t.Errorf("%s holds %d keys after %d redemptions, want %d", what, resp.Count, n, want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 
 // TestOldPrefixesMigrate: a prefix an earlier release wrote (schema 3:
 // format 1 records, no expiry index; schema 4: format 1 records with their
-// entries) opens, is recorded as the current version, serves its tokens,
+// entries; schema 5: format 2, a redeemed code kept as its tombstone) opens, is recorded as the current version, serves its tokens,
 // and its records are swept when they expire: the migration from 3 wrote
 // their entries.
 func TestOldPrefixesMigrate(t *testing.T) {
@@ -30,7 +30,7 @@ func TestOldPrefixesMigrate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t0 := time.Now().UTC()
-	for _, version := range []string{codec.UnindexedSchemaVersion, codec.FormatOneSchemaVersion} {
+	for _, version := range []string{codec.UnindexedSchemaVersion, "4", "5"} {
 		t.Run("schema"+version, func(t *testing.T) {
 			prefix := "/old-" + version + "/"
 			code := store.AuthCode{Key: storetest.Ref("code").Key, Secret: storetest.Ref("code").Secret, PluginID: "plu1", BaseID: "bse1",
@@ -38,13 +38,19 @@ func TestOldPrefixesMigrate(t *testing.T) {
 			g := store.Grant{Key: store.NewGrantKey(code.Key), AccessSecret: store.HashOf("a"), RefreshSecret: store.HashOf("r"),
 				PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read"},
 				IssuedAt: t0, AccessExpiresAt: t0.Add(time.Hour), RefreshExpiresAt: t0.Add(2 * time.Hour)}
+			// Schemas 3 and 4 wrote format 1, schema 5 format 2 (a grant
+			// without its code's hash, the code kept as its tombstone).
+			rawCode, rawGrant := codec.EncodeAuthCodeV1(&code), codec.EncodeGrantV1(&g)
+			if version == "5" {
+				rawCode, rawGrant = codec.EncodeAuthCode(&code), codec.EncodeGrant(&g)
+			}
 			puts := []clientv3.Op{
 				clientv3.OpPut(prefix+"meta/schema", version),
 				clientv3.OpPut(prefix+"plugins/plu1", string(codec.EncodePlugin(&store.Plugin{ID: "plu1", Name: "Chart", CreatedAt: t0, UpdatedAt: t0}))),
-				clientv3.OpPut(prefix+"codes/"+hex.EncodeToString(code.Key[:]), string(codec.EncodeAuthCodeV1(&code))),
-				clientv3.OpPut(prefix+"grants/"+hex.EncodeToString(g.Key[:]), string(codec.EncodeGrantV1(&g))),
+				clientv3.OpPut(prefix+"codes/"+hex.EncodeToString(code.Key[:]), string(rawCode)),
+				clientv3.OpPut(prefix+"grants/"+hex.EncodeToString(g.Key[:]), string(rawGrant)),
 			}
-			if version == codec.FormatOneSchemaVersion {
+			if version != codec.UnindexedSchemaVersion {
 				for _, e := range [][]byte{codec.ExpiryKey(g.RefreshExpiresAt, codec.ExpiryCode, code.Key), codec.ExpiryKey(g.RefreshExpiresAt, codec.ExpiryGrant, g.Key)} {
 					puts = append(puts, clientv3.OpPut(prefix+"expiry/"+hex.EncodeToString(e), ""))
 				}

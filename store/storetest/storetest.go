@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -135,17 +136,18 @@ func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 		t.Fatalf("early sweep: %+v, %v", res, err)
 	}
 	// At T0+6m both codes are past expiry and the tokens (10m) are not:
-	// the unused code goes, the redeemed one stays, as the tombstone that
-	// recognises its replay for as long as what it gave lives.
+	// the unused code goes; the redeemed one was consumed, and its grant,
+	// which carries its hash, recognises its replay for as long as it is
+	// stored.
 	res, err := db.Sweep(ctx, T0.Add(6*time.Minute))
 	if err != nil || res.Codes != 1 || res.Grants != 0 {
 		t.Fatalf("sweep at 6m: %+v, %v; want the unused code alone removed", res, err)
 	}
-	// At T0+11m the tokens have expired: the grant goes, and with it the
-	// tombstone; the code is now unknown, no longer a replay.
+	// At T0+11m the tokens have expired: the grant goes, and with it what
+	// recognised the code; the code is now unknown, no longer a replay.
 	res, err = db.Sweep(ctx, T0.Add(11*time.Minute))
-	if err != nil || res.Grants != 1 || res.Codes != 1 {
-		t.Fatalf("sweep at 11m: %+v, %v; want the grant and the tombstone removed", res, err)
+	if err != nil || res.Grants != 1 || res.Codes != 0 {
+		t.Fatalf("sweep at 11m: %+v, %v; want the grant removed", res, err)
 	}
 	late := Redemption("b")
 	late.Now = T0.Add(11 * time.Minute)
@@ -173,6 +175,7 @@ func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 	})
 	t.Run("OrphansOfDeletedPlugin", func(t *testing.T) {
 		db, _ := redeemed(t, open)
+		MustCreateCode(t, db, "code2", "plu1", "bse1")
 		if err := db.DeletePlugin(ctx, "plu1"); err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +193,8 @@ func Run(t *testing.T, open func(testing.TB) store.Store) {
 		"Plugins": testPlugins, "RedeemAuthCode": testRedeemAuthCode, "RedeemAuthCodeConcurrent": testRedeemAuthCodeConcurrent,
 		"TokenOfDeletedPlugin": testTokenOfDeletedPlugin, "RotateRefreshToken": testRotateRefreshToken,
 		"RefreshReuse": testRefreshReuse, "CodeReplayRevokesFamily": testCodeReplayRevokesFamily,
-		"RevokeToken": testRevokeToken, "WritesSeenAtOnce": testCacheFollowsWrites, "NoStaleReadAfterRevoke": testCacheNoStaleFill,
+		"ReplayAfterRevocation": testReplayAfterRevocation,
+		"RevokeToken":           testRevokeToken, "WritesSeenAtOnce": testCacheFollowsWrites, "NoStaleReadAfterRevoke": testCacheNoStaleFill,
 		"Sweep": testSweep, "RotationRace": testRotationRace, "ReuseRule": testReuseRule,
 		"RevokeRotatedRefresh": testRevokeRotatedRefresh, "Subject": testSubject,
 		"OneSpellingPerCredential": testOneSpelling,
@@ -480,6 +484,63 @@ func testRefreshReuse(t *testing.T, open func(testing.TB) store.Store) {
 			}
 		}
 	})
+}
+
+// testReplayAfterRevocation: once a family is revoked (its refresh token
+// revoked or reused, its code replayed), none of its grants is left to
+// carry its code's hash, and a replay of the code is still a replay, each
+// time, until the sweep after the family's deadline forgets the code.
+func testReplayAfterRevocation(t *testing.T, open func(testing.TB) store.Store) {
+	now := T0.Add(2 * time.Minute)
+	for name, revoke := range map[string]func(store.Store, store.Redemption) error{
+		"RefreshRevoked": func(db store.Store, r store.Redemption) error {
+			return db.RevokeToken(ctx, store.Revocation{Token: RefreshRef(r.Grant), Now: now})
+		},
+		"RefreshReused": func(db store.Store, r store.Redemption) error {
+			if _, err := db.RotateRefreshToken(ctx, Rotation(RefreshRef(r.Grant), "b", now)); err != nil {
+				return err
+			}
+			if _, err := db.RotateRefreshToken(ctx, Rotation(RefreshRef(r.Grant), "c", now)); !errors.Is(err, store.ErrTokenReused) {
+				return fmt.Errorf("reuse: %v, want ErrTokenReused", err)
+			}
+			return nil
+		},
+		"CodeReplayed": func(db store.Store, r store.Redemption) error {
+			if err := db.RedeemAuthCode(ctx, Redemption("z")); !errors.Is(err, store.ErrCodeReplayed) {
+				return fmt.Errorf("first replay: %v, want ErrCodeReplayed", err)
+			}
+			return nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, r := redeemed(t, open)
+			if err := revoke(db, r); err != nil {
+				t.Fatal(err)
+			}
+			if Live(t, db, AccessRef(r.Grant), now) {
+				t.Fatal("the family's token survived its revocation")
+			}
+			for i := range 2 {
+				replay := Redemption(fmt.Sprint("y", i))
+				replay.Now = now
+				if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
+					t.Fatalf("replay %d after the revocation: %v, want ErrCodeReplayed", i, err)
+				}
+				if _, err := db.Token(ctx, AccessRef(replay.Grant)); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("replay %d stored a token: %v", i, err)
+				}
+			}
+			later := T0.Add(48 * time.Hour)
+			if res, err := db.Sweep(ctx, later); err != nil || res.Codes != 1 {
+				t.Fatalf("sweep after the family's deadline: %+v, %v; want the code's tombstone removed", res, err)
+			}
+			replay := Redemption("x")
+			replay.Now = later
+			if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrInvalidCode) {
+				t.Errorf("replay once the tombstone was swept: %v, want ErrInvalidCode", err)
+			}
+		})
+	}
 }
 
 func testCodeReplayRevokesFamily(t *testing.T, open func(testing.TB) store.Store) {

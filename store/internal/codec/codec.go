@@ -26,25 +26,31 @@ import (
 //     difference to it, in milliseconds when whole (a lifetime is), in
 //     nanoseconds otherwise, with a 2-bit tag each (absent, ms, ns);
 //   - a scope of Teable's vocabulary is one byte (scopeTable).
+// A grant that carries its code's hash (schema 6) is format 3: format 2
+// with that hash after the format byte.
 // Format 1 records (schemas 3 and 4) still decode: a file is not rewritten
 // to change format, its records are replaced as they are written again or
 // expire. Plugins stay in format 1: there are few of them.
 
 // SchemaVersion is the layout version a backend records (bbolt's
 // meta/schema, etcd's <prefix>schema). Open refuses another version rather
-// than misread it, except the two before, which it migrates in place:
+// than misread it, except the ones before, which it migrates in place:
 // version 4 added the expiry index (expiry.go) to version 3's records,
-// version 5 writes codes and grants in format 2 and reads both formats.
-const SchemaVersion = "5"
+// version 5 writes codes and grants in format 2 and reads both formats,
+// version 6 consumes a code at its redemption (its grants carry its hash,
+// format 3) where version 5 kept it as a tombstone.
+const SchemaVersion = "6"
 
 // UnindexedSchemaVersion is the version without the expiry index: Open
 // writes every record's entry, then SchemaVersion.
 const UnindexedSchemaVersion = "3"
 
-// FormatOneSchemaVersion is the version whose records are all of format
-// 1: they decode as they are, so Open only writes SchemaVersion (which an
-// older build then refuses, rather than misread format 2).
-const FormatOneSchemaVersion = "4"
+// Decodable reports whether the records of a file or prefix of schema
+// version v decode and keep their meaning as they are (versions 4 and 5:
+// their redeemed codes are tombstones, which this version still reads), so
+// that Open only writes SchemaVersion, which older builds then refuse
+// rather than misread the records this one writes.
+func Decodable(v string) bool { return v == "4" || v == "5" }
 
 // StoredSecretLen is how many leading bytes of a secret's hash a format 2
 // record keeps, and what decide.Matches compares for every record.
@@ -53,6 +59,9 @@ const StoredSecretLen = 16
 const (
 	formatV1 = 1
 	formatV2 = 2
+	// formatV3 is a grant of format 2 that carries its code's secret hash
+	// (store.Grant.CodeSecret, schema 6) before its own two.
+	formatV3 = 3
 )
 
 var errCorrupt = errors.New("store: corrupt record")
@@ -155,12 +164,13 @@ func (d *decoder) list(item func() string) []string {
 	return out
 }
 
-// newDecoder reads the format byte: formatV1, or (when v2 is true)
-// formatV2.
-func newDecoder(raw []byte, v2 bool) (*decoder, byte) {
+// newDecoder reads the format byte: formatV1, or (when newer is true)
+// formatV2, or formatV3 for a grant.
+func newDecoder(raw []byte, newer bool, grant bool) (*decoder, byte) {
 	d := &decoder{b: raw}
 	v := d.byte()
-	if d.err == nil && v != formatV1 && (!v2 || v != formatV2) {
+	known := v == formatV1 || newer && v == formatV2 || grant && v == formatV3
+	if d.err == nil && !known {
 		d.err = fmt.Errorf("store: unknown record format %d", v)
 	}
 	return d, v
@@ -296,7 +306,7 @@ func EncodePlugin(p *store.Plugin) []byte {
 // DecodePlugin decodes the stored form of a plugin into p. A code's or
 // grant's Key is not part of its stored form.
 func DecodePlugin(raw []byte, p *store.Plugin) error {
-	d, _ := newDecoder(raw, false)
+	d, _ := newDecoder(raw, false, false)
 	d.fixed(p.SecretHash[:])
 	p.CreatedAt, p.UpdatedAt = d.time(), d.time()
 	p.ID, p.Name, p.SecretHint = d.string(), d.string(), d.string()
@@ -334,7 +344,7 @@ func EncodeAuthCodeV1(c *store.AuthCode) []byte {
 // DecodeAuthCode decodes the stored form of a code (format 1 or 2) into c.
 // A code's or grant's Key is not part of its stored form.
 func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
-	d, format := newDecoder(raw, true)
+	d, format := newDecoder(raw, true, false)
 	if format == formatV2 {
 		c.Secret = store.Hash{}
 		d.fixed(c.Secret[:StoredSecretLen])
@@ -349,10 +359,16 @@ func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
 	return d.err
 }
 
-// EncodeGrant returns the stored form of g (format 2).
+// EncodeGrant returns the stored form of g: format 3 when it carries its
+// code's hash, else format 2.
 func EncodeGrant(g *store.Grant) []byte {
-	e := encoder{b: make([]byte, 0, 96)}
-	e.byte(formatV2)
+	e := encoder{b: make([]byte, 0, 112)}
+	if g.CodeSecret != (store.Hash{}) {
+		e.byte(formatV3)
+		e.secret(g.CodeSecret)
+	} else {
+		e.byte(formatV2)
+	}
 	e.secret(g.AccessSecret)
 	e.secret(g.RefreshSecret)
 	e.times(g.IssuedAt, g.AccessExpiresAt, g.RefreshExpiresAt, g.RotatedAt, g.AccessRevokedAt)
@@ -382,10 +398,15 @@ func EncodeGrantV1(g *store.Grant) []byte {
 	return e.b
 }
 
-// DecodeGrant decodes the stored form of a grant (format 1 or 2) into g.
-// A code's or grant's Key is not part of its stored form.
+// DecodeGrant decodes the stored form of a grant (format 1, 2 or 3) into
+// g. A code's or grant's Key is not part of its stored form.
 func DecodeGrant(raw []byte, g *store.Grant) error {
-	d, format := newDecoder(raw, true)
+	d, format := newDecoder(raw, true, true)
+	g.CodeSecret = store.Hash{}
+	if format == formatV3 {
+		d.fixed(g.CodeSecret[:StoredSecretLen])
+		format = formatV2
+	}
 	if format == formatV2 {
 		g.AccessSecret, g.RefreshSecret = store.Hash{}, store.Hash{}
 		d.fixed(g.AccessSecret[:StoredSecretLen])

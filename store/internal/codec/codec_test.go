@@ -65,6 +65,8 @@ func TestFormat2RoundTrip(t *testing.T) {
 			IssuedAt: t0, AccessExpiresAt: t0.Add(10 * time.Minute), RefreshExpiresAt: t0.Add(time.Hour),
 			RotatedAt: t0.Add(time.Minute + 1), AccessRevokedAt: t0.Add(-time.Second)},
 		{PluginID: "plu1", Scopes: nil},
+		{AccessSecret: hash("a3"), RefreshSecret: hash("r3"), CodeSecret: hash("code"), PluginID: "plu1", BaseID: "bse1",
+			Scopes: []string{"table|read"}, IssuedAt: t0, AccessExpiresAt: t0.Add(10 * time.Minute), RefreshExpiresAt: t0.Add(time.Hour)},
 	}
 	for _, g := range grants {
 		raw := codec.EncodeGrant(&g)
@@ -73,7 +75,7 @@ func TestFormat2RoundTrip(t *testing.T) {
 			t.Fatalf("%+v: %v", g, err)
 		}
 		want := g
-		want.AccessSecret, want.RefreshSecret = cut(g.AccessSecret), cut(g.RefreshSecret)
+		want.AccessSecret, want.RefreshSecret, want.CodeSecret = cut(g.AccessSecret), cut(g.RefreshSecret), cut(g.CodeSecret)
 		if !reflect.DeepEqual(back, want) {
 			t.Errorf("grant read back as\n %+v, want\n %+v", back, want)
 		}
@@ -107,10 +109,14 @@ func TestCorruptRecordsRefused(t *testing.T) {
 	g := store.Grant{PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read", "odd"}, IssuedAt: t0,
 		AccessExpiresAt: t0.Add(time.Minute), RefreshExpiresAt: t0.Add(time.Hour), Subject: "s"}
 	raw := codec.EncodeGrant(&g)
-	for n := range len(raw) {
-		var back store.Grant
-		if codec.DecodeGrant(raw[:n], &back) == nil {
-			t.Errorf("a grant cut to %d of %d bytes decoded", n, len(raw))
+	carrying := g
+	carrying.CodeSecret = store.HashOf("code")
+	for _, raw := range [][]byte{raw, codec.EncodeGrant(&carrying)} {
+		for n := range len(raw) {
+			var back store.Grant
+			if codec.DecodeGrant(raw[:n], &back) == nil {
+				t.Errorf("a grant of format %d cut to %d of %d bytes decoded", raw[0], n, len(raw))
+			}
 		}
 	}
 	c := store.AuthCode{PluginID: "plu1", BaseID: "bse1", IssuedAt: t0, ExpiresAt: t0.Add(time.Minute), Subject: "s"}
@@ -122,9 +128,14 @@ func TestCorruptRecordsRefused(t *testing.T) {
 		}
 	}
 	bad := bytes.Clone(raw)
-	bad[0] = 3
+	bad[0] = 4
 	if codec.DecodeGrant(bad, &store.Grant{}) == nil {
-		t.Error("format 3 decoded")
+		t.Error("a grant of format 4 decoded")
+	}
+	bad = bytes.Clone(craw)
+	bad[0] = 3 // a grant's format, not a code's
+	if codec.DecodeAuthCode(bad, &store.AuthCode{}) == nil {
+		t.Error("a code of format 3 decoded")
 	}
 	unknown := codec.EncodeGrant(&store.Grant{Scopes: []string{"table|read"}})
 	i := bytes.LastIndexByte(unknown[:len(unknown)-1], 0x08) // table|read's number

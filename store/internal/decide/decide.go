@@ -188,8 +188,15 @@ type Plan struct {
 	// success, a detection (ErrCodeReplayed, ErrTokenReused) whose
 	// revocation the plan carries, or a refusal with nothing to write.
 	Outcome error
-	// Code, when set, is stored (under its Key).
-	Code *store.AuthCode
+	// Consume, when set, is the code a redemption used up: its record and
+	// its expiry entry (at its ExpiresAt) are deleted. The grant the
+	// redemption stores carries the code's hash instead (CodeSecret).
+	Consume *store.AuthCode
+	// Tombstone, when set, is stored under its Key (TombstoneKey) with its
+	// expiry entry (Deadline): what is kept of the code of a family being
+	// revoked, so that a replay of the code is still recognised once none
+	// of its grants carries its hash.
+	Tombstone *store.AuthCode
 	// Grants are stored, each under its Key. Changed lists those that
 	// replace a grant already stored (a rotated grant, an access token
 	// revoked), whose cached views a backend must drop.
@@ -199,37 +206,67 @@ type Plan struct {
 	RevokeFamily *store.Family
 	// Result is the grant a rotation issued.
 	Result store.Grant
-	// CodeEntry, when set, moves the expiry entry of Code.
-	CodeEntry CodeEntry
 }
 
-// Redemption decides a redemption (redemption) and says what to
-// write: the code, marked redeemed, and the grant with the code's subject;
-// or, for a replay, the family's revocation.
-func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode) Plan {
+// Redemption decides a redemption (redemption) and says what to write:
+// the code consumed and the grant, which carries the code's subject and
+// hash; or, for a replay, the family's revocation.
+//
+// c is the code stored under the presented key or, failing that, its
+// family's tombstone (TombstoneKey); nil when there is neither. first is,
+// when c is nil, the first grant stored in the code's family (nil when
+// none): a grant that carries the code's hash stands for the consumed
+// code, so a replay is recognised for as long as any grant of the family
+// is stored.
+func Redemption(r store.Redemption, p *store.Plugin, c *store.AuthCode, first *store.Grant) Plan {
+	carried := c == nil && first != nil && first.CodeSecret != (store.Hash{})
+	if carried {
+		c = &store.AuthCode{Secret: first.CodeSecret, PluginID: first.PluginID, RedeemedAt: first.IssuedAt}
+		if c.RedeemedAt.IsZero() {
+			c.RedeemedAt = r.Now
+		}
+	}
 	outcome := redemption(r, p, c)
 	switch outcome {
 	case nil:
-		redeemed := *c
-		redeemed.Key, redeemed.RedeemedAt = r.Code.Key, r.Now
-		// The tombstone keeps what recognises a replay (secret, plugin,
-		// redemption) and when it may go; the base and subject are never
-		// read again (a replay is decided before the base is compared),
-		// and cost bytes for as long as the grant lives.
-		redeemed.BaseID, redeemed.Subject = "", ""
+		consumed := *c
+		consumed.Key = r.Code.Key
 		g := r.Grant
-		g.Subject = c.Subject
-		plan := Plan{Code: &redeemed, Grants: []store.Grant{g}}
-		if to := ExpiresAt(&g); to.After(c.ExpiresAt) {
-			plan.CodeEntry = CodeEntry{From: c.ExpiresAt, To: to}
-		}
-		return plan
+		g.Subject, g.CodeSecret = c.Subject, c.Secret
+		return Plan{Consume: &consumed, Grants: []store.Grant{g}}
 	case store.ErrCodeReplayed:
 		// RFC 6749 §4.1.2: deny, and revoke what the code gave.
 		fam := r.Code.Key.Family()
-		return Plan{Outcome: outcome, RevokeFamily: &fam}
+		plan := Plan{Outcome: outcome, RevokeFamily: &fam}
+		if carried {
+			plan.Tombstone = tombstone(first, r.Now)
+		}
+		return plan
 	}
 	return Plan{Outcome: outcome}
+}
+
+// TombstoneKey is where the tombstone of a family's code is stored: the
+// family followed by zeros. A code's own key is not kept once it is
+// consumed (a grant's key keeps only its family), and a code key ends in
+// 64 random bits, so no live code is stored there.
+func TombstoneKey(f store.Family) store.Key {
+	var k store.Key
+	copy(k[:], f[:])
+	return k
+}
+
+// tombstone is what is kept of the code of g's family when the family is
+// revoked at now: its hash and plugin, redeemed, kept until g's deadline
+// (the sweep keeps it no longer than its family, which is gone). It is nil
+// when g does not carry its code's hash: a family of a version 5 store,
+// whose code's record is still stored as its tombstone.
+func tombstone(g *store.Grant, now time.Time) *store.AuthCode {
+	if g.CodeSecret == (store.Hash{}) {
+		return nil
+	}
+	return &store.AuthCode{Key: TombstoneKey(g.Key.Family()), Secret: g.CodeSecret, PluginID: g.PluginID,
+		IssuedAt: g.IssuedAt, ExpiresAt: ExpiresAt(g), RedeemedAt: now}
 }
 
 // Rotation decides a rotation (rotation) and says what to write:
@@ -248,6 +285,7 @@ func Rotation(r store.Rotation, p *store.Plugin, g *store.Grant) Plan {
 		}
 		fresh := r.New
 		fresh.PluginID, fresh.BaseID, fresh.Scopes, fresh.Subject = g.PluginID, g.BaseID, g.Scopes, g.Subject
+		fresh.CodeSecret = g.CodeSecret
 		fresh.RotatedAt, fresh.AccessRevokedAt = time.Time{}, time.Time{}
 		plan.Grants, plan.Result = append(plan.Grants, fresh), fresh
 		return plan
@@ -255,7 +293,7 @@ func Rotation(r store.Rotation, p *store.Plugin, g *store.Grant) Plan {
 		// RFC 9700 §4.14.2: a rotated token came back; one of its two
 		// holders is not the client. Revoke everything it led to.
 		fam := g.Key.Family()
-		return Plan{Outcome: outcome, RevokeFamily: &fam}
+		return Plan{Outcome: outcome, RevokeFamily: &fam, Tombstone: tombstone(g, r.Now)}
 	}
 	return Plan{Outcome: outcome}
 }
@@ -270,7 +308,7 @@ func Revocation(r store.Revocation, p *store.Plugin, g *store.Grant) Plan {
 		return Plan{Outcome: refusal}
 	case what == revokeFamily:
 		fam := g.Key.Family()
-		return Plan{RevokeFamily: &fam}
+		return Plan{RevokeFamily: &fam, Tombstone: tombstone(g, r.Now)}
 	case what == revokeAccess:
 		revoked := *g
 		revoked.AccessRevokedAt = r.Now
@@ -281,7 +319,7 @@ func Revocation(r store.Revocation, p *store.Plugin, g *store.Grant) Plan {
 
 // Writes reports whether the plan writes anything.
 func (p Plan) Writes() bool {
-	return p.Code != nil || len(p.Grants) > 0 || p.RevokeFamily != nil
+	return p.Consume != nil || p.Tombstone != nil || len(p.Grants) > 0 || p.RevokeFamily != nil
 }
 
 // Matches compares the stored secret hash with the presented one in
@@ -355,22 +393,16 @@ const (
 )
 
 // Deadline is when a stored code or grant may first be swept, the time its
-// expiry entry is written at: a grant's last token's expiry, an unredeemed
-// code's expiry. A redeemed code stays as long as what it gave lives, so
-// its redemption moves its entry (Plan.CodeEntry) to the later of its own
-// expiry and its grant's.
+// expiry entry is written at: a grant's last token's expiry, a code's
+// expiry (a tombstone's is its family's deadline when it was written).
+// A code is consumed at its redemption; a tombstone (of a version 5 store,
+// or of a revoked family) stays as long as its family lives: Sweep moves
+// its entry.
 func Deadline(c *store.AuthCode, g *store.Grant) time.Time {
 	if g != nil {
 		return ExpiresAt(g)
 	}
 	return c.ExpiresAt
-}
-
-// CodeEntry is where a plan moves the expiry entry of the code it writes:
-// from the code's expiry (as CreateAuthCode wrote it) to Deadline. A zero
-// CodeEntry means the entry stays where it is.
-type CodeEntry struct {
-	From, To time.Time
 }
 
 // Sweep decides a code (isGrant false) or grant whose entry came due at

@@ -37,8 +37,18 @@ func grant(mod func(*store.Grant)) *store.Grant {
 }
 
 // TestRedemption: the rules of a code's redemption, each refusal writing
-// nothing and a replay revoking the code's family.
+// nothing, a redemption consuming the code, and a replay revoking the
+// code's family, whether its code is stored as a tombstone or stands in
+// the hash its grants carry.
 func TestRedemption(t *testing.T) {
+	carrying := func(mod func(*store.Grant)) *store.Grant {
+		return grant(func(g *store.Grant) {
+			g.CodeSecret = codeHash
+			if mod != nil {
+				mod(g)
+			}
+		})
+	}
 	ok := store.Redemption{PluginID: "plu1", BaseID: "bse1", Code: store.Ref{Key: codeKey, Secret: codeHash}, Now: t0.Add(time.Minute),
 		Authorize: allow, Grant: *grant(nil)}
 	for _, tc := range []struct {
@@ -47,38 +57,56 @@ func TestRedemption(t *testing.T) {
 		plugin *store.Plugin
 		code   *store.AuthCode
 		want   error
+		first  *store.Grant // the family's first grant, read when code is nil
 	}{
-		{"OK", nil, plugin, code(nil), nil},
-		{"ErrNotFound", nil, nil, code(nil), store.ErrNotFound},
-		{"AuthorizeRefuses", func(r *store.Redemption) { r.Authorize = deny }, plugin, code(nil), errDeny},
-		{"ErrInvalidCodeUnknown", nil, plugin, nil, store.ErrInvalidCode},
-		{"ErrInvalidCodeWrongSecret", func(r *store.Redemption) { r.Code.Secret = store.HashOf("other") }, plugin, code(nil), store.ErrInvalidCode},
-		{"ErrInvalidCodeOtherPlugin", nil, plugin, code(func(c *store.AuthCode) { c.PluginID = "plu2" }), store.ErrInvalidCode},
-		{"ErrInvalidCodeOtherBase", func(r *store.Redemption) { r.BaseID = "bse2" }, plugin, code(nil), store.ErrInvalidCode},
-		{"ErrInvalidCodeExpired", func(r *store.Redemption) { r.Now = t0.Add(5 * time.Minute) }, plugin, code(nil), store.ErrInvalidCode},
-		{"ErrCodeReplayed", nil, plugin, code(func(c *store.AuthCode) { c.RedeemedAt = t0 }), store.ErrCodeReplayed},
-		{"ErrCodeReplayedAfterExpiry", func(r *store.Redemption) { r.Now = t0.Add(time.Hour) }, plugin, code(func(c *store.AuthCode) { c.RedeemedAt = t0 }), store.ErrCodeReplayed},
+		{"OK", nil, plugin, code(func(c *store.AuthCode) { c.Subject = "alice" }), nil, nil},
+		{"ErrNotFound", nil, nil, code(nil), store.ErrNotFound, nil},
+		{"AuthorizeRefuses", func(r *store.Redemption) { r.Authorize = deny }, plugin, code(nil), errDeny, nil},
+		{"ErrInvalidCodeUnknown", nil, plugin, nil, store.ErrInvalidCode, nil},
+		{"ErrInvalidCodeWrongSecret", func(r *store.Redemption) { r.Code.Secret = store.HashOf("other") }, plugin, code(nil), store.ErrInvalidCode, nil},
+		{"ErrInvalidCodeOtherPlugin", nil, plugin, code(func(c *store.AuthCode) { c.PluginID = "plu2" }), store.ErrInvalidCode, nil},
+		{"ErrInvalidCodeOtherBase", func(r *store.Redemption) { r.BaseID = "bse2" }, plugin, code(nil), store.ErrInvalidCode, nil},
+		{"ErrInvalidCodeExpired", func(r *store.Redemption) { r.Now = t0.Add(5 * time.Minute) }, plugin, code(nil), store.ErrInvalidCode, nil},
+		{"ErrCodeReplayed", nil, plugin, code(func(c *store.AuthCode) { c.RedeemedAt = t0 }), store.ErrCodeReplayed, nil},
+		{"ErrCodeReplayedAfterExpiry", func(r *store.Redemption) { r.Now = t0.Add(time.Hour) }, plugin, code(func(c *store.AuthCode) { c.RedeemedAt = t0 }), store.ErrCodeReplayed, nil},
+		{"ErrCodeReplayedCarried", nil, plugin, nil, store.ErrCodeReplayed, carrying(nil)},
+		{"ErrCodeReplayedCarriedAfterExpiry", func(r *store.Redemption) { r.Now = t0.Add(time.Hour) }, plugin, nil, store.ErrCodeReplayed, carrying(nil)},
+		{"ErrInvalidCodeCarriedWrongSecret", func(r *store.Redemption) { r.Code.Secret = store.HashOf("other") }, plugin, nil, store.ErrInvalidCode, carrying(nil)},
+		{"ErrInvalidCodeCarriedOtherPlugin", nil, plugin, nil, store.ErrInvalidCode, carrying(func(g *store.Grant) { g.PluginID = "plu2" })},
+		{"ErrInvalidCodeGrantCarriesNothing", nil, plugin, nil, store.ErrInvalidCode, grant(nil)},
+		{"ErrNotFoundCarried", nil, nil, nil, store.ErrNotFound, carrying(nil)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ok
 			if tc.r != nil {
 				tc.r(&r)
 			}
-			plan := Redemption(r, tc.plugin, tc.code)
+			plan := Redemption(r, tc.plugin, tc.code, tc.first)
 			if !errors.Is(plan.Outcome, tc.want) || (tc.want == nil) != (plan.Outcome == nil) {
 				t.Fatalf("outcome %v, want %v", plan.Outcome, tc.want)
 			}
 			switch {
 			case tc.want == nil:
-				if plan.Code == nil || plan.Code.RedeemedAt != r.Now || len(plan.Grants) != 1 || plan.RevokeFamily != nil {
-					t.Errorf("plan %+v: want the code redeemed and one grant", plan)
+				if plan.Consume == nil || plan.Consume.Key != codeKey || plan.Consume.ExpiresAt != tc.code.ExpiresAt || len(plan.Grants) != 1 ||
+					plan.RevokeFamily != nil || plan.Tombstone != nil {
+					t.Errorf("plan %+v: want the code consumed and one grant", plan)
 				}
-				if plan.CodeEntry.From != tc.code.ExpiresAt || plan.CodeEntry.To != ExpiresAt(&plan.Grants[0]) {
-					t.Errorf("code entry %+v: want it moved from the code's expiry to its grant's", plan.CodeEntry)
+				if g := plan.Grants[0]; g.CodeSecret != codeHash || g.Subject != tc.code.Subject {
+					t.Errorf("grant %+v: want it to carry the code's hash and subject", g)
 				}
 			case errors.Is(tc.want, store.ErrCodeReplayed):
-				if plan.RevokeFamily == nil || *plan.RevokeFamily != codeKey.Family() || plan.Code != nil || len(plan.Grants) > 0 {
+				if plan.RevokeFamily == nil || *plan.RevokeFamily != codeKey.Family() || plan.Consume != nil || len(plan.Grants) > 0 {
 					t.Errorf("plan %+v: want the family revoked and nothing else", plan)
+				}
+				// A code that stood in its grants' hash leaves a tombstone
+				// for the replays after this one; a stored one is kept.
+				tomb := plan.Tombstone
+				switch {
+				case tc.first == nil && tomb != nil:
+					t.Errorf("tombstone %+v written over a stored code", tomb)
+				case tc.first != nil && (tomb == nil || tomb.Key != TombstoneKey(codeKey.Family()) || tomb.Secret != codeHash ||
+					tomb.PluginID != "plu1" || tomb.RedeemedAt.IsZero() || tomb.ExpiresAt != ExpiresAt(tc.first)):
+					t.Errorf("tombstone %+v: want the code's hash and plugin, redeemed, kept until the grant's deadline", tomb)
 				}
 			default:
 				if plan.Writes() {
@@ -113,6 +141,8 @@ func TestRotation(t *testing.T) {
 		{"WithinGrace", func(r *store.Rotation) { r.Grace = 2 * time.Minute }, rotatedAt(0), nil},
 		{"ErrTokenReusedPastGrace", func(r *store.Rotation) { r.Grace = time.Minute }, rotatedAt(0), store.ErrTokenReused},
 		{"ErrTokenReusedBeforeRotation", func(r *store.Rotation) { r.Grace = time.Hour }, rotatedAt(2 * time.Minute), store.ErrTokenReused},
+		{"OKCarried", nil, grant(func(g *store.Grant) { g.CodeSecret = codeHash }), nil},
+		{"ErrTokenReusedCarried", nil, grant(func(g *store.Grant) { g.RotatedAt, g.CodeSecret = t0, codeHash }), store.ErrTokenReused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ok
@@ -131,9 +161,16 @@ func TestRotation(t *testing.T) {
 				if tc.grant.RotatedAt.IsZero() && (len(plan.Changed) != 1 || plan.Grants[0].RotatedAt != r.Now) {
 					t.Errorf("plan %+v: a first rotation ends the presented grant", plan)
 				}
+				if plan.Result.CodeSecret != tc.grant.CodeSecret {
+					t.Errorf("new grant carries %x, want its family's code hash %x", plan.Result.CodeSecret, tc.grant.CodeSecret)
+				}
 			case errors.Is(tc.want, store.ErrTokenReused):
 				if plan.RevokeFamily == nil || len(plan.Grants) > 0 {
 					t.Errorf("plan %+v: want the family revoked and nothing else", plan)
+				}
+				if carried := tc.grant.CodeSecret != (store.Hash{}); carried != (plan.Tombstone != nil) ||
+					carried && (plan.Tombstone.Secret != codeHash || plan.Tombstone.Key != TombstoneKey(tc.grant.Key.Family())) {
+					t.Errorf("tombstone %+v: want one exactly when the grant carries its code's hash", plan.Tombstone)
 				}
 			default:
 				if plan.Writes() {
@@ -165,6 +202,7 @@ func TestRevocation(t *testing.T) {
 	}{
 		{"RefreshRevokesFamily", store.Revocation{Token: refresh}, nil, g(nil), "family"},
 		{"RotatedRefreshRevokesFamily", store.Revocation{Token: refresh}, nil, g(func(x *store.Grant) { x.RotatedAt = t0 }), "family"},
+		{"RefreshRevokesFamilyLeavingTombstone", store.Revocation{Token: refresh}, nil, g(func(x *store.Grant) { x.CodeSecret = codeHash }), "family+tombstone"},
 		{"AccessAlone", store.Revocation{Token: access}, nil, g(nil), "access"},
 		{"AccessAlreadyRevoked", store.Revocation{Token: access}, nil, g(func(x *store.Grant) { x.AccessRevokedAt = t0 }), "nothing"},
 		{"Unknown", store.Revocation{Token: access}, nil, nil, "nothing"},
@@ -180,7 +218,9 @@ func TestRevocation(t *testing.T) {
 			switch {
 			case plan.Outcome != nil:
 				got = plan.Outcome.Error()
-			case plan.RevokeFamily != nil:
+			case plan.RevokeFamily != nil && plan.Tombstone != nil && plan.Tombstone.Secret == codeHash:
+				got = "family+tombstone"
+			case plan.RevokeFamily != nil && plan.Tombstone == nil:
 				got = "family"
 			case len(plan.Grants) == 1 && !plan.Grants[0].AccessRevokedAt.IsZero():
 				got = "access"
