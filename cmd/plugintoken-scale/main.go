@@ -51,11 +51,19 @@ import (
 
 const adminToken = "scale-Qm7xT2vK9pL4wR8nB3cJ6hF1dZ5sY0gE"
 
+// The base and the subject of every pair: Teable's ids are a three-letter
+// prefix and 16 characters (as plugin ids), and what a pair costs on disk
+// depends on their length.
+const (
+	baseID  = "bseKq3T9vXw2LmZ7pRc"
+	subject = "usrHn4Ye8Ab6DfJ1sWq"
+)
+
 func main() {
 	var (
 		stages  = flag.String("stages", "10k,100k,1m,3m,10m", "live pairs at each stage (k, m suffixes)")
 		backend = flag.String("backend", "bbolt", "bbolt or etcd (an embedded etcd with an 8 GiB quota)")
-		dir     = flag.String("dir", "", "folder for the database (default: a temporary one, removed at the end)")
+		dir     = flag.String("dir", "", "folder for the database, emptied of a previous run's files at the start (default: a temporary one, removed at the end)")
 		workers = flag.Int("workers", 64, "concurrent fillers")
 		load    = flag.Duration("load", 5*time.Second, "length of each HTTP exchange measurement")
 		samples = flag.Int("samples", 20000, "lookups timed per stage")
@@ -78,11 +86,18 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
+	// Every run fills an empty store: what a previous run left in the
+	// folder would be counted as this run's pairs.
+	for _, name := range []string{"plugintoken.db", "backup.db", "etcd"} {
+		if err := os.RemoveAll(filepath.Join(*dir, name)); err != nil {
+			log.Fatal(err)
+		}
+	}
 	r, err := newRun(*backend, *dir)
-	r.heapDir = *heapDir
 	if err != nil {
 		log.Fatal(err)
 	}
+	r.heapDir = *heapDir
 	defer r.close()
 	fmt.Printf("plugintoken-scale on %s, %s, GOMAXPROCS %d, %d fillers\n\n", *backend, time.Now().UTC().Format("2006-01-02"), runtime.GOMAXPROCS(0), *workers)
 	fmt.Println(header(*backend))
@@ -297,10 +312,10 @@ func (r *run) fill(n, workers int) (time.Duration, error) {
 				if i%int64(shortEvery) == 0 {
 					svc = r.short
 				}
-				code, err := svc.IssueAuthCode(ctx, r.plugin.ID, "bseA", "user")
+				code, err := svc.IssueAuthCode(ctx, r.plugin.ID, baseID, subject)
 				if err == nil {
 					var pair core.TokenPair
-					pair, err = svc.Exchange(ctx, r.plugin.ID, core.TokenRequest{BaseID: "bseA", Secret: r.plugin.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
+					pair, err = svc.Exchange(ctx, r.plugin.ID, core.TokenRequest{BaseID: baseID, Secret: r.plugin.Secret, AuthCode: code.Code, Scopes: []string{"table|read"}})
 					if err == nil && svc == r.svc {
 						r.keep(pair.AccessToken)
 					}
@@ -585,7 +600,7 @@ func (h *httpRun) exchange(d time.Duration, during func() error) loadResult {
 	for range 64 {
 		issue.Go(func() {
 			for len(codes) < cap(codes)-64 {
-				c, err := h.r.loadCodes.IssueAuthCode(ctx, h.r.plugin.ID, "bseA", "user")
+				c, err := h.r.loadCodes.IssueAuthCode(ctx, h.r.plugin.ID, baseID, subject)
 				if err != nil {
 					issueErr.CompareAndSwap(nil, err)
 					return
@@ -617,7 +632,7 @@ func (h *httpRun) exchange(d time.Duration, during func() error) loadResult {
 					return
 				default:
 				}
-				body, _ := json.Marshal(map[string]any{"baseId": "bseA", "secret": h.r.plugin.Secret, "authCode": code, "scopes": []string{"table|read"}})
+				body, _ := json.Marshal(map[string]any{"baseId": baseID, "secret": h.r.plugin.Secret, "authCode": code, "scopes": []string{"table|read"}})
 				t := time.Now()
 				resp, err := h.client.Post(url, "application/json", bytes.NewReader(body))
 				if err == nil {

@@ -134,6 +134,14 @@ func TestNewKeySortsByTime(t *testing.T) {
 	if c == d {
 		t.Error("two keys of the same millisecond are equal")
 	}
+	// Within a millisecond, keys sort by its fraction (in 16 ns steps), so
+	// grants written in issue order are appended.
+	for i := range 100 {
+		e, f := store.NewKey(t0.Add(time.Duration(16*i)*time.Nanosecond)), store.NewKey(t0.Add(time.Duration(16*(i+1))*time.Nanosecond))
+		if bytes.Compare(e[:], f[:]) >= 0 {
+			t.Fatalf("a key issued 16 ns later sorts first: %x, %x", e, f)
+		}
+	}
 }
 
 // TestOpenDamaged opens files damaged in the ways disks and careless copies

@@ -228,7 +228,7 @@ func index(tx txn, c *store.AuthCode, g *store.Grant) error {
 		key = c.Key
 	}
 	b := tx.Bucket(bucketExpiry)
-	b.FillPercent = 0.9 // deadlines grow with time: pages fill from the right
+	b.FillPercent = keyOrderedFill // deadlines grow with time: pages fill from the right
 	return b.Put(codec.ExpiryKey(decide.Deadline(c, g), kind, key), nil)
 }
 
