@@ -49,11 +49,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/boltstore ./server
 	cd cmd && $(GO) run ./plugintoken-bench
 
-## scale: how costs grow with live token pairs, in stages up to 10 million on bbolt (SCALE_STAGES=10k,100k for a quick run; SCALE_BACKEND=etcd)
+## scale: how costs grow with live token pairs, in stages up to 10 million on bbolt (SCALE_STAGES=10k,100k for a quick run; SCALE_BACKEND=etcd; SCALE_ARGS='-scattered -heapprofile DIR')
 SCALE_STAGES ?= 10k,100k,1m,3m,10m
 SCALE_BACKEND ?= bbolt
+SCALE_ARGS ?=
 scale:
-	cd cmd && $(GO) run ./plugintoken-scale -backend $(SCALE_BACKEND) -stages $(SCALE_STAGES) -dir $(CURDIR)/artifacts/scale-$(SCALE_BACKEND)
+	cd cmd && $(GO) run ./plugintoken-scale -backend $(SCALE_BACKEND) -stages $(SCALE_STAGES) -dir $(CURDIR)/artifacts/scale-$(SCALE_BACKEND) $(SCALE_ARGS)
 
 ## generate: regenerate gen/ from openapi/ (upstream document + overlay)
 generate:

@@ -61,13 +61,15 @@ const (
 
 func main() {
 	var (
-		stages  = flag.String("stages", "10k,100k,1m,3m,10m", "live pairs at each stage (k, m suffixes)")
-		backend = flag.String("backend", "bbolt", "bbolt or etcd (an embedded etcd with an 8 GiB quota)")
-		dir     = flag.String("dir", "", "folder for the database, emptied of a previous run's files at the start (default: a temporary one, removed at the end)")
-		workers = flag.Int("workers", 64, "concurrent fillers")
-		load    = flag.Duration("load", 5*time.Second, "length of each HTTP exchange measurement")
-		samples = flag.Int("samples", 20000, "lookups timed per stage")
-		heapDir = flag.String("heapprofile", "", "folder to write a heap profile into at the end of each stage (heap-<pairs>.pb.gz), to see what the Go heap holds")
+		stages     = flag.String("stages", "10k,100k,1m,3m,10m", "live pairs at each stage (k, m suffixes)")
+		backend    = flag.String("backend", "bbolt", "bbolt or etcd (an embedded etcd with an 8 GiB quota)")
+		dir        = flag.String("dir", "", "folder for the database, emptied of a previous run's files at the start (default: a temporary one, removed at the end)")
+		workers    = flag.Int("workers", 64, "concurrent fillers")
+		load       = flag.Duration("load", 5*time.Second, "length of each HTTP exchange measurement")
+		samples    = flag.Int("samples", 20000, "lookups timed per stage")
+		scattered  = flag.Bool("scattered", false, "make the expired tenth of each stage one pair in ten throughout it, instead of its first tenth (tokens of one lifetime expire in the order they were issued)")
+		tokenCache = flag.Int("token-cache", 1024, "entries of the bbolt store's token cache: small, so that the lookups go past it at every stage (the default, 65,536, holds all of a small stage's tokens)")
+		heapDir    = flag.String("heapprofile", "", "folder to write a heap profile into at the end of each stage (heap-<pairs>.pb.gz), to see what the Go heap holds")
 	)
 	flag.Parse()
 	var targets []int
@@ -93,7 +95,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	r, err := newRun(*backend, *dir)
+	r, err := newRun(*backend, *dir, *tokenCache)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func main() {
 	fmt.Println(header(*backend))
 	fmt.Println(strings.Repeat("|---", strings.Count(header(*backend), "|")-1) + "|")
 	for _, n := range targets {
-		row, err := r.stage(n, *workers, *samples, *load)
+		row, err := r.stage(n, *workers, *samples, *load, *scattered)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -203,12 +205,43 @@ type run struct {
 	live         int // pairs stored, the short ones included until swept
 	// sample is a reservoir of live access tokens, for the lookups.
 	mu     sync.Mutex
-	sample []string
+	sample reservoir
 	seen   int
+	// tokenCache is the store's Options.TokenCacheSize.
+	tokenCache int
 }
 
-func newRun(backend, dir string) (*run, error) {
-	r := &run{backend: backend, dir: dir}
+// reservoirSize is how many tokens the lookups sample from.
+const reservoirSize = 100_000
+
+// reservoir holds up to reservoirSize tokens in memory allocated once, at
+// the start, so that what the benchmark holds itself is the same at every
+// stage and the Go heap it reports is the library's.
+type reservoir struct {
+	slots []byte // reservoirSize slots of slotSize bytes: a length, then the token
+	n     int
+}
+
+const slotSize = 128
+
+func newReservoir() reservoir { return reservoir{slots: make([]byte, reservoirSize*slotSize)} }
+
+func (s *reservoir) set(i int, tok string) {
+	if len(tok) >= slotSize {
+		panic("plugintoken-scale: a token longer than a reservoir slot")
+	}
+	slot := s.slots[i*slotSize : (i+1)*slotSize]
+	slot[0] = byte(len(tok))
+	copy(slot[1:], tok)
+}
+
+func (s *reservoir) get(i int) string {
+	slot := s.slots[i*slotSize : (i+1)*slotSize]
+	return string(slot[1 : 1+int(slot[0])])
+}
+
+func newRun(backend, dir string, tokenCache int) (*run, error) {
+	r := &run{backend: backend, dir: dir, tokenCache: tokenCache, sample: newReservoir()}
 	switch backend {
 	case "bbolt":
 		r.path = filepath.Join(dir, "plugintoken.db")
@@ -235,7 +268,7 @@ func newRun(backend, dir string) (*run, error) {
 func (r *run) open() error {
 	var err error
 	if r.backend == "bbolt" {
-		r.bolt, err = boltstore.Open(r.path, boltstore.Options{})
+		r.bolt, err = boltstore.Open(r.path, boltstore.Options{TokenCacheSize: r.tokenCache})
 		r.st = r.bolt
 	} else {
 		r.etcdDB, err = etcdstore.Open(etcdstore.Options{Endpoints: []string{r.etcd.Endpoint}, RequestTimeout: time.Minute, CompactInterval: -1})
@@ -280,22 +313,31 @@ func (r *run) keep(token string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen++
-	if len(r.sample) < 100_000 {
-		r.sample = append(r.sample, token)
-	} else if i := rand.IntN(r.seen); i < len(r.sample) {
-		r.sample[i] = token
+	if r.sample.n < reservoirSize {
+		r.sample.set(r.sample.n, token)
+		r.sample.n++
+	} else if i := rand.IntN(r.seen); i < reservoirSize {
+		r.sample.set(i, token)
 	}
 }
 
 // fill adds long-lived pairs until n are stored, and a ninth as many
-// short-lived ones (a tenth of what the stage adds).
-func (r *run) fill(n, workers int) (time.Duration, error) {
+// short-lived ones (a tenth of what the stage adds). With scattered false
+// the short-lived ones are the stage's first tenth, as tokens expire in a
+// deployment where every token has the same lifetime: in the order they
+// were issued, so in key order. With scattered true they are one in ten
+// throughout the stage: each of them, once expired, leaves a hole in a
+// page that no later key fills.
+func (r *run) fill(n, workers int, scattered bool) (time.Duration, error) {
 	want := n - r.live
 	if want <= 0 {
 		return 0, nil
 	}
-	shortEvery := 10 // one in ten issued is short-lived
 	total := want + want/9
+	isShort := func(i int64) bool { return i <= int64(want/9) }
+	if scattered {
+		isShort = func(i int64) bool { return i%10 == 0 }
+	}
 	var next atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -309,7 +351,7 @@ func (r *run) fill(n, workers int) (time.Duration, error) {
 					return
 				}
 				svc := r.svc
-				if i%int64(shortEvery) == 0 {
+				if isShort(i) {
 					svc = r.short
 				}
 				code, err := svc.IssueAuthCode(ctx, r.plugin.ID, baseID, subject)
@@ -334,9 +376,9 @@ func (r *run) fill(n, workers int) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, error) {
+func (r *run) stage(n, workers, samples int, loadFor time.Duration, scattered bool) (string, error) {
 	before := r.live
-	took, err := r.fill(n, workers)
+	took, err := r.fill(n, workers, scattered)
 	if err != nil {
 		return "", err
 	}
@@ -422,12 +464,11 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration) (string, err
 // time times f on random sampled tokens, one at a time, and returns
 // "p50 / p99".
 func (r *run) time(n int, f func(string) error) string {
-	r.mu.Lock()
-	tokens := slices.Clone(r.sample)
-	r.mu.Unlock()
 	d := make([]time.Duration, 0, n)
 	for range n {
-		tok := tokens[rand.IntN(len(tokens))]
+		r.mu.Lock()
+		tok := r.sample.get(rand.IntN(r.sample.n))
+		r.mu.Unlock()
 		t := time.Now()
 		if err := f(tok); err != nil {
 			return "error: " + err.Error()

@@ -26,8 +26,9 @@ import (
 //     difference to it, in milliseconds when whole (a lifetime is), in
 //     nanoseconds otherwise, with a 2-bit tag each (absent, ms, ns);
 //   - a scope of Teable's vocabulary is one byte (scopeTable).
-// A grant that carries its code's hash (schema 6) is format 3: format 2
-// with that hash after the format byte.
+// Grants are written in format 3 (schema 6): format 2 with a byte of
+// flags, the hash of the grant's code (store.Grant.CodeSecret) when it
+// carries it, and Teable's ids packed in 15 bytes instead of 20 (ids.go).
 // Format 1 records (schemas 3 and 4) still decode: a file is not rewritten
 // to change format, its records are replaced as they are written again or
 // expire. Plugins stay in format 1: there are few of them.
@@ -59,8 +60,10 @@ const StoredSecretLen = 16
 const (
 	formatV1 = 1
 	formatV2 = 2
-	// formatV3 is a grant of format 2 that carries its code's secret hash
-	// (store.Grant.CodeSecret, schema 6) before its own two.
+	// formatV3 is a grant of format 2 with a byte of flags after the
+	// format byte: it may carry its code's secret hash
+	// (store.Grant.CodeSecret, schema 6) before its own two, and its ids
+	// may be packed (ids.go).
 	formatV3 = 3
 )
 
@@ -359,25 +362,40 @@ func DecodeAuthCode(raw []byte, c *store.AuthCode) error {
 	return d.err
 }
 
-// EncodeGrant returns the stored form of g: format 3 when it carries its
-// code's hash, else format 2.
+// EncodeGrant returns the stored form of g: format 3.
 func EncodeGrant(g *store.Grant) []byte {
 	e := encoder{b: make([]byte, 0, 112)}
-	if g.CodeSecret != (store.Hash{}) {
-		e.byte(formatV3)
+	e.byte(formatV3)
+	var flags byte
+	carried := g.CodeSecret != (store.Hash{})
+	for i, on := range []bool{carried, packable(g.PluginID), packable(g.BaseID), packable(g.Subject)} {
+		if on {
+			flags |= 1 << i
+		}
+	}
+	e.byte(flags)
+	if carried {
 		e.secret(g.CodeSecret)
-	} else {
-		e.byte(formatV2)
 	}
 	e.secret(g.AccessSecret)
 	e.secret(g.RefreshSecret)
 	e.times(g.IssuedAt, g.AccessExpiresAt, g.RefreshExpiresAt, g.RotatedAt, g.AccessRevokedAt)
-	e.string(g.PluginID)
-	e.string(g.BaseID)
+	e.id(g.PluginID, flags&flagPlugin != 0)
+	e.id(g.BaseID, flags&flagBase != 0)
 	e.scopes(g.Scopes)
-	e.string(g.Subject)
+	e.id(g.Subject, flags&flagSubject != 0)
 	return e.b
 }
+
+// The flags of a format 3 grant: what it carries, and which of its ids are
+// packed (ids.go).
+const (
+	flagCodeSecret = 1 << iota
+	flagPlugin
+	flagBase
+	flagSubject
+	flagsKnown = flagCodeSecret | flagPlugin | flagBase | flagSubject
+)
 
 // EncodeGrantV1 is the format 1 form of g, as schemas 3 and 4 wrote it:
 // for the tests that make the files of older versions.
@@ -403,8 +421,14 @@ func EncodeGrantV1(g *store.Grant) []byte {
 func DecodeGrant(raw []byte, g *store.Grant) error {
 	d, format := newDecoder(raw, true, true)
 	g.CodeSecret = store.Hash{}
+	var flags byte
 	if format == formatV3 {
-		d.fixed(g.CodeSecret[:StoredSecretLen])
+		if flags = d.byte(); flags&^flagsKnown != 0 && d.err == nil {
+			d.err = errCorrupt
+		}
+		if flags&flagCodeSecret != 0 {
+			d.fixed(g.CodeSecret[:StoredSecretLen])
+		}
 		format = formatV2
 	}
 	if format == formatV2 {
@@ -412,9 +436,9 @@ func DecodeGrant(raw []byte, g *store.Grant) error {
 		d.fixed(g.AccessSecret[:StoredSecretLen])
 		d.fixed(g.RefreshSecret[:StoredSecretLen])
 		d.times(&g.IssuedAt, &g.AccessExpiresAt, &g.RefreshExpiresAt, &g.RotatedAt, &g.AccessRevokedAt)
-		g.PluginID, g.BaseID = d.string(), d.string()
+		g.PluginID, g.BaseID = d.id(flags&flagPlugin != 0), d.id(flags&flagBase != 0)
 		g.Scopes = d.scopes()
-		g.Subject = d.string()
+		g.Subject = d.id(flags&flagSubject != 0)
 		return d.err
 	}
 	d.fixed(g.AccessSecret[:])

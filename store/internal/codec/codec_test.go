@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -111,7 +112,9 @@ func TestCorruptRecordsRefused(t *testing.T) {
 	raw := codec.EncodeGrant(&g)
 	carrying := g
 	carrying.CodeSecret = store.HashOf("code")
-	for _, raw := range [][]byte{raw, codec.EncodeGrant(&carrying)} {
+	packed := carrying
+	packed.PluginID, packed.BaseID, packed.Subject = "pluAbCdEfGhIjKlMnOp", "bse0123456789abcdef", "usrZZZZZZZZZZZZZZZZ"
+	for _, raw := range [][]byte{raw, codec.EncodeGrant(&carrying), codec.EncodeGrant(&packed)} {
 		for n := range len(raw) {
 			var back store.Grant
 			if codec.DecodeGrant(raw[:n], &back) == nil {
@@ -126,6 +129,11 @@ func TestCorruptRecordsRefused(t *testing.T) {
 		if codec.DecodeAuthCode(craw[:n], &back) == nil {
 			t.Errorf("a code cut to %d of %d bytes decoded", n, len(craw))
 		}
+	}
+	flags := bytes.Clone(raw)
+	flags[1] |= 0x10
+	if codec.DecodeGrant(flags, &store.Grant{}) == nil {
+		t.Error("a grant with an unknown flag decoded")
 	}
 	bad := bytes.Clone(raw)
 	bad[0] = 4
@@ -146,4 +154,74 @@ func TestCorruptRecordsRefused(t *testing.T) {
 	if codec.DecodeGrant(unknown, &store.Grant{}) == nil {
 		t.Error("an unknown scope number decoded")
 	}
+}
+
+// TestIDsPack: ids of Teable's form (three lowercase letters, 16 of
+// [0-9A-Za-z]) are stored in 15 bytes instead of 20 and read back as they
+// were; any other string is stored as it is.
+func TestIDsPack(t *testing.T) {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	rnd := rand.New(rand.NewPCG(1, 2))
+	id := func(prefix string) string {
+		b := []byte(prefix)
+		for range 16 {
+			b = append(b, alphabet[rnd.IntN(len(alphabet))])
+		}
+		return string(b)
+	}
+	plain := store.Grant{PluginID: "plu1", BaseID: "bse1", Subject: "alice", Scopes: []string{"table|read"}}
+	plainLen := len(codec.EncodeGrant(&plain))
+	for range 10_000 {
+		g := store.Grant{PluginID: id("plu"), BaseID: id("bse"), Subject: id("usr"), Scopes: []string{"table|read"}}
+		raw := codec.EncodeGrant(&g)
+		// Three packed ids of 15 bytes, against "plu1", "bse1" and "alice"
+		// with their lengths (5, 5, 6).
+		if want := plainLen - 16 + 3*15; len(raw) != want {
+			t.Fatalf("%+v takes %d bytes, want %d", g, len(raw), want)
+		}
+		var back store.Grant
+		if err := codec.DecodeGrant(raw, &back); err != nil || !reflect.DeepEqual(back, g) {
+			t.Fatalf("read back as %+v, %v; want %+v", back, err, g)
+		}
+	}
+	for _, s := range []string{"", "plu", "Plu0123456789abcdef", "plu0123456789abcde-", "plu0123456789abcdefg", "plu0123456789abcde", "plu0123456789abcdé", "1lu0123456789abcdef"} {
+		g := store.Grant{PluginID: s, BaseID: s, Subject: s}
+		raw := codec.EncodeGrant(&g)
+		var back store.Grant
+		if err := codec.DecodeGrant(raw, &back); err != nil || back.PluginID != s || back.BaseID != s || back.Subject != s {
+			t.Errorf("%q read back as %+v, %v", s, back, err)
+		}
+	}
+}
+
+// FuzzDecodeGrant: any bytes decode without a panic, and a grant that
+// decodes is written and read back as the same grant.
+func FuzzDecodeGrant(f *testing.F) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, g := range []store.Grant{
+		{PluginID: "plu1", BaseID: "bse1", Scopes: []string{"table|read", "odd"}, IssuedAt: t0, AccessExpiresAt: t0.Add(time.Minute), Subject: "s"},
+		{CodeSecret: store.HashOf("c"), PluginID: "pluAbCdEfGhIjKlMnOp", BaseID: "bse0123456789abcdef", Subject: "usrZZZZZZZZZZZZZZZZ", IssuedAt: t0, RefreshExpiresAt: t0.Add(time.Hour)},
+	} {
+		f.Add(codec.EncodeGrant(&g))
+		f.Add(codec.EncodeGrantV1(&g))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var g store.Grant
+		if codec.DecodeGrant(raw, &g) != nil {
+			return
+		}
+		var back store.Grant
+		if err := codec.DecodeGrant(codec.EncodeGrant(&g), &back); err != nil {
+			t.Fatalf("%+v, written again, does not decode: %v", g, err)
+		}
+		want := g
+		var cut store.Hash
+		for _, h := range []*store.Hash{&want.AccessSecret, &want.RefreshSecret, &want.CodeSecret} {
+			copy(cut[:], h[:codec.StoredSecretLen])
+			*h = cut
+		}
+		if !reflect.DeepEqual(back, want) {
+			t.Fatalf("read back as\n %+v, want\n %+v", back, want)
+		}
+	})
 }
