@@ -68,7 +68,6 @@ require (
 	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
@@ -92,4 +91,5 @@ require github.com/plugintoken/plugintoken/internal/etcdtest v0.0.0
 require (
 	github.com/plugintoken/plugintoken/store/etcdstore v0.0.0
 	go.etcd.io/etcd/api/v3 v3.7.3
+	golang.org/x/sys v0.49.0
 )

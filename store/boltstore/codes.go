@@ -152,8 +152,10 @@ func (db *DB) apply(tx txn, plan decide.Plan) error {
 	return nil
 }
 
-// AuthCode returns the code stored under key, redeemed or not, or
-// ErrNotFound. It is for operators and tests: it does not check a secret.
+// AuthCode returns the code stored under key, or ErrNotFound: a code not
+// yet redeemed (a redemption consumes it), or a tombstone (a version 5
+// file's redeemed code, or decide.TombstoneKey of a revoked family). It is
+// for operators and tests: it does not check a secret.
 func (db *DB) AuthCode(ctx context.Context, key store.Key) (store.AuthCode, error) {
 	var c store.AuthCode
 	err := db.view(ctx, func(tx txn) error {

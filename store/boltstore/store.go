@@ -7,27 +7,30 @@
 // cache that writes drop inside their transaction, so no read ever sees a
 // token that a committed write ended.
 //
-// Layout of the file, schema version 4:
+// Layout of the file, schema version 6:
 //
 //	meta/
-//	    schema        -> "4"
+//	    schema        -> "6"
 //	    probe         -> 64 KiB written by Ping after a failed write
 //	    purge         -> set by a plugin's deletion until a sweep has deleted
 //	                     its codes and tokens
 //	plugins/
 //	    <plugin id>   -> Plugin (SecretHash, never the secret)
 //	codes/
-//	    <code key>    -> AuthCode (RedeemedAt set once redeemed)
+//	    <code key>    -> AuthCode, until it is redeemed or expires
+//	    <family>0…0   -> the tombstone of a revoked family's code
 //	grants/
 //	    <grant key>   -> Grant: an access and a refresh token issued together
-//	                     (their secret hashes, plugin, base, scopes, times)
+//	                     (their secret hashes, their code's, plugin, base,
+//	                     scopes, times)
 //	expiry/
 //	    <deadline><c|g><key> -> (empty): the record's entry in the expiry
 //	                     index, written with it, so that a sweep reads only
 //	                     what is due (store/internal/codec, expiry.go)
 //
 // Version 3 had no expiry index: Open migrates such a file in place
-// (migrate).
+// (migrate). Versions 4 and 5 are only marked 6: their records decode as
+// they are.
 //
 // A code key sorts by issue time (store.NewKey), so the records a group commit
 // writes sit together on a few pages. A grant key starts with the 16 bytes
@@ -35,12 +38,17 @@
 // rotated from it: the tokens descended from one code are one contiguous
 // range of grants/.
 //
-// A redeemed code is kept (with RedeemedAt set) for as long as any grant of
-// its family is stored, so that a second redemption is recognised as a
-// replay and revokes what the code gave, not mistaken for an unknown code;
-// likewise a rotated grant is kept until its refresh token's expiry so that
-// the token's reuse is recognised. A replay or a reuse revokes the whole
-// family: its range of grants/ is deleted.
+// A redemption deletes its code (and the code's entry): every grant of the
+// family carries the code's hash instead, so that a second redemption, which
+// finds no code, is recognised as a replay from the family's first grant and
+// revokes what the code gave, not mistaken for an unknown code. A
+// revocation of the family leaves a tombstone under the family's key, kept
+// until the revoked grant's deadline, so that later replays are still
+// replays. A version 5 file's redeemed codes are still stored under their
+// own keys, as tombstones, and still recognised. A rotated grant is kept
+// until its refresh token's expiry so that the token's reuse is recognised.
+// A replay or a reuse revokes the whole family: its range of grants/ is
+// deleted.
 //
 // Deleting a plugin removes only its record (and sets meta/purge): codes
 // and tokens that name a plugin that no longer exists are treated as

@@ -69,7 +69,20 @@ func (db *DB) sweepDue(ctx context.Context, now time.Time, res *store.SweepResul
 	for {
 		var due [][]byte
 		if err := db.view(ctx, func(tx txn) error {
-			due = dueEntries(tx, from, until, 1) // is anything due?
+			// What is due, and the records it names, read before the
+			// write transaction that the exchanges wait on: a page the
+			// kernel has to read from disk then costs this read, not
+			// their latency.
+			due = dueEntries(tx, from, until, sweepChunk)
+			for _, k := range due {
+				if _, kind, key, ok := codec.ParseExpiryKey(k); ok {
+					bucket := bucketCodes
+					if kind == codec.ExpiryGrant {
+						bucket = bucketGrants
+					}
+					tx.Bucket(bucket).Get(key[:])
+				}
+			}
 			return nil
 		}); err != nil || len(due) == 0 {
 			return err

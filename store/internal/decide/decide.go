@@ -407,10 +407,10 @@ func Deadline(c *store.AuthCode, g *store.Grant) time.Time {
 
 // Sweep decides a code (isGrant false) or grant whose entry came due at
 // now, from its stored bytes. A grant goes once both its tokens have
-// expired. A code goes at its expiry unless it was redeemed: a redeemed
-// code is the tombstone that recognises its replay, and a replay must
-// revoke what the code gave for as long as any of it lives, so it stays
-// until the last grant of its family has expired. familyLatest returns the
+// expired. A code goes at its expiry unless it is a tombstone (redeemed: a
+// version 5 store's consumed code, or a revoked family's): a replay must
+// revoke what the code gave for as long as any of it lives, so a tombstone
+// stays until the last grant of its family has expired. familyLatest returns the
 // latest deadline of the grants stored in the code's family (zero when
 // there is none); it is called only for a redeemed code.
 func Sweep(isGrant bool, raw []byte, now time.Time, familyLatest func() (time.Time, error)) (Due, time.Time, error) {
