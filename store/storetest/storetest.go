@@ -173,6 +173,28 @@ func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 			t.Error("the replay left the code's token active")
 		}
 	})
+	t.Run("ReplayAfterFirstGrantSwept", func(t *testing.T) {
+		// The code's first grant expired and was swept; the grant rotated
+		// from it lives and carries the code's hash: a replay still
+		// revokes it.
+		db, r := redeemed(t, open)
+		second, err := db.RotateRefreshToken(ctx, Rotation(RefreshRef(r.Grant), "b", T0.Add(2*time.Minute)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := T0.Add(11 * time.Minute)
+		if res, err := db.Sweep(ctx, later); err != nil || res.Grants != 1 {
+			t.Fatalf("sweep: %+v, %v; want the first grant removed", res, err)
+		}
+		replay := Redemption("z")
+		replay.Now = later
+		if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
+			t.Fatalf("replay: %v, want ErrCodeReplayed", err)
+		}
+		if Live(t, db, RefreshRef(second), later) {
+			t.Error("the replay left the rotated grant's refresh token active")
+		}
+	})
 	t.Run("OrphansOfDeletedPlugin", func(t *testing.T) {
 		db, _ := redeemed(t, open)
 		MustCreateCode(t, db, "code2", "plu1", "bse1")
