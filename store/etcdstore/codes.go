@@ -112,12 +112,7 @@ func (db *DB) readFamily(ctx context.Context, keys []string, fam store.Family) (
 	if err != nil {
 		return nil, read{}, store.Key{}, unavailable(err)
 	}
-	out := make([]read, len(resps))
-	for i, r := range resps {
-		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
-			out[i] = read{raw: kvs[0].Value, rev: kvs[0].ModRevision}
-		}
-	}
+	out := readsOf(resps)
 	var key store.Key
 	if kvs := resps[len(keys)].GetResponseRange().Kvs; len(kvs) > 0 {
 		raw, err := hex.DecodeString(strings.TrimPrefix(string(kvs[0].Key), db.prefix+"grants/"))

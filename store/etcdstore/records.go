@@ -5,6 +5,7 @@ package etcdstore
 import (
 	"context"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/plugintoken/plugintoken/store"
@@ -41,13 +42,19 @@ func (db *DB) readAll(ctx context.Context, keys ...string) ([]read, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	out := make([]read, len(keys))
+	return readsOf(resps), nil
+}
+
+// readsOf is the first record each response of a read holds (a zero read
+// when it holds none).
+func readsOf(resps []*etcdserverpb.ResponseOp) []read {
+	out := make([]read, len(resps))
 	for i, r := range resps {
 		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
 			out[i] = read{raw: kvs[0].Value, rev: kvs[0].ModRevision}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // unchanged guards a write on records not having changed since they were

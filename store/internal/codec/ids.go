@@ -82,8 +82,8 @@ func (d *decoder) packedID() string {
 	return string(s[:])
 }
 
-// id appends s packed when flag is set in flags (packable), as a string
-// otherwise.
+// id appends s packed (packID) when packed is set, which the caller sets
+// only for a packable s, and as a string otherwise.
 func (e *encoder) id(s string, packed bool) {
 	if packed {
 		e.packID(s)
