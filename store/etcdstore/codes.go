@@ -88,6 +88,9 @@ func (db *DB) RedeemAuthCode(ctx context.Context, r store.Redemption) error {
 				return false, err
 			}
 			cmps = unchanged(keys, reads)
+			if first != nil { // what recognised the code, unchanged too
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(db.grantKey(firstKey)), "=", firstRead.rev))
+			}
 		}
 		plan := decide.Redemption(r, p, c, first)
 		outcome = plan.Outcome

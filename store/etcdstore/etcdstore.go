@@ -7,11 +7,13 @@
 // bytes the bbolt backend writes (one shared codec, internal to
 // package store), under
 //
-//	<prefix>meta/schema          -> the schema version ("4")
+//	<prefix>meta/schema          -> the schema version ("6")
 //	<prefix>meta/purge           -> set by a plugin's deletion until a sweep
 //	                                has deleted its codes and tokens
 //	<prefix>plugins/<plugin id>  -> Plugin
-//	<prefix>codes/<hex key>      -> AuthCode
+//	<prefix>codes/<hex key>      -> AuthCode, until it is redeemed or expires;
+//	                                under <family>0…0, a revoked family's
+//	                                code's tombstone
 //	<prefix>grants/<hex key>     -> Grant
 //	<prefix>expiry/<hex entry>   -> "": the expiry index (sweep.go)
 //
