@@ -43,12 +43,7 @@ func TestConformance(t *testing.T) {
 // host application owns (New): every store shares it, and closing a store
 // leaves it open.
 func TestConformanceOnHostClient(t *testing.T) {
-	etcd := etcdtest.Start(t)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := hostClient(t, etcdtest.Start(t).Endpoint)
 	var n atomic.Int64
 	storetest.Run(t, func(tb testing.TB) store.Store {
 		db, err := etcdstore.New(c, etcdstore.Options{Prefix: fmt.Sprintf("/host-%d/", n.Add(1)), RequestTimeout: 30 * time.Second})
@@ -128,12 +123,7 @@ func TestBatching(t *testing.T) {
 // and the grant's expiry entry, not the code's tombstone and a second
 // entry as schema 5 did.
 func TestRedemptionLeavesOneRecordAndOneEntry(t *testing.T) {
-	etcd := etcdtest.Start(t)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := hostClient(t, etcdtest.Start(t).Endpoint)
 	db, err := etcdstore.New(c, etcdstore.Options{Prefix: "/pairs/", RequestTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -159,4 +149,16 @@ func TestRedemptionLeavesOneRecordAndOneEntry(t *testing.T) {
 			t.Errorf("%s holds %d keys after %d redemptions, want %d", what, resp.Count, n, want)
 		}
 	}
+}
+
+// hostClient is an etcd client of the test's own, as a host application
+// has, closed when the test ends.
+func hostClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -21,12 +21,7 @@ import (
 // and its records are swept when they expire: the migration from 3 wrote
 // their entries.
 func TestOldPrefixesMigrate(t *testing.T) {
-	etcd := etcdtest.Start(t)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := hostClient(t, etcdtest.Start(t).Endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t0 := time.Now().UTC()

@@ -79,6 +79,13 @@ func Seed(tb testing.TB, db store.Store) {
 // secrets are named after suffix.
 func Redemption(suffix string) store.Redemption { return RedemptionOf("code1", suffix) }
 
+// RedemptionAt is Redemption at now instead of T0+1m.
+func RedemptionAt(suffix string, now time.Time) store.Redemption {
+	r := Redemption(suffix)
+	r.Now = now
+	return r
+}
+
 // RedemptionOf is Redemption for another code.
 func RedemptionOf(code, suffix string) store.Redemption {
 	return store.Redemption{
@@ -149,24 +156,21 @@ func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 	if err != nil || res.Grants != 1 || res.Codes != 0 {
 		t.Fatalf("sweep at 11m: %+v, %v; want the grant removed", res, err)
 	}
-	late := Redemption("b")
-	late.Now = T0.Add(11 * time.Minute)
-	if err := db.RedeemAuthCode(ctx, late); !errors.Is(err, store.ErrInvalidCode) {
+	if err := db.RedeemAuthCode(ctx, RedemptionAt("b", T0.Add(11*time.Minute))); !errors.Is(err, store.ErrInvalidCode) {
 		t.Errorf("code after its tombstone was swept: err = %v, want ErrInvalidCode", err)
 	}
 	if _, err := db.Token(ctx, AccessRef(r.Grant)); !errors.Is(err, store.ErrNotFound) {
 		t.Error("expired token kept")
 	}
 	t.Run("ReplayAfterCodeExpiryRevokes", func(t *testing.T) {
-		// The sweep that runs after the code's expiry keeps its tombstone:
-		// a replay then still revokes the tokens it gave.
+		// The sweep that runs after the code's expiry keeps what
+		// recognises its replay (the grant, which carries the code's
+		// hash): a replay then still revokes the tokens it gave.
 		db, r := redeemed(t, open)
 		if _, err := db.Sweep(ctx, T0.Add(6*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		replay := Redemption("b")
-		replay.Now = T0.Add(6 * time.Minute)
-		if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
+		if err := db.RedeemAuthCode(ctx, RedemptionAt("b", T0.Add(6*time.Minute))); !errors.Is(err, store.ErrCodeReplayed) {
 			t.Fatalf("replay after the code's expiry and a sweep: %v, want ErrCodeReplayed", err)
 		}
 		if Live(t, db, AccessRef(r.Grant), T0.Add(6*time.Minute)) {
@@ -186,9 +190,7 @@ func testSweep(t *testing.T, open func(testing.TB) store.Store) {
 		if res, err := db.Sweep(ctx, later); err != nil || res.Grants != 1 {
 			t.Fatalf("sweep: %+v, %v; want the first grant removed", res, err)
 		}
-		replay := Redemption("z")
-		replay.Now = later
-		if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
+		if err := db.RedeemAuthCode(ctx, RedemptionAt("z", later)); !errors.Is(err, store.ErrCodeReplayed) {
 			t.Fatalf("replay: %v, want ErrCodeReplayed", err)
 		}
 		if Live(t, db, RefreshRef(second), later) {
@@ -543,8 +545,7 @@ func testReplayAfterRevocation(t *testing.T, open func(testing.TB) store.Store) 
 				t.Fatal("the family's token survived its revocation")
 			}
 			for i := range 2 {
-				replay := Redemption(fmt.Sprint("y", i))
-				replay.Now = now
+				replay := RedemptionAt(fmt.Sprint("y", i), now)
 				if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrCodeReplayed) {
 					t.Fatalf("replay %d after the revocation: %v, want ErrCodeReplayed", i, err)
 				}
@@ -556,9 +557,7 @@ func testReplayAfterRevocation(t *testing.T, open func(testing.TB) store.Store) 
 			if res, err := db.Sweep(ctx, later); err != nil || res.Codes != 1 {
 				t.Fatalf("sweep after the family's deadline: %+v, %v; want the code's tombstone removed", res, err)
 			}
-			replay := Redemption("x")
-			replay.Now = later
-			if err := db.RedeemAuthCode(ctx, replay); !errors.Is(err, store.ErrInvalidCode) {
+			if err := db.RedeemAuthCode(ctx, RedemptionAt("x", later)); !errors.Is(err, store.ErrInvalidCode) {
 				t.Errorf("replay once the tombstone was swept: %v, want ErrInvalidCode", err)
 			}
 		})
