@@ -1,7 +1,10 @@
 package boltstore
 
 import (
+	"encoding/binary"
 	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/internal/codec"
@@ -40,7 +43,9 @@ func decode[R record](bucket, key, raw []byte, v R) error {
 	return nil
 }
 
-// put stores v at key in bucket.
+// put stores v at key in bucket. Unless the transaction chose otherwise
+// (putGrant's middleFill), the pages it splits are packed to
+// keyOrderedFill.
 func put[R record](tx txn, bucket, key []byte, v R) error {
 	var raw []byte
 	switch v := any(v).(type) {
@@ -52,17 +57,44 @@ func put[R record](tx txn, bucket, key []byte, v R) error {
 		raw = codec.EncodeGrant(v)
 	}
 	b := tx.Bucket(bucket)
-	b.FillPercent = keyOrderedFill
+	if b.FillPercent == bolt.DefaultFillPercent { // the transaction's first write to b
+		b.FillPercent = keyOrderedFill
+	}
 	return b.Put(key, raw)
 }
 
-// keyOrderedFill is how full bbolt packs a page it splits, for the buckets
-// whose keys are written in nearly increasing order: codes and grants,
-// whose keys sort by their code's issue time to the 16 ns (NewKey), and
-// the expiry index, by deadline. New keys land on the rightmost page, and
-// every page left behind stays as full as this: 0.95 packs 23 grants in a
-// 4 KiB page and leaves room for one written late (a code exchanged after
-// codes issued after it) before the page splits. bbolt's default, 0.5,
-// would leave every page half empty; 1.0 splits a full page for the first
-// late key.
+// keyOrderedFill is how full bbolt packs a page it splits, in a write
+// transaction that only appends to a bucket whose keys are written in
+// nearly increasing order: codes and grants, whose keys sort by their
+// code's issue time to the 16 ns (NewKey), and the expiry index, by
+// deadline. New keys land on the rightmost page, and every page left behind
+// stays as full as this: 0.95 packs 23 grants in a 4 KiB page and leaves
+// room for one written late (a code exchanged after codes issued after it)
+// before the page splits. bbolt's default, 0.5, would leave every page
+// half empty.
 const keyOrderedFill = 0.95
+
+// middleFill is how full bbolt packs a page it splits in a transaction
+// that also writes a key well behind the bucket's last one (writesBehind):
+// a rotated grant joins its family's grants, among pages long since full.
+// Split at keyOrderedFill, such a page would become a full one and one
+// holding the new key alone, and a store whose clients refresh their tokens
+// would end with pages a quarter to a third used; split near halves, the
+// pages that take such keys stay about three quarters full. (bbolt's
+// default, 0.5, would be taken for a transaction that chose nothing.)
+const middleFill = 0.55
+
+// writesBehind reports whether key, of a key-ordered bucket, sorts more
+// than a second of issue time (store.NewKey) before last, the bucket's last
+// key: it lands on a page the appends left behind.
+func writesBehind(key, last []byte) bool {
+	if len(key) < 6 || len(last) < 6 {
+		return false
+	}
+	ms := func(k []byte) uint64 {
+		var b [8]byte
+		copy(b[2:], k[:6])
+		return binary.BigEndian.Uint64(b[:])
+	}
+	return ms(key)+1000 < ms(last)
+}

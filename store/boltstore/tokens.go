@@ -9,11 +9,18 @@ import (
 	"github.com/plugintoken/plugintoken/store/internal/decide"
 )
 
-// putGrant stores g under its key, with its expiry entry. Keys carry 64 random bits within their
-// family (NewGrantKey), so it does not look for a grant already there: that
-// would cost a B+tree descent per exchange, inside the group commit, for an
-// event that does not happen.
+// putGrant stores g under its key, with its expiry entry. Keys carry 64
+// random bits within their family (NewGrantKey), so it does not look for a
+// grant already there. It does read the bucket's last key (the right edge,
+// whose pages every exchange touches): a grant written well behind it (a
+// rotation's, among its family's old pages) makes the transaction split
+// pages at middleFill instead of keyOrderedFill.
 func putGrant(tx txn, g *store.Grant) error {
+	if b := tx.Bucket(bucketGrants); b.FillPercent != middleFill {
+		if last, _ := b.Cursor().Last(); writesBehind(g.Key[:], last) {
+			b.FillPercent = middleFill
+		}
+	}
 	if err := put(tx, bucketGrants, g.Key[:], g); err != nil {
 		return err
 	}
