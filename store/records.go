@@ -47,6 +47,14 @@ func NewKey(now time.Time) Key {
 	return k
 }
 
+// IssueMilli is the Unix millisecond a key sorts by: its code's issue time
+// (NewKey), shared by every grant of its family.
+func (k Key) IssueMilli() int64 {
+	var ms [8]byte
+	copy(ms[2:], k[:6])
+	return int64(binary.BigEndian.Uint64(ms[:]))
+}
+
 // NewGrantKey returns a key for a token pair descended from the code or
 // token with key parent: the parent's family and 64 random bits.
 func NewGrantKey(parent Key) Key {

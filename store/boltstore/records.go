@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -84,17 +83,9 @@ const keyOrderedFill = 0.95
 // default, 0.5, would be taken for a transaction that chose nothing.)
 const middleFill = 0.55
 
-// writesBehind reports whether key, of a key-ordered bucket, sorts more
-// than a second of issue time (store.NewKey) before last, the bucket's last
-// key: it lands on a page the appends left behind.
-func writesBehind(key, last []byte) bool {
-	if len(key) < 6 || len(last) < 6 {
-		return false
-	}
-	ms := func(k []byte) uint64 {
-		var b [8]byte
-		copy(b[2:], k[:6])
-		return binary.BigEndian.Uint64(b[:])
-	}
-	return ms(key)+1000 < ms(last)
+// writesBehind reports whether key sorts more than a second of issue time
+// (store.Key.IssueMilli) before last, a key-ordered bucket's last key: it
+// lands on a page the appends left behind.
+func writesBehind(key store.Key, last []byte) bool {
+	return len(last) == len(key) && key.IssueMilli()+1000 < store.Key(last).IssueMilli()
 }

@@ -76,11 +76,7 @@ func (db *DB) sweepDue(ctx context.Context, now time.Time, res *store.SweepResul
 			due = dueEntries(tx, from, until, sweepChunk)
 			for _, k := range due {
 				if _, kind, key, ok := codec.ParseExpiryKey(k); ok {
-					bucket := bucketCodes
-					if kind == codec.ExpiryGrant {
-						bucket = bucketGrants
-					}
-					tx.Bucket(bucket).Get(key[:])
+					tx.Bucket(recordBucket(kind == codec.ExpiryGrant)).Get(key[:])
 				}
 			}
 			return nil
@@ -108,10 +104,7 @@ func (db *DB) sweepDue(ctx context.Context, now time.Time, res *store.SweepResul
 					continue
 				}
 				isGrant := kind == codec.ExpiryGrant
-				bucket := bucketCodes
-				if isGrant {
-					bucket = bucketGrants
-				}
+				bucket := recordBucket(isGrant)
 				b := tx.Bucket(bucket)
 				raw := b.Get(key[:])
 				if raw == nil { // a revoked family's, or moved
@@ -273,10 +266,7 @@ func owePurge(tx txn) error {
 func (db *DB) sweepOrphans(ctx context.Context) (store.SweepResult, error) {
 	plugins := map[string]bool{}
 	return decide.Sweeping(func(isGrant bool, undecodable func(string)) (int, error) {
-		bucket := bucketCodes
-		if isGrant {
-			bucket = bucketGrants
-		}
+		bucket := recordBucket(isGrant)
 		return sweepBucket(ctx, db, bucket, func(tx txn, k, v []byte) (bool, error) {
 			gone, bad, err := decide.Orphan(isGrant, v, func(id string) (bool, error) {
 				ok, seen := plugins[id]
@@ -351,4 +341,12 @@ func sweepBucket(ctx context.Context, db *DB, bucket []byte,
 		removed += n
 	}
 	return removed, nil
+}
+
+// recordBucket is the bucket of grants (isGrant) or of codes.
+func recordBucket(isGrant bool) []byte {
+	if isGrant {
+		return bucketGrants
+	}
+	return bucketCodes
 }

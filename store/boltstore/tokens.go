@@ -17,7 +17,7 @@ import (
 // pages at middleFill instead of keyOrderedFill.
 func putGrant(tx txn, g *store.Grant) error {
 	if b := tx.Bucket(bucketGrants); b.FillPercent != middleFill {
-		if last, _ := b.Cursor().Last(); writesBehind(g.Key[:], last) {
+		if last, _ := b.Cursor().Last(); writesBehind(g.Key, last) {
 			b.FillPercent = middleFill
 		}
 	}
