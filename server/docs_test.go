@@ -29,6 +29,10 @@ func TestDocsAssets(t *testing.T) {
 // and saves a screenshot in $PLUGINTOKEN_ARTIFACTS (a temporary folder when
 // unset).
 func TestDocsPageInChromium(t *testing.T) {
+	t.Parallel() // slow, and on its own store: beside the other slow ones
+	if os.Getenv("PLUGINTOKEN_NO_BROWSER") != "" {
+		t.Skip("PLUGINTOKEN_NO_BROWSER is set (the update path's tests render the page for one revision only)")
+	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") != "" {

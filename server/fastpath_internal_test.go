@@ -70,6 +70,7 @@ func TestFastPathOnHotRoutes(t *testing.T) {
 // expects the same answers: statuses, and whole bodies where they do not
 // carry fresh credentials.
 func TestFastPathAnswersAsKinOpenAPI(t *testing.T) {
+	t.Parallel() // slow, and on its own store: beside the other slow ones
 	const admin = "fast-path-admin-token-0123456789"
 	type side struct {
 		url    string

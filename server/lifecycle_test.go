@@ -467,6 +467,7 @@ func TestSweeper(t *testing.T) {
 // gets a new pair, and with no grace the family is revoked afterwards, the
 // winner's new pair included.
 func TestRefreshRace(t *testing.T) {
+	t.Parallel() // slow, and on its own store: beside the other slow ones
 	// The real clock: each request is stamped when its handler starts, so
 	// a request stamped before the rotation that beats it can be decided
 	// after it.

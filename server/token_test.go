@@ -85,6 +85,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestTokenErrors(t *testing.T) {
+	t.Parallel() // slow, and on its own store: beside the other slow ones
 	type setup struct {
 		h      *harness
 		plugin gen.PluginWithSecret // the plugin the code was issued for

@@ -6,6 +6,8 @@ package specupdate
 
 import (
 	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -36,8 +39,10 @@ func needTools(t *testing.T) {
 // git sees them) with a git history of one commit, so that `git status`
 // tells whether a step changed anything.
 type module struct {
-	t   *testing.T
-	dir string
+	t       *testing.T
+	dir     string
+	browser bool // render the docs page in Chromium in the API's tests
+	filled  bool // the repository was copied into dir
 }
 
 // copies hands out copies of the module to parallel subtests: a copy is
@@ -48,12 +53,43 @@ type copies struct {
 	pool   chan *module
 }
 
+// newCopies makes n copies, each in a directory of its own that is the
+// same from one run of the tests to the next (see copyDir), and fills them
+// when a subtest first asks.
 func newCopies(t *testing.T, n int) *copies {
 	c := &copies{parent: t, pool: make(chan *module, n)}
-	for range n {
-		c.pool <- nil
+	for i := range n {
+		c.pool <- &module{dir: copyDir(t, i)}
 	}
 	return c
+}
+
+// copyDir returns the directory of copy i: the same path at every run from
+// this checkout, because the build cache keys a package compiled without
+// -trimpath by its directory, so that a run reuses what the run before it
+// compiled (about 15 s of each copy's first update); a temporary one when
+// another run from this checkout holds that path. It is removed when t
+// ends.
+func copyDir(t *testing.T, i int) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("plugintoken-specupdate-%x-%d", sum[:4], i))
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return t.TempDir()
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return t.TempDir()
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.RemoveAll(dir)
+		_ = lock.Close() // and with it the lock
+	})
+	return dir
 }
 
 // get returns a clean copy for the subtest t, and gives it back when t ends.
@@ -61,21 +97,21 @@ func (c *copies) get(t *testing.T) *module {
 	t.Helper()
 	m := <-c.pool
 	t.Cleanup(func() { c.pool <- m })
-	if m == nil {
-		m = copyModule(t, c.parent.TempDir())
-	} else {
-		m.t = t // before git: it reports to the subtest
+	m.t, m.browser = t, false // before git: it reports to the subtest
+	if m.filled {
 		m.git("reset", "-q", "--hard")
 		m.git("clean", "-q", "-fdx")
+	} else {
+		copyModule(m)
+		m.filled = true
 	}
-	m.t = t
 	return m
 }
 
-// copyModule copies the repository into dir.
-func copyModule(t *testing.T, dir string) *module {
+// copyModule copies the repository into m.dir.
+func copyModule(m *module) {
+	t := m.t
 	t.Helper()
-	m := &module{t: t, dir: dir}
 	list := exec.Command("git", "ls-files", "-co", "--exclude-standard", "-z")
 	list.Dir = root
 	files, err := list.Output()
@@ -101,7 +137,6 @@ func copyModule(t *testing.T, dir string) *module {
 	m.git("init", "-q")
 	m.git("add", "-A")
 	m.git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
-	return m
 }
 
 func (m *module) git(args ...string) string {
@@ -116,11 +151,17 @@ func (m *module) git(args ...string) string {
 }
 
 // update runs `make update-spec NEW=doc` with the API's tests as its test
-// step (the whole suite is what `make test` runs on the clean clone).
+// step (the whole suite is what `make test` runs on the clean clone). The
+// docs page is rendered in Chromium only where m.browser is set: it takes
+// seconds, and one revision (the full document) is enough to show that a
+// new document renders.
 func (m *module) update(doc string, args ...string) (string, error) {
 	cmd := exec.Command("make", append([]string{"-s", "update-spec", "NEW=" + doc, "UPDATE_TEST=test-server"}, args...)...)
 	cmd.Dir = m.dir
 	cmd.Env = cleanEnv()
+	if !m.browser {
+		cmd.Env = append(cmd.Env, "PLUGINTOKEN_NO_BROWSER=1")
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -165,7 +206,7 @@ func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ACCEPT_BREAKING", "UPDATE_TEST", "NEW":
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ACCEPT_BREAKING", "UPDATE_TEST", "NEW", "PLUGINTOKEN_NO_BROWSER":
 			continue
 		}
 		env = append(env, kv)
@@ -330,6 +371,7 @@ func TestUpdatePath(t *testing.T) {
 	t.Run("FullDocument", func(t *testing.T) {
 		t.Parallel()
 		m := copies.get(t)
+		m.browser = true // the largest change of the served document
 		gz := filepath.Join(testdata, "teable-openapi-1.10.0.json.gz")
 		if breaking(t, gz) {
 			m.mustUpdate(gz, "ACCEPT_BREAKING=1")
