@@ -71,6 +71,7 @@ func main() {
 		samples    = flag.Int("samples", 20000, "lookups timed per stage")
 		scattered  = flag.Bool("scattered", false, "make the expired tenth of each stage one pair in ten throughout it, instead of its first tenth (tokens of one lifetime expire in the order they were issued)")
 		tokenCache = flag.Int("token-cache", 1024, "entries of the bbolt store's token cache: small, so that the lookups go past it at every stage (the default, 65,536, holds all of a small stage's tokens)")
+		lock       = flag.Bool("lock-in-memory", false, "bbolt: open the file with boltstore.Options.LockInMemory (mlock), so that the kernel cannot give its pages up")
 		heapDir    = flag.String("heapprofile", "", "folder to write a heap profile into at the end of each stage (heap-<pairs>.pb.gz), to see what the Go heap holds")
 	)
 	flag.Parse()
@@ -97,13 +98,17 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	r, err := newRun(*backend, *dir, *tokenCache)
+	r, err := newRun(*backend, *dir, boltstore.Options{TokenCacheSize: *tokenCache, LockInMemory: *lock})
 	if err != nil {
 		log.Fatal(err)
 	}
 	r.heapDir = *heapDir
 	defer r.close()
-	fmt.Printf("plugintoken-scale on %s, %s, GOMAXPROCS %d, %d fillers\n\n", *backend, time.Now().UTC().Format("2006-01-02"), runtime.GOMAXPROCS(0), *workers)
+	locked := ""
+	if *lock && *backend == "bbolt" {
+		locked = ", the file locked in memory"
+	}
+	fmt.Printf("plugintoken-scale on %s%s, %s, GOMAXPROCS %d, %d fillers\n\n", *backend, locked, time.Now().UTC().Format("2006-01-02"), runtime.GOMAXPROCS(0), *workers)
 	fmt.Println(header(*backend))
 	fmt.Println(strings.Repeat("|---", strings.Count(header(*backend), "|")-1) + "|")
 	for _, n := range targets {
@@ -209,8 +214,8 @@ type run struct {
 	mu     sync.Mutex
 	sample reservoir
 	seen   int
-	// tokenCache is the store's Options.TokenCacheSize.
-	tokenCache int
+	// boltOpts are the bbolt store's options (a small token cache).
+	boltOpts boltstore.Options
 }
 
 // reservoirSize is how many tokens the lookups sample from.
@@ -242,8 +247,8 @@ func (s *reservoir) get(i int) string {
 	return string(slot[1 : 1+int(slot[0])])
 }
 
-func newRun(backend, dir string, tokenCache int) (*run, error) {
-	r := &run{backend: backend, dir: dir, tokenCache: tokenCache, sample: newReservoir()}
+func newRun(backend, dir string, boltOpts boltstore.Options) (*run, error) {
+	r := &run{backend: backend, dir: dir, boltOpts: boltOpts, sample: newReservoir()}
 	switch backend {
 	case "bbolt":
 		r.path = filepath.Join(dir, "plugintoken.db")
@@ -270,7 +275,7 @@ func newRun(backend, dir string, tokenCache int) (*run, error) {
 func (r *run) open() error {
 	var err error
 	if r.backend == "bbolt" {
-		r.bolt, err = boltstore.Open(r.path, boltstore.Options{TokenCacheSize: r.tokenCache})
+		r.bolt, err = boltstore.Open(r.path, r.boltOpts)
 		r.st = r.bolt
 	} else {
 		r.etcdDB, err = etcdstore.Open(etcdstore.Options{Endpoints: []string{r.etcd.Endpoint}, RequestTimeout: time.Minute, CompactInterval: -1})

@@ -17,6 +17,8 @@ func parseServeFlags(args []string, getenv func(string) string, stdout io.Writer
 	fs.SetOutput(io.Discard) // errors are returned, help printed below
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on (host:port)")
 	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "bbolt database file (created 0600 if missing)")
+	fs.BoolVar(&cfg.LockInMemory, "db-lock-in-memory", cfg.LockInMemory,
+		"lock the whole bbolt file in memory (mlock), so that lookups never wait for the disk; needs CAP_IPC_LOCK or a memlock limit above the file's size (docs/operations.md)")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "",
 		"file of admin bearer tokens, one per line (default: admin-token beside the database;\n"+
 			"generated there on first start when no token is configured)")
@@ -85,6 +87,9 @@ func parseServeFlags(args []string, getenv func(string) string, stdout io.Writer
 		cfg.Etcd.CompactInterval = -1 // etcdstore: negative is off
 	case cfg.Etcd.CompactInterval < time.Second:
 		return cfg, fmt.Errorf("-etcd-compact-interval must be at least 1s, or 0 to turn it off; got %s", cfg.Etcd.CompactInterval)
+	}
+	if cfg.LockInMemory && len(cfg.Etcd.Endpoints) > 0 {
+		return cfg, errors.New("-db-lock-in-memory locks the bbolt file, and -etcd-endpoints stores in etcd instead: give one of them")
 	}
 	if cfg.SweepInterval < time.Second {
 		return cfg, fmt.Errorf("-sweep-interval must be at least 1s, got %s", cfg.SweepInterval)

@@ -70,6 +70,7 @@ func TestParseServeFlags(t *testing.T) {
 			"PLUGINTOKEN_ADMIN_TOKEN", " tok-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa , ,tok-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
 			"PLUGINTOKEN_TOKEN_REQUIRES_BEARER", "true",
 			"PLUGINTOKEN_REFRESH_REUSE_GRACE", "3s",
+			"PLUGINTOKEN_DB_LOCK_IN_MEMORY", "true",
 		), io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -77,7 +78,7 @@ func TestParseServeFlags(t *testing.T) {
 		if cfg.AuthCodeTTL != 2*time.Second || cfg.AccessTokenTTL != time.Minute || cfg.Addr != "127.0.0.1:9999" ||
 			cfg.DBPath != "/x/y.db" || cfg.AdminTokenFile != "/x/admin-token" ||
 			!slices.Equal(cfg.AdminTokens, []string{"tok-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}) ||
-			!cfg.TokenRequiresBearer || cfg.RefreshReuseGrace != 3*time.Second {
+			!cfg.TokenRequiresBearer || cfg.RefreshReuseGrace != 3*time.Second || !cfg.LockInMemory {
 			t.Errorf("got %+v", cfg)
 		}
 	})
@@ -92,6 +93,7 @@ func TestParseServeFlags(t *testing.T) {
 		"ErrExtraArgument":  {[]string{"extra"}, nil, `unexpected argument "extra"`},
 		"ErrSweepTooOften":  {[]string{"-sweep-interval", "1ms"}, nil, "-sweep-interval must be at least 1s, got 1ms"},
 		"ErrNegativeGrace":  {[]string{"-refresh-reuse-grace", "-1s"}, nil, "-refresh-reuse-grace must not be negative, got -1s"},
+		"ErrLockWithEtcd":   {[]string{"-db-lock-in-memory", "-etcd-endpoints", "a:2379"}, nil, "-db-lock-in-memory locks the bbolt file, and -etcd-endpoints stores in etcd instead"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseServeFlags(tc.args, env(tc.env...), io.Discard); err == nil || !strings.Contains(err.Error(), tc.msg) {

@@ -77,11 +77,12 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startProc starts the binary on dbPath and waits until it is healthy.
-func startProc(t *testing.T, dbPath string) *proc {
+// startProc starts the binary on dbPath, with the serve flags args, and
+// waits until it is healthy.
+func startProc(t *testing.T, dbPath string, args ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
-	cmd := exec.Command(mustBuild(t), "serve", "--addr", addr, "--db", dbPath, "--shutdown-timeout", "10s")
+	cmd := exec.Command(mustBuild(t), append([]string{"serve", "--addr", addr, "--db", dbPath, "--shutdown-timeout", "10s"}, args...)...)
 	cmd.Env = append(os.Environ(), "PLUGINTOKEN_ADMIN_TOKEN="+processAdmin, "PLUGINTOKEN_MAX_FAILURES=-1")
 	p := &proc{cmd: cmd, url: "http://" + addr, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr

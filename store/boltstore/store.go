@@ -64,10 +64,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/plugintoken/plugintoken/store/internal/codec"
@@ -111,6 +113,23 @@ type Options struct {
 	// repeated lookups. Zero means DefaultTokenCacheSize; negative turns the
 	// cache off.
 	TokenCacheSize int
+	// LockInMemory makes Open lock the whole file in memory (mlock(2),
+	// bbolt's Options.Mlock, as etcd's --memory-mlock does for its own
+	// bbolt file), so that a lookup or a sweep never waits for the disk
+	// however the kernel treats its page cache: with millions of live
+	// pairs, a lookup that meets a page the kernel gave up reads it from
+	// disk, which is its p99 (docs/benchmarks.md). The cost: the process
+	// holds the file's size in memory for good (bbolt's memory map, in its
+	// RSS); Open reads the whole file first (about 1 s a GB, measured with
+	// the file in the page cache); and the process must be allowed to lock
+	// that much (CAP_IPC_LOCK, or RLIMIT_MEMLOCK above the file's size:
+	// LimitMEMLOCK= in a systemd unit), or Open fails saying so. Leave the
+	// limit room for growth: a write that grows the file past it fails,
+	// and bbolt then has the file unmapped, so every later write fails
+	// (ErrUnavailable, and Ping) until the store is opened again. Unix
+	// only. OpenDB ignores it: the host sets bbolt's Mlock on its own
+	// database.
+	LockInMemory bool
 }
 
 // DefaultTokenCacheSize keeps the hot set of a large gateway in memory
@@ -162,6 +181,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 2 * time.Second
 	}
+	if opts.LockInMemory && runtime.GOOS == "windows" {
+		return nil, errors.New("store: LockInMemory needs a Unix system (mlock)")
+	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("store: %s is a folder, not a database file: name the file in it (for example %s)", path, filepath.Join(path, "plugintoken.db"))
 	}
@@ -184,8 +206,16 @@ func Open(path string, opts Options) (*DB, error) {
 		// written on every commit: fewer pages per fsync. Data pages are
 		// fsynced as always.
 		NoFreelistSync: true,
+		Mlock:          opts.LockInMemory,
 	})
 	if err != nil {
+		if opts.LockInMemory {
+			var size int64
+			if st, serr := os.Stat(path); serr == nil {
+				size = st.Size()
+			}
+			err = lockError(err, size)
+		}
 		return nil, openError(path, opts.LockTimeout, err)
 	}
 	db, err := newDB(b, nil, true, opts)
@@ -247,6 +277,17 @@ func openError(path string, timeout time.Duration, err error) error {
 		return fmt.Errorf("%w: %s: %w (restore it from a backup)", ErrDamaged, path, err)
 	}
 	return fmt.Errorf("store: open %s: %w", path, err)
+}
+
+// lockError explains a failure of mlock(2) at Open with LockInMemory: the
+// process may not lock the file (EPERM) or not that much of it (ENOMEM,
+// EAGAIN).
+func lockError(err error, size int64) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) || (errno != syscall.EPERM && errno != syscall.ENOMEM && errno != syscall.EAGAIN) {
+		return err
+	}
+	return fmt.Errorf("lock the file in memory (LockInMemory): %w: it needs %d KiB locked, the file's size; the process may lock at most RLIMIT_MEMLOCK ('ulimit -l'; LimitMEMLOCK= in a systemd unit) unless it has CAP_IPC_LOCK", err, (size+1023)/1024)
 }
 
 // init creates the buckets and checks the schema version, once, at open,
