@@ -120,8 +120,9 @@ type Options struct {
 	// pairs, a lookup that meets a page the kernel gave up reads it from
 	// disk, which is its p99 (docs/benchmarks.md). The cost: the process
 	// holds the file's size in memory for good (bbolt's memory map, in its
-	// RSS); Open reads the whole file first (about 1 s a GB, measured with
-	// the file in the page cache); and the process must be allowed to lock
+	// RSS); Open reads the whole file first (0.4 to 2.5 s for a 2.4 GiB
+	// file in the page cache, in docs/benchmarks.md's runs; a disk's read
+	// time when it is not); and the process must be allowed to lock
 	// that much (CAP_IPC_LOCK, or RLIMIT_MEMLOCK above the file's size:
 	// LimitMEMLOCK= in a systemd unit), or Open fails saying so. Leave the
 	// limit room for growth: a write that grows the file past it fails,
