@@ -14,6 +14,7 @@ import (
 
 	"github.com/plugintoken/plugintoken/internal/memlock"
 	"github.com/plugintoken/plugintoken/store"
+	bolt "go.etcd.io/bbolt"
 )
 
 // lockedBytes is the memory this process has locked.
@@ -88,5 +89,18 @@ func TestLockErrorSaysWhatToChange(t *testing.T) {
 	}
 	if got := lockError(syscall.EIO, 1); got != syscall.EIO {
 		t.Errorf("lockError(EIO) = %v", got)
+	}
+}
+
+// TestOpenDBRefusesLockInMemory: the host's file is the host's to lock, so
+// OpenDB refuses the option rather than ignore it.
+func TestOpenDBRefusesLockInMemory(t *testing.T) {
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "host.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := OpenDB(b, Options{LockInMemory: true}); err == nil || !strings.Contains(err.Error(), "Options.Mlock") {
+		t.Errorf("OpenDB with LockInMemory: %v, want a refusal naming bbolt's Options.Mlock", err)
 	}
 }

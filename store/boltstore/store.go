@@ -128,7 +128,7 @@ type Options struct {
 	// limit room for growth: a write that grows the file past it fails,
 	// and bbolt then has the file unmapped, so every later write fails
 	// (ErrUnavailable, and Ping) until the store is opened again. Unix
-	// only. OpenDB ignores it: the host sets bbolt's Mlock on its own
+	// only. OpenDB refuses it: the host sets bbolt's Mlock on its own
 	// database.
 	LockInMemory bool
 }
@@ -241,6 +241,9 @@ func Open(path string, opts Options) (*DB, error) {
 func OpenDB(b *bolt.DB, opts Options) (*DB, error) {
 	if b == nil {
 		return nil, errors.New("store: OpenDB needs an open *bbolt.DB")
+	}
+	if opts.LockInMemory {
+		return nil, errors.New("store: OpenDB cannot lock the host's file in memory (LockInMemory): open it with bbolt's Options.Mlock instead")
 	}
 	root := opts.Bucket
 	if root == "" {
