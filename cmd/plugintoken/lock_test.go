@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/plugintoken/plugintoken/gen"
 	"github.com/plugintoken/plugintoken/internal/memlock"
@@ -18,14 +17,14 @@ import (
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
 
-// lockedKiB is the memory the process pid has locked, in KiB.
-func lockedKiB(t *testing.T, pid int) int64 {
+// locked is the memory the process pid has locked, in bytes.
+func locked(t *testing.T, pid int) int64 {
 	t.Helper()
 	n, err := memlock.Locked(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n >> 10
+	return n
 }
 
 // lockFile writes a database file of a few hundred KiB: small enough that
@@ -58,13 +57,18 @@ func lockFile(t *testing.T) (string, int64) {
 func TestServeLocksTheFileInMemory(t *testing.T) {
 	path, size := lockFile(t)
 	p := startProc(t, path, "--db-lock-in-memory")
-	if got := lockedKiB(t, p.cmd.Process.Pid); got*1024 < size {
-		t.Errorf("with -db-lock-in-memory the process has %d KiB locked, less than the file's %d KiB", got, size/1024)
+	if got := locked(t, p.cmd.Process.Pid); got < size {
+		t.Errorf("with -db-lock-in-memory the process has %d bytes locked, less than the file's %d", got, size)
 	}
-	// It serves: a plugin is created, and the file it grows stays locked.
+	// It serves: a plugin is created, and the file stays locked.
 	res, err := p.client(t).CreatePluginWithResponse(context.Background(), gen.CreatePluginRequest{Name: "locked"})
 	if err != nil || res.JSON201 == nil {
 		t.Fatalf("create plugin: %v %s", err, res.Body)
+	}
+	if st, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if got := locked(t, p.cmd.Process.Pid); got < st.Size() {
+		t.Errorf("after a write the process has %d bytes locked, less than the file's %d", got, st.Size())
 	}
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -74,8 +78,8 @@ func TestServeLocksTheFileInMemory(t *testing.T) {
 	}
 
 	p = startProc(t, path)
-	if got := lockedKiB(t, p.cmd.Process.Pid); got != 0 {
-		t.Errorf("without the flag the process has %d KiB locked", got)
+	if got := locked(t, p.cmd.Process.Pid); got != 0 {
+		t.Errorf("without the flag the process has %d bytes locked", got)
 	}
 }
 
@@ -94,24 +98,17 @@ func TestServeRefusesWhatItCannotLock(t *testing.T) {
 	if os.Geteuid() == 0 { // root may lock anything while it has CAP_IPC_LOCK
 		wrap = []string{"setpriv", "--bounding-set=-ipc_lock", "--inh-caps=-ipc_lock"}
 	}
-	args := append(wrap, "prlimit", "--memlock=0:0", mustBuild(t), "serve", "--addr", freePort(t), "--db", path, "--db-lock-in-memory")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // generous: a busy machine
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "PLUGINTOKEN_ADMIN_TOKEN="+processAdmin)
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("serve did not exit on its own: %s", out)
-	}
+	out, err := serveOnceUnder(t, append(wrap, "prlimit", "--memlock=0:0"), []string{"PLUGINTOKEN_ADMIN_TOKEN=" + processAdmin},
+		"--db", path, "--db-lock-in-memory")
 	if err == nil {
 		t.Fatalf("serve ran with the file unlocked:\n%s", out)
 	}
 	for _, want := range []string{path, "lock the file in memory (LockInMemory)", "RLIMIT_MEMLOCK", "LimitMEMLOCK=", "CAP_IPC_LOCK"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("the refusal does not say %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(string(out), "goroutine ") || strings.Count(strings.TrimSpace(string(out)), "\n") > 2 {
+	if strings.Contains(out, "goroutine ") || strings.Count(strings.TrimSpace(out), "\n") > 2 {
 		t.Errorf("want one clear line, got:\n%s", out)
 	}
 	// The file is as it was: it opens without the flag.

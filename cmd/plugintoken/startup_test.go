@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,9 +30,17 @@ import (
 // killed) and returns its stderr and exit error.
 func serveOnce(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
+	return serveOnceUnder(t, nil, env, args...)
+}
+
+// serveOnceUnder is serveOnce with the binary run by the command wrap
+// (prlimit, setpriv: a program that runs the rest of its arguments).
+func serveOnceUnder(t *testing.T, wrap, env []string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, mustBuild(t), append([]string{"serve", "--addr", freePort(t)}, args...)...)
+	argv := append(slices.Clone(wrap), mustBuild(t), "serve", "--addr", freePort(t))
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
