@@ -22,6 +22,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -154,6 +155,51 @@ func printBuckets(path string, pairs int) error {
 	})
 }
 
+// freelistHeap estimates how much of the Go heap bbolt's freelist holds:
+// its maps of free and pending pages, and of the pages it allocated since
+// the open (which it keeps until they are freed). It sums what the heap
+// profile says was allocated under go.etcd.io/bbolt/internal/freelist and is
+// still in use, scaled from the runtime's samples as pprof scales them. With
+// the etcd backend it includes etcd's own bbolt.
+func freelistHeap() int64 {
+	// A profile is as of the collection before the last.
+	runtime.GC()
+	runtime.GC()
+	n, _ := runtime.MemProfile(nil, false)
+	var recs []runtime.MemProfileRecord
+	for {
+		recs = make([]runtime.MemProfileRecord, n+64)
+		var ok bool
+		if n, ok = runtime.MemProfile(recs, false); ok {
+			recs = recs[:n]
+			break
+		}
+	}
+	rate := float64(runtime.MemProfileRate)
+	var total float64
+	for _, rec := range recs {
+		objects, bytes := float64(rec.InUseObjects()), float64(rec.InUseBytes())
+		if objects == 0 || !inFreelist(rec.Stack()) {
+			continue
+		}
+		total += bytes / (1 - math.Exp(-bytes/objects/rate))
+	}
+	return int64(total)
+}
+
+func inFreelist(stack []uintptr) bool {
+	frames := runtime.CallersFrames(stack)
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "go.etcd.io/bbolt/internal/freelist.") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
 // writeHeapProfile writes the heap's profile after two collections (a
 // profile is as of the collection before the last).
 func writeHeapProfile(path string) error {
@@ -174,9 +220,9 @@ func writeHeapProfile(path string) error {
 }
 
 func header(backend string) string {
-	h := "| live pairs | fill (pairs/s) | bytes/pair | RSS / Go heap | Authenticate p50 / p99 | Introspect p50 / p99 | HTTP exchanges/s | sweep, none due | sweep, expired (µs/record) | exchange p99 without / during sweep |"
+	h := "| live pairs | fill (pairs/s) | bytes/pair | RSS / Go heap (of it bbolt's freelist) | Authenticate p50 / p99 | Introspect p50 / p99 | HTTP exchanges/s | sweep, none due | sweep, expired (µs/record) | exchange p99 without / during sweep |"
 	if backend == "bbolt" {
-		h += " backup (MB/s) / cp (MB/s) | close / reopen | file in page cache at the lookups |"
+		h += " backup (MB/s) / cp (MB/s) | close / reopen | file in page cache at the lookups | a random page of the file p50 / p99 | major faults in the lookups |"
 	} else {
 		h += " etcd db size / in use |"
 	}
@@ -406,12 +452,15 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration, scattered bo
 		none = time.Since(t)
 	}
 
-	cached := "—"
+	cached, probe := "—", "—"
 	if r.backend == "bbolt" {
 		cached = pageCacheShare(r.path)
+		probe = pageProbe(r.path, samples)
 	}
+	faults := majorFaults()
 	auth := r.time(samples, func(tok string) error { _, err := r.svc.Authenticate(ctx, tok); return err })
 	intro := r.time(samples, func(tok string) error { _, err := r.svc.Introspect(ctx, tok); return err })
+	faults = majorFaults() - faults
 
 	// HTTP exchanges, then again while the expired tenth is swept.
 	h, err := r.newHTTP()
@@ -452,8 +501,8 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration, scattered bo
 			return "", err
 		}
 	}
-	row := fmt.Sprintf("| %s | %s | %s | %s / %s | %s | %s | %.0f | %s | %s for %d (%s) | %s / %s |",
-		count(r.live), fillRate, r.bytesPerPair(), mib(rss()), mib(int64(ms.HeapAlloc)),
+	row := fmt.Sprintf("| %s | %s | %s | %s / %s (%s) | %s | %s | %.0f | %s | %s for %d (%s) | %s / %s |",
+		count(r.live), fillRate, r.bytesPerPair(), mib(rss()), mib(int64(ms.HeapAlloc)), mib(freelistHeap()),
 		auth, intro, base.rate(), ms1(none), ms1(sweepTook), swept.Codes+swept.Grants, perRecord,
 		ms1(base.p99()), ms1(during.p99()))
 	if r.backend == "bbolt" {
@@ -461,7 +510,7 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration, scattered bo
 		if err != nil {
 			return "", err
 		}
-		row += fmt.Sprintf(" %.0f / %.0f | %s / %s | %s |", b, c, ms1(closing), ms1(reopen), cached)
+		row += fmt.Sprintf(" %.0f / %.0f | %s / %s | %s | %s | %d |", b, c, ms1(closing), ms1(reopen), cached, probe, faults)
 	} else {
 		size, inUse, err := r.etcdSize()
 		if err != nil {
@@ -759,6 +808,63 @@ func ms1(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
 }
 func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1000) }
+
+// pageProbe reads one byte of each of n random pages of the file at path,
+// through a mapping of its own, and returns the p50 and p99 of a read: the
+// floor under a lookup, which reads at least one page that nothing read
+// recently, without any of the lookup's own work. It runs just before the
+// lookups, so it finds the file as they do. Each read pays a minor fault
+// (the mapping is new), a microsecond at most; a page the page cache does
+// not hold is read from the disk (major fault). When the file is locked in
+// memory and the reads still have a slow tail, the tail is below this
+// machine's kernel: memory the host hands the VM back lazily after it was
+// left untouched (docs/benchmarks.md).
+func pageProbe(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return "?"
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return "?"
+	}
+	defer func() { _ = unix.Munmap(data) }()
+	// As bbolt's own mapping: no readahead around a fault.
+	if err := unix.Madvise(data, unix.MADV_RANDOM); err != nil {
+		return "?"
+	}
+	page := os.Getpagesize()
+	pages := len(data) / page
+	d := make([]time.Duration, n)
+	var sum byte
+	for i := range d {
+		off := rand.IntN(pages)*page + rand.IntN(page)
+		t := time.Now()
+		sum += data[off]
+		d[i] = time.Since(t)
+	}
+	probeSink = sum
+	slices.Sort(d)
+	return fmt.Sprintf("%s / %s", us(d[len(d)/2]), us(d[len(d)*99/100]))
+}
+
+// probeSink keeps pageProbe's reads from being optimised away.
+var probeSink byte
+
+// majorFaults is the number of page faults this process has taken that read
+// the disk.
+func majorFaults() int64 {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Majflt
+}
 
 // pageCacheShare is the share of the file at path that the page cache
 // holds (mincore): a lookup that needs a page it does not hold reads the

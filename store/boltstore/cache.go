@@ -36,18 +36,76 @@ type tokenCache struct {
 	// lookup about to read the file.
 	epoch atomic.Uint64
 
-	mu sync.RWMutex
-	m  map[store.Key]*cachedGrant
+	mu     sync.RWMutex
+	grants generations[*cachedGrant]
 	// absent holds keys no grant is stored under, so that presenting an
 	// unknown (well-formed) token costs what a known one does, not a read
 	// transaction. Such a fact never goes stale: a grant's key is drawn
 	// from crypto/rand when the grant is created, so nobody can look it up
 	// before it exists (short of guessing 64 random bits), and a deleted
 	// key is never used again.
-	absent map[store.Key]struct{}
+	absent generations[struct{}]
 	// pending is true from a drop until the write transaction that dropped
 	// has ended.
 	pending bool
+}
+
+// generations is a map of at most max entries that makes room without
+// deleting: new entries go into young; when young holds half of max, it
+// becomes old and what old held is forgotten at once (young starts as a new
+// map). A Go map that is made room in by deleting one entry for each new
+// one grows for ever: its deleted entries' slots are reclaimed only when it
+// grows, and it then grows (TestCacheMemoryStaysFlat). The price is the
+// policy: an entry is forgotten max/2 to max additions after it was last
+// added, however often it was read; a token forgotten while in use is read
+// from the file once and added again.
+type generations[V any] struct {
+	half       int
+	young, old map[store.Key]V
+}
+
+func newGenerations[V any](bound int) generations[V] {
+	return generations[V]{half: bound / 2, young: make(map[store.Key]V)}
+}
+
+func (g *generations[V]) get(k store.Key) (V, bool) {
+	if v, ok := g.young[k]; ok {
+		return v, true
+	}
+	v, ok := g.old[k]
+	return v, ok
+}
+
+func (g *generations[V]) put(k store.Key, v V) {
+	if _, ok := g.young[k]; !ok && len(g.young) >= max(1, g.half) {
+		g.old, g.young = g.young, make(map[store.Key]V, len(g.young))
+		if g.half == 0 { // a bound of one: no room for an old generation
+			g.old = nil
+		}
+	}
+	g.young[k] = v
+}
+
+func (g *generations[V]) delete(k store.Key) {
+	delete(g.young, k)
+	delete(g.old, k)
+}
+
+func (g *generations[V]) clear() {
+	g.young, g.old = make(map[store.Key]V), nil
+}
+
+func (g *generations[V]) len() int { return len(g.young) + len(g.old) }
+
+// deleteFunc deletes the entries for which del is true.
+func (g *generations[V]) deleteFunc(del func(V) bool) {
+	for _, m := range []map[store.Key]V{g.young, g.old} {
+		for k, v := range m {
+			if del(v) {
+				delete(m, k)
+			}
+		}
+	}
 }
 
 // cachedGrant is a grant's two tokens, and the secret hashes that present
@@ -65,7 +123,7 @@ func (c *cachedGrant) token(kind store.TokenKind) *store.Token {
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[store.Key]*cachedGrant), absent: make(map[store.Key]struct{})}
+	return &tokenCache{max: max, grants: newGenerations[*cachedGrant](max), absent: newGenerations[struct{}](max)}
 }
 
 // get returns the cached token that ref presents (hit), or reports that the
@@ -75,8 +133,8 @@ func newTokenCache(max int) *tokenCache {
 // time, as on a read from the file.
 func (c *tokenCache) get(ref store.Ref) (e *cachedGrant, kind store.TokenKind, hit, unknown bool) {
 	c.mu.RLock()
-	e = c.m[ref.Key]
-	_, absent := c.absent[ref.Key]
+	e, _ = c.grants.get(ref.Key)
+	_, absent := c.absent.get(ref.Key)
 	c.mu.RUnlock()
 	if e == nil {
 		return nil, "", false, absent
@@ -95,13 +153,7 @@ func (c *tokenCache) noteAbsent(key store.Key) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.absent) >= c.max {
-		for k := range c.absent { // map order is random: evict an arbitrary entry
-			delete(c.absent, k)
-			break
-		}
-	}
-	c.absent[key] = struct{}{}
+	c.absent.put(key, struct{}{})
 }
 
 // fill makes the views of g, read at epoch, and caches them unless a write
@@ -117,13 +169,7 @@ func (c *tokenCache) fill(g *store.Grant, epoch uint64) *cachedGrant {
 	if c.pending || c.epoch.Load() != epoch {
 		return e
 	}
-	if len(c.m) >= c.max {
-		for k := range c.m { // map order is random: evict an arbitrary entry
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[g.Key] = e
+	c.grants.put(g.Key, e)
 	return e
 }
 
@@ -137,11 +183,11 @@ func (c *tokenCache) drop(keys ...store.Key) {
 	c.pending = true
 	c.epoch.Add(1)
 	if len(keys) == 0 {
-		clear(c.m)
+		c.grants.clear()
 		return
 	}
 	for _, k := range keys {
-		delete(c.m, k)
+		c.grants.delete(k)
 	}
 }
 
@@ -162,9 +208,14 @@ func (c *tokenCache) settle() {
 func (c *tokenCache) evictExpired(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, e := range c.m {
-		if !now.Before(e.access.ExpiresAt) && !now.Before(e.refresh.ExpiresAt) {
-			delete(c.m, k)
-		}
-	}
+	c.grants.deleteFunc(func(e *cachedGrant) bool {
+		return !now.Before(e.access.ExpiresAt) && !now.Before(e.refresh.ExpiresAt)
+	})
+}
+
+// len is how many grants and absent keys the cache holds.
+func (c *tokenCache) len() (grants, absent int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.grants.len(), c.absent.len()
 }

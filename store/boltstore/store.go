@@ -110,8 +110,11 @@ type Options struct {
 	// it: a file of plugintoken's own has its buckets at the top.
 	Bucket string
 	// TokenCacheSize bounds how many tokens are kept decoded in memory for
-	// repeated lookups. Zero means DefaultTokenCacheSize; negative turns the
-	// cache off.
+	// repeated lookups, and as many unknown keys. Zero means
+	// DefaultTokenCacheSize; negative turns the cache off. A token is
+	// forgotten TokenCacheSize/2 to TokenCacheSize additions after it was
+	// added (two generations; the older is forgotten at once), however
+	// often it is read: a token in use is then read from the file once.
 	TokenCacheSize int
 	// LockInMemory makes Open lock the whole file in memory (mlock(2),
 	// bbolt's Options.Mlock, as etcd's --memory-mlock does for its own
