@@ -405,3 +405,25 @@ func TestCacheMemoryStaysFlat(t *testing.T) {
 		t.Fatalf("the cache's memory grew by %d KiB over %d fills while it held the same number of entries", grew>>10, 4000*max/2)
 	}
 }
+
+// TestGenerationsBound checks the cache's two generations at small bounds:
+// never more than the bound, and the entry just added is always there.
+func TestGenerationsBound(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, bound := range []int{1, 2, 3, 4, 7, 1024} {
+		g := newGenerations[int](bound)
+		for i := range 5 * bound {
+			k := store.NewKey(now)
+			g.put(k, i)
+			if v, ok := g.get(k); !ok || v != i {
+				t.Fatalf("bound %d: the key just added (%d) is not there", bound, i)
+			}
+			if n := g.len(); n > bound {
+				t.Fatalf("bound %d: %d entries after %d additions", bound, n, i+1)
+			}
+		}
+		if n := g.len(); n < bound/2 {
+			t.Fatalf("bound %d: only %d entries kept", bound, n)
+		}
+	}
+}
