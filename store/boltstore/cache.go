@@ -134,11 +134,12 @@ func newTokenCache(max int) *tokenCache {
 func (c *tokenCache) get(ref store.Ref) (e *cachedGrant, kind store.TokenKind, hit, unknown bool) {
 	c.mu.RLock()
 	e, _ = c.grants.get(ref.Key)
-	_, absent := c.absent.get(ref.Key)
-	c.mu.RUnlock()
 	if e == nil {
+		_, absent := c.absent.get(ref.Key)
+		c.mu.RUnlock()
 		return nil, "", false, absent
 	}
+	c.mu.RUnlock()
 	kind, ok := decide.Kind(ref, decide.Matches(ref, e.accessSecret), decide.Matches(ref, e.refreshSecret))
 	if !ok {
 		return nil, "", false, true
