@@ -123,7 +123,7 @@ type Options struct {
 	// pairs, a lookup that meets a page the kernel gave up reads it from
 	// disk, which is its p99 (docs/benchmarks.md). The cost: the process
 	// holds the file's size in memory for good (bbolt's memory map, in its
-	// RSS); Open reads the whole file first (0.4 to 2.5 s for a 2.4 GiB
+	// RSS); Open reads the whole file first (0.3 to 2.5 s for a 2.4 GiB
 	// file in the page cache, in docs/benchmarks.md's runs; a disk's read
 	// time when it is not); and the process must be allowed to lock
 	// that much (CAP_IPC_LOCK, or RLIMIT_MEMLOCK above the file's size:
