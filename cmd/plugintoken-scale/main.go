@@ -825,20 +825,11 @@ func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanos
 // machine's kernel: memory the host hands the VM back lazily after it was
 // left untouched (docs/benchmarks.md).
 func pageProbe(path string, n int) string {
-	f, err := os.Open(path)
+	data, unmap, err := mapFile(path)
 	if err != nil {
 		return "?"
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || st.Size() == 0 {
-		return "?"
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return "?"
-	}
-	defer func() { _ = unix.Munmap(data) }()
+	defer unmap()
 	// As bbolt's own mapping: no readahead around a fault.
 	if err := unix.Madvise(data, unix.MADV_RANDOM); err != nil {
 		return "?"
@@ -858,6 +849,28 @@ func pageProbe(path string, n int) string {
 	return fmt.Sprintf("%s / %s", us(d[len(d)/2]), us(d[len(d)*99/100]))
 }
 
+// mapFile maps the file at path read-only, shared with the page cache (as
+// bbolt maps it). The mapping outlives the file's descriptor.
+func mapFile(path string) (data []byte, unmap func(), err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.Size() == 0 {
+		return nil, nil, fmt.Errorf("%s is empty", path)
+	}
+	data, err = unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, func() { _ = unix.Munmap(data) }, nil
+}
+
 // majorFaults is the number of page faults this process has taken that read
 // the disk.
 func majorFaults() int64 {
@@ -872,22 +885,13 @@ func majorFaults() int64 {
 // holds (mincore): a lookup that needs a page it does not hold reads the
 // disk.
 func pageCacheShare(path string) string {
-	f, err := os.Open(path)
+	data, unmap, err := mapFile(path)
 	if err != nil {
 		return "?"
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || st.Size() == 0 {
-		return "?"
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return "?"
-	}
-	defer func() { _ = unix.Munmap(data) }()
-	page := int64(os.Getpagesize())
-	vec := make([]byte, (st.Size()+page-1)/page)
+	defer unmap()
+	page := os.Getpagesize()
+	vec := make([]byte, (len(data)+page-1)/page)
 	// x/sys has no wrapper for mincore(2).
 	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
 		return "?"
