@@ -45,6 +45,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plugintoken/plugintoken/internal/etcdtest"
+	"github.com/plugintoken/plugintoken/internal/procstatus"
 	"github.com/plugintoken/plugintoken/server"
 	"github.com/plugintoken/plugintoken/server/core"
 	"github.com/plugintoken/plugintoken/store"
@@ -783,18 +784,10 @@ func (h *httpRun) exchange(d time.Duration, during func() error) loadResult {
 	return res
 }
 
+// rss is this process's resident memory (0 when /proc cannot say).
 func rss() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	n, _ := procstatus.Bytes(0, "VmRSS")
+	return n
 }
 
 func count(n int) string {

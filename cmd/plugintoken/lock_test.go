@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/plugintoken/plugintoken/gen"
-	"github.com/plugintoken/plugintoken/internal/memlock"
+	"github.com/plugintoken/plugintoken/internal/procstatus"
 	"github.com/plugintoken/plugintoken/store"
 	"github.com/plugintoken/plugintoken/store/boltstore"
 )
@@ -20,7 +20,7 @@ import (
 // locked is the memory the process pid has locked, in bytes.
 func locked(t *testing.T, pid int) int64 {
 	t.Helper()
-	n, err := memlock.Locked(pid)
+	n, err := procstatus.Locked(pid)
 	if err != nil {
 		t.Fatal(err)
 	}

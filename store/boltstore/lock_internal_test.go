@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/plugintoken/plugintoken/internal/memlock"
+	"github.com/plugintoken/plugintoken/internal/procstatus"
 	"github.com/plugintoken/plugintoken/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -20,7 +20,7 @@ import (
 // lockedBytes is the memory this process has locked.
 func lockedBytes(t *testing.T) int64 {
 	t.Helper()
-	n, err := memlock.Locked(0)
+	n, err := procstatus.Locked(0)
 	if err != nil {
 		t.Fatal(err)
 	}
