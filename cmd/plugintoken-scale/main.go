@@ -531,10 +531,9 @@ func (r *run) stage(n, workers, samples int, loadFor time.Duration, scattered bo
 func (r *run) time(n int, f func(string) error) string {
 	d := make([]time.Duration, 0, n)
 	// What the step before (the fill) left is collected before the clock
-	// starts, not during the first lookups: in two runs at 10M the first
-	// set timed (Authenticate) had a p99 of 71 and 120 µs, the second
-	// (Introspect, the same work) 21 µs. The lookups' own garbage is
-	// collected while they run, and counts.
+	// starts, not during the lookups. (It did not explain the slow first
+	// set at 10M: that is this machine's host, see pageProbe.) The
+	// lookups' own garbage is collected while they run, and counts.
 	runtime.GC()
 	for range n {
 		r.mu.Lock()
